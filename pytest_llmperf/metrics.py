@@ -1,0 +1,256 @@
+"""Request records -> latency and throughput figures (pure: no I/O, no clock).
+
+Definitions follow ``vllm bench serve`` where it is right and depart where it is not:
+
+- TTFT = first token-carrying chunk - request sent (client queue time excluded).
+- TPOT = (E2E - TTFT) / (output tokens - 1), per request.
+- ITL is per *token*: a chunk carrying k tokens after a gap d contributes k gaps of d/k, so
+  batched chunks (vLLM under load, speculative decoding) do not inflate it. The raw gap between
+  chunks is kept as its own metric, ``ichunk``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import numpy as np
+
+from pytest_llmperf.records import RequestRecord
+
+LATENCIES: Final[tuple[str, ...]] = ("ttft", "tpot", "itl", "ichunk", "e2el")
+STATS: Final[tuple[str, ...]] = ("mean", "median", "std", "p50", "p90", "p95", "p99", "p99_9")
+PERCENTILES: Final[dict[str, float]] = {
+    "p50": 50.0,
+    "p90": 90.0,
+    "p95": 95.0,
+    "p99": 99.0,
+    "p99_9": 99.9,
+}
+THROUGHPUTS: Final[tuple[str, ...]] = (
+    "request_throughput",
+    "output_throughput",
+    "total_token_throughput",
+    "peak_output_throughput",
+)
+HIGHER_IS_BETTER: Final[frozenset[str]] = frozenset((*THROUGHPUTS, "success_rate"))
+
+
+def metric_names() -> tuple[str, ...]:
+    """Every name ``RunSummary.metrics()`` returns, in a stable order."""
+    lat = tuple(f"{s}_{m}_ms" for m in LATENCIES for s in STATS)
+    return (*THROUGHPUTS, "success_rate", *lat)
+
+
+def direction(metric_name: str) -> Literal["higher", "lower"]:
+    """Which way is better for a metric of ``RunSummary.metrics()``."""
+    if metric_name in HIGHER_IS_BETTER:
+        return "higher"
+    if metric_name.endswith("_ms"):
+        return "lower"
+    raise ValueError(f"unknown metric {metric_name!r}; known metrics: {', '.join(metric_names())}")
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Distribution summary in milliseconds; NaN everywhere when there are no samples."""
+
+    count: int
+    mean: float
+    median: float
+    std: float
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    p99_9: float
+
+    @classmethod
+    def of_seconds(cls, values: Sequence[float] | np.ndarray) -> Stats:
+        arr = np.asarray(values, dtype=np.float64) * 1000.0
+        if arr.size == 0:
+            nan = math.nan
+            return cls(0, nan, nan, nan, nan, nan, nan, nan, nan)
+        pct = np.percentile(arr, list(PERCENTILES.values()))
+        return cls(
+            count=int(arr.size),
+            mean=float(arr.mean()),
+            median=float(np.median(arr)),
+            std=float(arr.std()),
+            p50=float(pct[0]),
+            p90=float(pct[1]),
+            p95=float(pct[2]),
+            p99=float(pct[3]),
+            p99_9=float(pct[4]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    duration_s: float
+    num_requests: int
+    completed: int
+    failed: int
+    total_input_tokens: int
+    total_output_tokens: int
+    request_throughput: float
+    output_throughput: float
+    total_token_throughput: float
+    peak_output_throughput: float
+    success_rate: float
+    errors: dict[str, int]
+    latency: dict[str, Stats]
+    queue_wait: Stats
+    chunks: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, float]:
+        """Flat ``name -> value`` (see ``metric_names()``); ``direction(name)`` says which way
+        is better."""
+        out: dict[str, float] = {name: float(getattr(self, name)) for name in THROUGHPUTS}
+        out["success_rate"] = float(self.success_rate)
+        for m in LATENCIES:
+            st = self.latency[m]
+            for s in STATS:
+                out[f"{s}_{m}_ms"] = float(getattr(st, s))
+        return out
+
+    def to_vllm_bench_json(self) -> dict[str, Any]:
+        """The key layout of ``vllm bench serve --save-result`` (ITL there is per chunk; ours is
+        per token, so ``itl`` here is the per-token figure and ``ichunk`` the vLLM-like one)."""
+        out: dict[str, Any] = {
+            "duration": self.duration_s,
+            "completed": self.completed,
+            "failed": self.failed,
+            "total_input_tokens": self.total_input_tokens,
+            "total_output_tokens": self.total_output_tokens,
+            "request_throughput": self.request_throughput,
+            "output_throughput": self.output_throughput,
+            "total_token_throughput": self.total_token_throughput,
+            "max_output_tokens_per_s": self.peak_output_throughput,
+        }
+        for m in LATENCIES:
+            st = self.latency[m]
+            out[f"mean_{m}_ms"] = st.mean
+            out[f"median_{m}_ms"] = st.median
+            out[f"std_{m}_ms"] = st.std
+            for key, p in PERCENTILES.items():
+                word = str(int(p)) if int(p) == p else str(p)
+                out[f"p{word}_{m}_ms"] = getattr(st, key)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "duration_s": self.duration_s,
+            "num_requests": self.num_requests,
+            "completed": self.completed,
+            "failed": self.failed,
+            "total_input_tokens": self.total_input_tokens,
+            "total_output_tokens": self.total_output_tokens,
+            "errors": dict(self.errors),
+            "chunks": self.chunks,
+            "metrics": self.metrics(),
+            "queue_wait_ms": {s: getattr(self.queue_wait, s) for s in STATS},
+            "extra": dict(self.extra),
+        }
+
+
+def output_tokens(rec: RequestRecord) -> int:
+    """Server-reported completion tokens, else the sum of per-chunk deltas."""
+    if rec.completion_tokens is not None:
+        return rec.completion_tokens
+    return sum(rec.chunk_tokens)
+
+
+def itl_per_token(rec: RequestRecord) -> list[float]:
+    """Inter-token gaps: chunk i (i >= 1) with k tokens after gap d gives k gaps of d/k.
+    Their sum is the time from the first to the last token-carrying chunk."""
+    out: list[float] = []
+    times, toks = rec.chunk_times, rec.chunk_tokens
+    for i in range(1, len(times)):
+        k = toks[i]
+        if k <= 0:
+            continue
+        out.extend([(times[i] - times[i - 1]) / k] * k)
+    return out
+
+
+def inter_chunk(rec: RequestRecord) -> list[float]:
+    t = rec.chunk_times
+    return [t[i] - t[i - 1] for i in range(1, len(t))]
+
+
+def peak_window_tokens(times: Sequence[float], tokens: Sequence[int], window_s: float = 1.0) -> int:
+    """Most tokens arriving within any half-open window ``[t, t + window_s)``."""
+    if not times:
+        return 0
+    order = np.argsort(np.asarray(times, dtype=np.float64), kind="stable")
+    ts = np.asarray(times, dtype=np.float64)[order]
+    ks = np.asarray(tokens, dtype=np.int64)[order]
+    csum = np.concatenate(([0], np.cumsum(ks)))
+    ends = np.searchsorted(ts, ts + window_s, side="left")
+    return int((csum[ends] - csum[np.arange(ts.size)]).max())
+
+
+def summarize(
+    records: Iterable[RequestRecord], *, duration_s: float, extra: dict[str, Any] | None = None
+) -> RunSummary:
+    """Summarise one measured window of ``duration_s`` seconds. Only successful requests
+    contribute latencies and tokens; failures are counted by kind."""
+    recs = list(records)
+    if duration_s <= 0:
+        raise ValueError(f"duration_s must be > 0, got {duration_s}")
+    ok = [r for r in recs if r.ok]
+    errors = Counter(r.error_kind for r in recs if r.error_kind is not None)
+
+    ttft: list[float] = []
+    tpot: list[float] = []
+    itl: list[float] = []
+    ichunk: list[float] = []
+    e2el: list[float] = []
+    all_times: list[float] = []
+    all_toks: list[int] = []
+    in_tok = out_tok = chunks = 0
+    for r in ok:
+        n_out = output_tokens(r)
+        in_tok += r.prompt_tokens or 0
+        out_tok += n_out
+        chunks += len(r.chunk_times)
+        e2el.append(r.e2e)
+        if r.ttft is not None:
+            ttft.append(r.ttft)
+            if n_out > 1:
+                tpot.append((r.e2e - r.ttft) / (n_out - 1))
+        itl.extend(itl_per_token(r))
+        ichunk.extend(inter_chunk(r))
+        all_times.extend(r.chunk_times)
+        all_toks.extend(r.chunk_tokens)
+
+    n = len(recs)
+    return RunSummary(
+        duration_s=duration_s,
+        num_requests=n,
+        completed=len(ok),
+        failed=n - len(ok),
+        total_input_tokens=in_tok,
+        total_output_tokens=out_tok,
+        request_throughput=len(ok) / duration_s,
+        output_throughput=out_tok / duration_s,
+        total_token_throughput=(in_tok + out_tok) / duration_s,
+        peak_output_throughput=float(peak_window_tokens(all_times, all_toks)),
+        success_rate=(len(ok) / n) if n else math.nan,
+        errors=dict(sorted(errors.items())),
+        latency={
+            "ttft": Stats.of_seconds(ttft),
+            "tpot": Stats.of_seconds(tpot),
+            "itl": Stats.of_seconds(itl),
+            "ichunk": Stats.of_seconds(ichunk),
+            "e2el": Stats.of_seconds(e2el),
+        },
+        queue_wait=Stats.of_seconds([r.queue_wait for r in recs]),
+        chunks=chunks,
+        extra=dict(extra or {}),
+    )

@@ -1,0 +1,102 @@
+"""One request's measured life: the immutable record every metric is computed from.
+
+Timestamps are ``time.perf_counter()`` seconds of the process that sent the request. The record
+keeps the raw per-chunk timestamps and token deltas so metrics can be recomputed later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Final, Literal
+
+ErrorKind = Literal[
+    "http_4xx",
+    "http_429",
+    "http_5xx",
+    "timeout",
+    "connection",
+    "malformed_stream",
+    "early_stop",
+    "stream_error",
+    "usage_missing",
+    "server_died",
+]
+
+ERROR_KINDS: Final[tuple[str, ...]] = (
+    "http_4xx",
+    "http_429",
+    "http_5xx",
+    "timeout",
+    "connection",
+    "malformed_stream",
+    "early_stop",
+    "stream_error",
+    "usage_missing",
+    "server_died",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """A finished (or failed) request.
+
+    ``intended_start`` is when the schedule wanted the request sent, ``start`` when it was
+    written to the socket; ``queue_wait = start - intended_start`` is client-side waiting (for a
+    concurrency slot or a late event loop) and is never counted as server latency.
+    ``chunk_tokens[i]`` is the number of tokens chunk ``i`` carried (from the usage deltas).
+    """
+
+    index: int
+    intended_start: float
+    start: float
+    first_token: float | None
+    end: float
+    chunk_times: tuple[float, ...]
+    chunk_tokens: tuple[int, ...]
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    expected_output_tokens: int | None
+    status: int | None
+    error_kind: ErrorKind | None = None
+    error_detail: str | None = None
+    queue_wait: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.error_kind is not None and self.error_kind not in ERROR_KINDS:
+            raise ValueError(
+                f"unknown error_kind {self.error_kind!r}; expected one of {ERROR_KINDS}"
+            )
+        if len(self.chunk_times) != len(self.chunk_tokens):
+            raise ValueError(
+                f"record {self.index}: {len(self.chunk_times)} chunk times but "
+                f"{len(self.chunk_tokens)} chunk token counts"
+            )
+
+    @property
+    def ok(self) -> bool:
+        return self.error_kind is None
+
+    @property
+    def ttft(self) -> float | None:
+        return None if self.first_token is None else self.first_token - self.start
+
+    @property
+    def e2e(self) -> float:
+        return self.end - self.start
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["chunk_times"] = list(self.chunk_times)
+        data["chunk_tokens"] = list(self.chunk_tokens)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RequestRecord:
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown RequestRecord fields: {sorted(unknown)}")
+        kwargs = dict(data)
+        kwargs["chunk_times"] = tuple(float(t) for t in data.get("chunk_times", ()))
+        kwargs["chunk_tokens"] = tuple(int(n) for n in data.get("chunk_tokens", ()))
+        return cls(**kwargs)

@@ -1,0 +1,349 @@
+"""What to send: named workloads and the exact-length requests built from them.
+
+Prompts are seeded, unique per request and exact in token count *for the server's own
+tokenizer*: lengths are measured with the server's ``/tokenize`` endpoint and converged with a
+decode/re-encode loop (as ``vllm bench serve`` does), so no local tokenizer can disagree with the
+server. A length the loop cannot reach raises ``PromptLengthError`` instead of sending a wrong
+workload. All requests are built once, before the load phase.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import aiohttp
+
+from pytest_llmperf.endpoint import Endpoint
+
+_WORDS: Final[tuple[str, ...]] = tuple(
+    """the of and to in is was for on that with as by at from his her an were are which this be
+    or has had not but one two new first after more also can other time into all its than
+    over most some such only when about many then them these so would may city river house
+    light model system value paper music water field state world group small large early late
+    north south east west under between during through without against along across around
+    number result market energy policy theory island garden window mountain forest signal
+    station engine pattern reason season letter animal history village company language
+    question summer winter bridge record report market simple quiet bright narrow heavy""".split()
+)
+
+ENDPOINT_PATHS: Final[dict[str, str]] = {
+    "completions": "/v1/completions",
+    "chat": "/v1/chat/completions",
+}
+
+
+class PromptLengthError(RuntimeError):
+    """The server's tokenizer would not give a prompt of exactly the requested length."""
+
+
+class TokenizeUnavailable(RuntimeError):
+    """The endpoint has no working ``/tokenize``: exact prompt lengths cannot be guaranteed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """A request shape. ``input_tokens`` is the exact prompt length as the server counts it
+    (for chat: the templated prompt; for vision: the text part, image tokens come on top)."""
+
+    name: str
+    kind: Literal["text", "vision"] = "text"
+    endpoint: Literal["completions", "chat"] = "completions"
+    input_tokens: int = 500
+    output_tokens: int = 100
+    images_per_request: int = 0
+    image_size: tuple[int, int] = (112, 112)
+    shared_prefix_tokens: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("text", "vision"):
+            raise ValueError(f"workload {self.name!r}: kind must be 'text' or 'vision'")
+        if self.endpoint not in ENDPOINT_PATHS:
+            raise ValueError(f"workload {self.name!r}: endpoint must be 'completions' or 'chat'")
+        if self.kind == "vision" and self.endpoint != "chat":
+            raise ValueError(f"workload {self.name!r}: vision requests need endpoint='chat'")
+        if self.kind == "vision" and self.images_per_request < 1:
+            raise ValueError(f"workload {self.name!r}: vision needs images_per_request >= 1")
+        if self.kind == "text" and self.images_per_request:
+            raise ValueError(f"workload {self.name!r}: text workloads carry no images")
+        if self.input_tokens < 1 or self.output_tokens < 1:
+            raise ValueError(f"workload {self.name!r}: input and output tokens must be >= 1")
+        if not 0 <= self.shared_prefix_tokens < self.input_tokens:
+            raise ValueError(
+                f"workload {self.name!r}: shared_prefix_tokens must be in [0, input_tokens)"
+            )
+
+    @property
+    def path(self) -> str:
+        return ENDPOINT_PATHS[self.endpoint]
+
+
+WORKLOADS: Final[dict[str, Workload]] = {
+    w.name: w
+    for w in (
+        Workload("text", input_tokens=500, output_tokens=100),
+        Workload(
+            "vision",
+            kind="vision",
+            endpoint="chat",
+            input_tokens=100,
+            output_tokens=200,
+            images_per_request=1,
+        ),
+        Workload("long-context-2k", input_tokens=2048, output_tokens=512),
+        Workload("long-context-4k", input_tokens=4096, output_tokens=512),
+        Workload("long-context-8k", input_tokens=8192, output_tokens=512),
+        Workload("long-output", input_tokens=500, output_tokens=1000),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    """A request ready to send: the serialised body is built once, outside the hot path."""
+
+    index: int
+    path: str
+    body: bytes
+    input_tokens: int  # exact, as the server's /tokenize counts the text (images excluded)
+    output_tokens: int
+    num_images: int = 0
+    prompt_preview: str = field(default="", repr=False)
+
+
+# --------------------------------------------------------------------------- server tokenizer
+
+
+class ServerTokenizer:
+    """The server's tokenizer, reached over ``/tokenize`` and ``/detokenize``."""
+
+    def __init__(self, session: aiohttp.ClientSession, endpoint: Endpoint) -> None:
+        self._s = session
+        self._ep = endpoint
+
+    async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        payload = {"model": self._ep.model, **payload}
+        try:
+            async with self._s.post(
+                self._ep.url(path), json=payload, headers=self._ep.headers()
+            ) as resp:
+                text = await resp.text()
+                if resp.status != 200:
+                    raise TokenizeUnavailable(
+                        f"{self._ep.url(path)} answered HTTP {resp.status}: {text[:300]}; exact "
+                        "prompt lengths need a server with vLLM's /tokenize and /detokenize"
+                    )
+                return json.loads(text)
+        except aiohttp.ClientError as exc:
+            raise TokenizeUnavailable(f"cannot reach {self._ep.url(path)}: {exc}") from exc
+
+    async def encode(self, text: str, *, add_special_tokens: bool) -> list[int]:
+        data = await self._post(
+            "/tokenize", {"prompt": text, "add_special_tokens": add_special_tokens}
+        )
+        return list(data["tokens"])
+
+    async def count_prompt(self, text: str) -> int:
+        """Tokens the server will count for ``text`` sent to /v1/completions."""
+        return int((await self._post("/tokenize", {"prompt": text}))["count"])
+
+    async def count_chat(self, text: str) -> int:
+        """Tokens of the templated chat prompt (generation prompt included) for one user turn."""
+        data = await self._post(
+            "/tokenize",
+            {"messages": [{"role": "user", "content": text}], "add_generation_prompt": True},
+        )
+        return int(data["count"])
+
+    async def decode(self, tokens: Sequence[int]) -> str:
+        return str((await self._post("/detokenize", {"tokens": list(tokens)}))["prompt"])
+
+
+# --------------------------------------------------------------------------- prompts and images
+
+
+def _words(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(_WORDS) for _ in range(n))
+
+
+async def _exact_text(
+    tok: ServerTokenizer,
+    *,
+    head: str,
+    rng: random.Random,
+    target: int,
+    count_full: Any,
+    overhead: int,
+    what: str,
+    max_rounds: int = 12,
+) -> str:
+    """``head`` + a seeded tail whose full count (``count_full``) is exactly ``target``."""
+    head_tokens = len(await tok.encode(head, add_special_tokens=False)) if head else 0
+    want = target - overhead - head_tokens
+    if want < 1:
+        raise PromptLengthError(
+            f"{what}: {target} tokens cannot hold the {overhead} template/special tokens plus "
+            f"a {head_tokens}-token header; ask for a longer input"
+        )
+    pool: list[int] = []
+    words = max(16, want)
+    while len(pool) < want + 32:
+        pool = await tok.encode(" " + _words(rng, words), add_special_tokens=False)
+        words *= 2
+    m = want
+    n = -1
+    seen: set[int] = set()
+    for _ in range(max_rounds):
+        text = head + await tok.decode(pool[:m])
+        n = await count_full(text)
+        if n == target:
+            return text
+        seen.add(m)
+        step = target - n
+        nxt = m + step
+        if nxt in seen or nxt < 1:  # oscillating at a merge boundary: nudge by one
+            nxt = m + (1 if step > 0 else -1)
+            while nxt in seen and 1 <= nxt <= len(pool):
+                nxt += 1 if step > 0 else -1
+        if not 1 <= nxt <= len(pool):
+            break
+        m = nxt
+    raise PromptLengthError(
+        f"{what}: could not build a prompt of exactly {target} tokens with the server's "
+        f"tokenizer (last attempt: {n} tokens after {max_rounds} decode/re-encode rounds)"
+    )
+
+
+def make_image_png(seed: str, size: tuple[int, int]) -> bytes:
+    """A deterministic picture (coloured rectangles on a gradient) that differs per seed and
+    compresses well, so request bodies stay small."""
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(seed)
+    w, h = size
+    img = Image.new("RGB", (w, h), tuple(rng.randrange(256) for _ in range(3)))
+    draw = ImageDraw.Draw(img)
+    for _ in range(8):
+        x0, y0 = rng.randrange(w), rng.randrange(h)
+        x1, y1 = rng.randrange(x0, w + 1), rng.randrange(y0, h + 1)
+        draw.rectangle((x0, y0, x1, y1), fill=tuple(rng.randrange(256) for _ in range(3)))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def png_data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _body(workload: Workload, model: str, text: str, images: list[str]) -> dict[str, Any]:
+    n = workload.output_tokens
+    body: dict[str, Any] = {
+        "model": model,
+        "max_tokens": n,
+        "min_tokens": n,
+        "ignore_eos": True,
+        "temperature": 0.0,
+        "stream": True,
+        "stream_options": {"include_usage": True, "continuous_usage_stats": True},
+    }
+    if workload.endpoint == "completions":
+        body["prompt"] = text
+    elif images:
+        parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
+        parts += [{"type": "image_url", "image_url": {"url": u}} for u in images]
+        body["messages"] = [{"role": "user", "content": parts}]
+    else:
+        body["messages"] = [{"role": "user", "content": text}]
+    return body
+
+
+async def prepare_requests(
+    session: aiohttp.ClientSession,
+    endpoint: Endpoint,
+    workload: Workload,
+    count: int,
+    *,
+    start_index: int = 0,
+    parallel: int = 16,
+) -> list[PreparedRequest]:
+    """Build ``count`` exact-length requests (indices ``start_index..``), verified against the
+    server's tokenizer. Raises ``PromptLengthError`` / ``TokenizeUnavailable``."""
+    tok = ServerTokenizer(session, endpoint)
+    chat = workload.endpoint == "chat"
+    count_full = tok.count_chat if chat else tok.count_prompt
+    probe = " alpha beta gamma"
+    overhead = await count_full(probe) - len(await tok.encode(probe, add_special_tokens=False))
+
+    shared = ""
+    if workload.shared_prefix_tokens:
+        rng = random.Random(f"shared:{workload.name}:{workload.seed}")
+
+        async def raw_count(text: str) -> int:
+            return len(await tok.encode(text, add_special_tokens=False))
+
+        shared = await _exact_text(
+            tok,
+            head="",
+            rng=rng,
+            target=workload.shared_prefix_tokens,
+            count_full=raw_count,
+            overhead=0,
+            what=f"workload {workload.name!r} shared prefix",
+        )
+
+    sem = asyncio.Semaphore(parallel)
+
+    async def one(index: int) -> PreparedRequest:
+        async with sem:
+            rng = random.Random(f"{workload.name}:{workload.seed}:{index}")
+            head = (
+                f"{shared}\n[{workload.seed}-{index}]" if shared else f"[{workload.seed}-{index}]"
+            )
+            text = await _exact_text(
+                tok,
+                head=head,
+                rng=rng,
+                target=workload.input_tokens,
+                count_full=count_full,
+                overhead=overhead,
+                what=f"workload {workload.name!r} request {index}",
+            )
+        images = [
+            png_data_url(make_image_png(f"{workload.seed}:{index}:{j}", workload.image_size))
+            for j in range(workload.images_per_request)
+        ]
+        body = _body(workload, endpoint.model, text, images)
+        return PreparedRequest(
+            index=index,
+            path=workload.path,
+            body=json.dumps(body, separators=(",", ":")).encode(),
+            input_tokens=workload.input_tokens,
+            output_tokens=workload.output_tokens,
+            num_images=len(images),
+            prompt_preview=text[:80],
+        )
+
+    return list(await asyncio.gather(*(one(start_index + i) for i in range(count))))
+
+
+def prepare_requests_sync(
+    endpoint: Endpoint, workload: Workload, count: int, *, start_index: int = 0
+) -> list[PreparedRequest]:
+    """Blocking wrapper of ``prepare_requests`` with its own session."""
+
+    async def go() -> list[PreparedRequest]:
+        timeout = aiohttp.ClientTimeout(total=600)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            return await prepare_requests(
+                session, endpoint, workload, count, start_index=start_index
+            )
+
+    return asyncio.run(go())
