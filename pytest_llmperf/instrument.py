@@ -72,11 +72,11 @@ class Script:
         if fault is not None and fault not in FAULTS:
             raise ValueError(f"unknown instrument fault {fault!r}; known: {FAULTS}")
         return cls(
-            ttft=get("ttft", float, cls.ttft),
-            itl=get("itl", float, cls.itl),
-            k=max(1, get("k", int, cls.k)),
+            ttft=get("ttft", float, 0.01),
+            itl=get("itl", float, 0.005),
+            k=max(1, get("k", int, 1)),
             fault=fault,
-            fault_after=get("fault_after", int, cls.fault_after),
+            fault_after=get("fault_after", int, 2),
             usage_skew=get("usage_skew", int, 0),
             metrics_skew=get("metrics_skew", int, 0),
         )
@@ -203,6 +203,7 @@ def _serve(port: int, metrics: bool) -> None:  # pragma: no cover - runs in the 
                 "model": body.get("model"),
                 "choices": [choice],
                 "instrument_send_t": loop_time(),
+                "instrument_recv_t": t0,
             }
             if continuous and fault != "no_usage":
                 obj["usage"] = {
