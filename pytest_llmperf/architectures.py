@@ -1,0 +1,252 @@
+"""What a model is, read from its Hugging Face ``config.json``: the facts launch rules key on.
+
+vLLM's right flags depend on the attention kind (MLA vs GQA vs MHA), MoE vs dense, head counts and
+vision, not on the model's name. This module turns a config into a typed :class:`Architecture`;
+only :func:`load_config` touches the file system.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+AttentionKind = Literal["mha", "gqa", "mla", "sparse-mla"]
+
+_HEAD_KEYS = ("num_attention_heads", "n_head", "n_heads", "num_heads")
+_KV_HEAD_KEYS = ("num_key_value_heads", "num_kv_heads", "n_head_kv", "num_query_groups")
+_EXPERT_KEYS = ("n_routed_experts", "num_experts", "num_local_experts", "moe_num_experts")
+_EXPERTS_PER_TOKEN_KEYS = ("num_experts_per_tok", "moe_topk", "num_selected_experts", "top_k")
+_LAYER_KEYS = ("num_hidden_layers", "n_layer", "n_layers", "num_layers")
+_HIDDEN_KEYS = ("hidden_size", "n_embd", "d_model")
+_VISION_KEYS = ("vision_config", "vision_tower_config", "visual")
+_SPARSE_MLA_KEYS = ("index_topk", "index_n_heads", "index_head_dim")
+_SPARSE_MLA_MODEL_TYPES = frozenset({"deepseek_v32"})
+# "405B", "235B-A22B", "1.5B", "8x7B" style size hints in model names.
+_SIZE_RE = re.compile(r"(?<![\w.])(?:(\d+)x)?(\d+(?:\.\d+)?)([BbMm])(?![a-zA-Z])")
+_ACTIVE_RE = re.compile(r"-A(\d+(?:\.\d+)?)B\b")
+_ATTENTION_LABELS = {"mha": "MHA", "gqa": "GQA", "mla": "MLA", "sparse-mla": "sparse MLA"}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The architecture facts of one model, as vLLM's launch rules see them."""
+
+    model_type: str
+    attention: AttentionKind
+    num_attention_heads: int
+    num_kv_heads: int
+    head_dim: int | None
+    moe: bool
+    vision: bool
+    num_experts: int | None = None
+    experts_per_token: int | None = None
+    num_layers: int | None = None
+    hidden_size: int | None = None
+    max_position_embeddings: int | None = None
+    kv_lora_rank: int | None = None
+    q_lora_rank: int | None = None
+    qk_rope_head_dim: int | None = None
+    qk_nope_head_dim: int | None = None
+    v_head_dim: int | None = None
+    index_topk: int | None = None
+    index_n_heads: int | None = None
+    quantization: str | None = None
+    parameters_b: float | None = None
+    active_parameters_b: float | None = None
+    needs_remote_code: bool = False
+    text_model_type: str | None = None
+    name: str | None = None
+
+    @property
+    def is_mla(self) -> bool:
+        return self.attention in ("mla", "sparse-mla")
+
+    @property
+    def family(self) -> str:
+        """``moe-mla``, ``moe-gqa``, ``dense-gqa``, ``dense-mha``, …: the study's grouping.
+
+        Sparse MLA (DeepSeek-V3.2) belongs to the MLA family; :attr:`attention` says it is sparse.
+        """
+        attention = "mla" if self.is_mla else self.attention
+        return f"{'moe' if self.moe else 'dense'}-{attention}"
+
+    def describe(self) -> str:
+        """One line for people: ``MoE + sparse MLA + vision, 128 heads``."""
+        parts = ["MoE" if self.moe else "Dense", _ATTENTION_LABELS[self.attention]]
+        if self.vision:
+            parts.append("vision")
+        heads = f"{self.num_attention_heads} heads"
+        if self.attention == "gqa":
+            heads += f" / {self.num_kv_heads} KV"
+        if self.moe and self.num_experts:
+            heads += f", {self.num_experts} experts ({self.experts_per_token or '?'} per token)"
+        if self.quantization:
+            heads += f", {self.quantization}"
+        return " + ".join(parts) + ", " + heads
+
+    def to_json(self) -> dict[str, Any]:
+        return {"family": self.family, **asdict(self)}
+
+
+def load_config(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+    """Read a config: a ``config.json`` path, a model directory holding one, or a dict as is.
+
+    The only I/O in this module, so everything downstream can be fed plain dicts in tests.
+    """
+    if isinstance(source, Mapping):
+        return dict(source)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        path = path / "config.json"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(
+            f"model config {path} does not exist; pass a config.json, a model directory "
+            "holding one, or a profile name"
+        ) from None
+    except OSError as exc:
+        raise ValueError(f"cannot read model config {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"model config {path} is not valid JSON ({exc.msg}, line {exc.lineno})"
+        ) from None
+    if not isinstance(data, dict):
+        raise ValueError(f"model config {path} must hold a JSON object, not {type(data).__name__}")
+    data.setdefault("_name_or_path", str(path.parent))
+    return data
+
+
+def detect(source: str | Path | Mapping[str, Any], *, name: str | None = None) -> Architecture:
+    """Load (if needed) and classify a config: the one-call entry point."""
+    origin = source if not isinstance(source, Mapping) else None
+    config = load_config(source)
+    return from_config(config, name=name, origin=str(origin) if origin is not None else None)
+
+
+def from_config(
+    config: Mapping[str, Any], *, name: str | None = None, origin: str | None = None
+) -> Architecture:
+    """Classify a config dict. Vision models keep their language model in ``text_config``."""
+    where = f"model config {origin}" if origin else "model config"
+    if not isinstance(config, Mapping):
+        raise ValueError(f"{where} must be a JSON object, not {type(config).__name__}")
+    text = config.get("text_config") or config.get("language_config") or config.get("llm_config")
+    text = text if isinstance(text, Mapping) else {}
+
+    def pick(keys: tuple[str, ...]) -> Any:
+        for layer in (text, config):
+            for key in keys:
+                if layer.get(key) is not None:
+                    return layer[key]
+        return None
+
+    heads = _as_int(pick(_HEAD_KEYS), "num_attention_heads", where)
+    if heads is None or heads <= 0:
+        inside = " (looked in text_config too)" if text else ""
+        raise ValueError(
+            f"{where} has no attention-head count{inside}: expected one of "
+            f"{', '.join(_HEAD_KEYS)}; is this a language model's config.json?"
+        )
+    kv_heads = _as_int(pick(_KV_HEAD_KEYS), "num_key_value_heads", where)
+    if kv_heads is None and (text.get("multi_query") or config.get("multi_query")):
+        kv_heads = 1
+    kv_heads = kv_heads if kv_heads and kv_heads > 0 else heads
+
+    model_type = str(config.get("model_type") or text.get("model_type") or "unknown")
+    text_type = str(text["model_type"]) if text.get("model_type") else None
+    kv_lora_rank = _as_int(pick(("kv_lora_rank",)), "kv_lora_rank", where)
+    sparse = any(pick((key,)) is not None for key in _SPARSE_MLA_KEYS) or bool(
+        {model_type, text_type} & _SPARSE_MLA_MODEL_TYPES
+    )
+    attention: AttentionKind
+    if kv_lora_rank:
+        attention = "sparse-mla" if sparse else "mla"
+    elif kv_heads < heads:
+        attention = "gqa"
+    else:
+        attention = "mha"
+
+    experts = _as_int(pick(_EXPERT_KEYS), "num_experts", where)
+    per_token = _as_int(pick(_EXPERTS_PER_TOKEN_KEYS), "num_experts_per_tok", where)
+    moe = bool(experts and experts > 1)
+    hidden = _as_int(pick(_HIDDEN_KEYS), "hidden_size", where)
+    head_dim = _as_int(pick(("head_dim",)), "head_dim", where)
+    nope = _as_int(pick(("qk_nope_head_dim",)), "qk_nope_head_dim", where)
+    rope = _as_int(pick(("qk_rope_head_dim",)), "qk_rope_head_dim", where)
+    if attention in ("mla", "sparse-mla") and nope is not None and rope is not None:
+        head_dim = nope + rope
+    elif head_dim is None and hidden:
+        head_dim = hidden // heads
+
+    label = name or str(config.get("_name_or_path") or text.get("_name_or_path") or "") or None
+    total_b, active_b = _size_hint(label)
+    return Architecture(
+        model_type=model_type,
+        attention=attention,
+        num_attention_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        moe=moe,
+        vision=any(config.get(key) for key in _VISION_KEYS),
+        num_experts=experts if moe else None,
+        experts_per_token=per_token if moe else None,
+        num_layers=_as_int(pick(_LAYER_KEYS), "num_hidden_layers", where),
+        hidden_size=hidden,
+        max_position_embeddings=_as_int(
+            pick(("max_position_embeddings", "n_positions")), "max_position_embeddings", where
+        ),
+        kv_lora_rank=kv_lora_rank,
+        q_lora_rank=_as_int(pick(("q_lora_rank",)), "q_lora_rank", where),
+        qk_rope_head_dim=rope,
+        qk_nope_head_dim=nope,
+        v_head_dim=_as_int(pick(("v_head_dim",)), "v_head_dim", where),
+        index_topk=_as_int(pick(("index_topk",)), "index_topk", where),
+        index_n_heads=_as_int(pick(("index_n_heads",)), "index_n_heads", where),
+        quantization=_quantization(config, text),
+        parameters_b=total_b,
+        active_parameters_b=active_b,
+        needs_remote_code=bool(config.get("auto_map")),
+        text_model_type=text_type,
+        name=label,
+    )
+
+
+def _as_int(value: Any, key: str, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise ValueError(f"{where}: {key} must be a whole number, got {value!r}")
+    return int(value)
+
+
+def _quantization(config: Mapping[str, Any], text: Mapping[str, Any]) -> str | None:
+    for layer in (config, text):
+        quant = layer.get("quantization_config") or layer.get("compression_config")
+        if isinstance(quant, Mapping):
+            method = quant.get("quant_method") or quant.get("format") or "unknown"
+            return str(method)
+    return None
+
+
+def _size_hint(label: str | None) -> tuple[float | None, float | None]:
+    """Parameter scale from the model's name, in billions, when the name states it."""
+    if not label:
+        return None, None
+    base = label.rstrip("/").rsplit("/", 1)[-1]
+    active = _ACTIVE_RE.search(base)
+    stripped = _ACTIVE_RE.sub("", base)
+    match = _SIZE_RE.search(stripped)
+    if not match:
+        return None, float(active.group(1)) if active else None
+    count = int(match.group(1) or 1)
+    size = float(match.group(2)) * count
+    if match.group(3) in "Mm":
+        size /= 1000
+    return size, float(active.group(1)) if active else None

@@ -1,0 +1,644 @@
+"""Architecture + platform + vLLM version -> the vLLM command line and environment, with reasons.
+
+Pure: :func:`make_plan` reads nothing and starts nothing, so impossible requests (offloading on
+MLA or on CPU, an fp8 KV cache on sparse MLA, …) fail here with :class:`PlanError` instead of
+after a minutes-long server start. Every flag and variable it sets carries a :class:`Decision`.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from packaging.version import Version
+
+from . import rules
+from .architectures import Architecture
+
+if TYPE_CHECKING:
+    from .profiles import Profile
+
+DEFAULT_LAUNCHER: tuple[str, ...] = ("python", "-m", "vllm.entrypoints.openai.api_server")
+
+# Flags appear in this order, whatever order the rules set them in, so plans diff cleanly.
+_FLAG_ORDER = (
+    "--served-model-name",
+    "--tensor-parallel-size",
+    "--pipeline-parallel-size",
+    "--distributed-executor-backend",
+    "--quantization",
+    "--kv-cache-dtype",
+    "--block-size",
+    "--trust-remote-code",
+    "--max-model-len",
+    "--max-num-seqs",
+    "--gpu-memory-utilization",
+    "--enforce-eager",
+    "--kv-offloading-backend",
+    "--kv-offloading-size",
+    "--disable-hybrid-kv-cache-manager",
+    "--limit-mm-per-prompt",
+)
+_OFFLOAD_FLAGS = frozenset(
+    {"--kv-offloading-size", "--kv-offloading-backend", "--disable-hybrid-kv-cache-manager"}
+)
+_FP8_WEIGHTS = ("fp8", "fbgemm_fp8", "ptpc_fp8", "modelopt")
+# Flags in extra_args that the plan understands, mapped to the override field they stand for.
+_ABSORBED = {
+    "--block-size": "block_size",
+    "--kv-cache-dtype": "kv_cache_dtype",
+    "--quantization": "quantization",
+    "-q": "quantization",
+    "--tensor-parallel-size": "tensor_parallel",
+    "-tp": "tensor_parallel",
+    "--kv-offloading-size": "kv_offload_gib",
+    "--max-num-seqs": "max_num_seqs",
+    "--gpu-memory-utilization": "gpu_memory_utilization",
+}
+_INT_FIELDS = frozenset({"block_size", "tensor_parallel", "max_num_seqs"})
+_FLOAT_FIELDS = frozenset({"kv_offload_gib", "gpu_memory_utilization"})
+_NOT_YOURS = {
+    "--model": "pass the model as make_plan(model=...) / plan --model",
+    "--host": "the server module chooses --host and --port",
+    "--port": "the server module chooses --host and --port",
+}
+
+
+class PlanError(ValueError):
+    """A launch that cannot work: raised before anything starts, naming the rule and the fix."""
+
+    def __init__(self, rule_id: str, message: str) -> None:
+        self.rule = rule_id
+        super().__init__(f"[{rule_id}] {message}")
+
+
+@dataclass(frozen=True)
+class PlanOverrides:
+    """What a user asks for explicitly. ``None`` means "let the rules decide"; set values win
+    over rules except where a rule forbids them (then :class:`PlanError`)."""
+
+    extra_args: tuple[str, ...] = ()
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    kv_offload_gib: float | None = None
+    block_size: int | None = None
+    tensor_parallel: int | None = None
+    aiter: bool | None = None
+    kv_cache_dtype: str | None = None
+    max_num_seqs: int | None = None
+    gpu_memory_utilization: float | None = None
+    enforce_eager: bool | None = None
+    quantization: str | None = None
+    trust_remote_code: bool | None = None
+
+    def over(self, base: PlanOverrides) -> PlanOverrides:
+        """These overrides on top of ``base`` (a profile's): set fields win, args/env combine."""
+        merged: dict[str, Any] = {}
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(base, f.name)
+            if f.name == "extra_args":
+                merged[f.name] = (*theirs, *mine)
+            elif f.name == "extra_env":
+                merged[f.name] = {**theirs, **mine}
+            else:
+                merged[f.name] = theirs if mine is None else mine
+        return PlanOverrides(**merged)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One thing the plan did or refused: the rule behind it, the outcome, a one-line why."""
+
+    rule: str
+    outcome: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"rule": self.rule, "outcome": self.outcome, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """The vLLM arguments (from ``--model`` on; no launcher, no ``--host``/``--port``) and
+    environment for one server, with the decisions that produced them."""
+
+    architecture: Architecture
+    args: tuple[str, ...]
+    env: Mapping[str, str]
+    decisions: tuple[Decision, ...]
+    platform: str = "cpu"
+    vllm_version: str = ""
+    profile: str | None = None
+
+    def command(self, launcher: Sequence[str] = DEFAULT_LAUNCHER) -> list[str]:
+        return [*launcher, *self.args]
+
+    def shell(self, launcher: Sequence[str] = DEFAULT_LAUNCHER) -> str:
+        """The command as one shell line, environment first, for people to copy."""
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
+        return f"{env} {shlex.join(self.command(launcher))}".strip()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "architecture": self.architecture.to_json(),
+            "platform": self.platform,
+            "vllm_version": self.vllm_version,
+            "profile": self.profile,
+            "argv": list(self.args),
+            "command": self.command(),
+            "env": dict(self.env),
+            "decisions": [d.to_json() for d in self.decisions],
+        }
+
+
+@dataclass
+class _Source:
+    """Where an override came from, so its decision names the user or the profile."""
+
+    rule: str
+    reason: str
+
+
+class _Builder:
+    def __init__(self, arch: Architecture, platform: str, version: Version) -> None:
+        self.arch = arch
+        self.platform = platform
+        self.version = version
+        self.flags: dict[str, str | None] = {}
+        self.env: dict[str, str] = {}
+        self.decisions: list[Decision] = []
+
+    def rule(self, topic: str) -> rules.Rule | None:
+        return rules.find(topic, platform=self.platform, vllm_version=self.version, arch=self.arch)
+
+    def decide(self, rule_id: str, outcome: str, reason: str) -> None:
+        self.decisions.append(Decision(rule_id, outcome, reason))
+
+    def flag(self, name: str, value: object = None) -> str:
+        self.flags[name] = None if value is None else str(value)
+        return name if value is None else f"{name} {value}"
+
+    def setenv(self, name: str, value: str) -> str:
+        self.env[name] = value
+        return f"{name}={value}"
+
+
+def make_plan(
+    arch: Architecture,
+    *,
+    platform: str,
+    vllm_version: str | Version,
+    gpus: int,
+    model: str,
+    served_model_name: str | None = None,
+    workload_max_len: int | None = None,
+    overrides: PlanOverrides | None = None,
+    nodes: int = 1,
+    profile: Profile | str | None = None,
+    images_per_prompt: int | None = None,
+) -> LaunchPlan:
+    """Plan one vLLM server. ``gpus`` is per node; ``nodes`` > 1 plans a Ray multi-node run.
+
+    ``profile`` (a study profile or its name) supplies its overrides and context length under
+    the caller's; ``images_per_prompt`` sizes the multimodal limit for vision models.
+    """
+    platform = platform.strip().lower()
+    if platform not in rules.PLATFORMS:
+        raise PlanError(
+            "platform", f"unknown platform {platform!r}; use one of {sorted(rules.PLATFORMS)}"
+        )
+    try:
+        version = rules.parse_version(vllm_version)
+    except ValueError as exc:
+        raise PlanError("vllm-version", str(exc)) from None
+    if not model:
+        raise PlanError("model", "model is empty; pass a model id or directory")
+    prof = _resolve_profile(profile)
+    user = overrides or PlanOverrides()
+    ov, sources = _merge(user, prof)
+    ov, passthrough = _absorb_extra_args(ov, sources)
+    len_source = _Source("workload-max-len", "context sized to the workload's prompt plus output")
+    if workload_max_len is None and prof is not None and prof.workload_max_len is not None:
+        workload_max_len = prof.workload_max_len
+        len_source = _Source(f"profile:{prof.name}", "the study's context length")
+
+    b = _Builder(arch, platform, version)
+    tp = _parallelism(b, ov, sources, gpus=gpus, nodes=nodes)
+    unset_by = f"profile:{prof.name}" if prof and prof.aiter_unset else None
+    tp = _aiter(b, ov, sources, tp=tp, gpus=gpus, leave_unset_by=unset_by)
+    if tp > 1 or ov.tensor_parallel is not None or platform in rules.GPU_PLATFORMS:
+        b.flags["--tensor-parallel-size"] = str(tp)
+    _block_size(b, ov, sources)
+    _precision(b, ov, sources)
+    _memory(b, ov, sources, workload_max_len=workload_max_len, len_source=len_source)
+    _offloading(b, ov, sources, passthrough)
+    _vision(b, images_per_prompt)
+    if served_model_name:
+        b.flag("--served-model-name", served_model_name)
+    offline = b.rule("offline-env")
+    if offline is not None:
+        for name, value in offline.value.items():
+            b.decide(offline.id, b.setenv(name, value), offline.reason)
+    _extra_env(b, ov, sources)
+
+    args: list[str] = ["--model", model]
+    overridden = {_flag_name(a) for a in passthrough if a.startswith("-")}
+    for name in _FLAG_ORDER:
+        if name in b.flags and name not in overridden:
+            value = b.flags[name]
+            args += [name] if value is None else [name, value]
+    if passthrough:
+        args += passthrough
+        src = sources.get("extra_args", _Source("override:extra_args", "asked for by the user"))
+        b.decide(src.rule, shlex.join(passthrough), f"passed through as given ({src.reason})")
+    return LaunchPlan(
+        architecture=arch,
+        args=tuple(args),
+        env=dict(b.env),
+        decisions=tuple(b.decisions),
+        platform=platform,
+        vllm_version=str(version),
+        profile=prof.name if prof else None,
+    )
+
+
+def _resolve_profile(profile: Profile | str | None) -> Profile | None:
+    if profile is None or not isinstance(profile, str):
+        return profile
+    from .profiles import get_profile
+
+    return get_profile(profile)
+
+
+def _merge(user: PlanOverrides, prof: Profile | None) -> tuple[PlanOverrides, dict[str, _Source]]:
+    """Combine the profile's overrides with the user's and remember who set each field."""
+    sources: dict[str, _Source] = {}
+    base = prof.overrides if prof else PlanOverrides()
+    for f in fields(PlanOverrides):
+        if prof and getattr(base, f.name) not in (None, (), {}):
+            why = prof.why.get(f.name, f"the study's {prof.name} setting")
+            sources[f.name] = _Source(f"profile:{prof.name}", why)
+        if getattr(user, f.name) not in (None, (), {}):
+            sources[f.name] = _Source(f"override:{f.name}", "asked for by the user")
+    return user.over(base), sources
+
+
+def _flag_name(arg: str) -> str:
+    return arg.split("=", 1)[0]
+
+
+def _absorb_extra_args(
+    ov: PlanOverrides, sources: dict[str, _Source]
+) -> tuple[PlanOverrides, list[str]]:
+    """Lift flags the rules understand out of ``extra_args`` so rules can check them; the rest
+    pass through and replace any plan flag of the same name."""
+    args = list(ov.extra_args)
+    kept: list[str] = []
+    absorbed: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name = _flag_name(arg)
+        if name in _NOT_YOURS:
+            raise PlanError("override:extra_args", f"{name} in extra_args: {_NOT_YOURS[name]}")
+        if name in _ABSORBED:
+            if "=" in arg:
+                value = arg.split("=", 1)[1]
+            elif i + 1 < len(args):
+                value = args[i + 1]
+                i += 1
+            else:
+                raise PlanError("override:extra_args", f"{name} in extra_args has no value")
+            key = _ABSORBED[name]
+            try:
+                absorbed[key] = (
+                    int(value)
+                    if key in _INT_FIELDS
+                    else float(value)
+                    if key in _FLOAT_FIELDS
+                    else value
+                )
+            except ValueError:
+                raise PlanError(
+                    "override:extra_args", f"{name} {value!r} in extra_args is not a number"
+                ) from None
+            src = sources.get("extra_args", _Source("override:extra_args", "asked for by the user"))
+            sources[key] = src
+        else:
+            kept.append(arg)
+        i += 1
+    if absorbed:
+        ov = PlanOverrides(**{**{f.name: getattr(ov, f.name) for f in fields(ov)}, **absorbed})
+    return ov, kept
+
+
+def _parallelism(
+    b: _Builder, ov: PlanOverrides, sources: dict[str, _Source], *, gpus: int, nodes: int
+) -> int:
+    arch = b.arch
+    if nodes < 1:
+        raise PlanError("multi-node", f"nodes must be at least 1, got {nodes}")
+    if b.platform in rules.GPU_PLATFORMS and gpus < 1:
+        raise PlanError("gpus", f"a {b.platform} plan needs at least one GPU per node, got {gpus}")
+    if nodes > 1:
+        rule = b.rule("multi-node")
+        assert rule is not None
+        if rule.value is None:
+            raise PlanError(rule.id, f"{rule.reason}; plan nodes=1 on cpu")
+        b.flag("--pipeline-parallel-size", nodes)
+        backend = b.flag("--distributed-executor-backend", rule.value)
+        b.decide(rule.id, f"--pipeline-parallel-size {nodes} {backend}", rule.reason)
+
+    if ov.tensor_parallel is not None:
+        tp = ov.tensor_parallel
+        src = sources["tensor_parallel"]
+        if tp < 1:
+            raise PlanError(src.rule, f"tensor_parallel must be at least 1, got {tp}")
+        if b.platform in rules.GPU_PLATFORMS and tp > gpus:
+            raise PlanError(
+                src.rule,
+                f"tensor_parallel {tp} is more than the {gpus} GPUs per node; "
+                "lower it or add nodes (tensor parallel stays inside a node)",
+            )
+        b.decide(src.rule, f"--tensor-parallel-size {tp}", src.reason)
+    else:
+        rule = b.rule("tensor-parallel")
+        assert rule is not None
+        tp = gpus if rule.value == "gpus" else int(rule.value)
+        if tp > 1 or b.platform in rules.GPU_PLATFORMS:
+            b.decide(rule.id, f"--tensor-parallel-size {tp}", rule.reason)
+
+    heads = arch.num_attention_heads
+    if heads % tp:
+        divides = rules.by_id("tp-divides-heads")
+        fitting = [t for t in range(1, tp + 1) if heads % t == 0]
+        if ov.tensor_parallel is not None:
+            raise PlanError(
+                divides.id,
+                f"{heads} attention heads do not split over tensor_parallel {tp}; "
+                f"use one of {fitting}",
+            )
+        tp = fitting[-1]
+        b.decide(
+            divides.id,
+            f"--tensor-parallel-size {tp}",
+            f"{heads} heads do not split over {gpus} GPUs; {tp} is the largest size that does",
+        )
+    return tp
+
+
+def _aiter(
+    b: _Builder,
+    ov: PlanOverrides,
+    sources: dict[str, _Source],
+    *,
+    tp: int,
+    gpus: int,
+    leave_unset_by: str | None,
+) -> int:
+    """Decide ``VLLM_ROCM_USE_AITER`` and, for MLA, a tensor-parallel size its kernels accept."""
+    arch = b.arch
+    if b.platform != "rocm":
+        if ov.aiter is not None:
+            src = sources["aiter"]
+            b.decide(src.rule, "AITER ignored", f"AITER is ROCm-only; {b.platform} plan")
+        return tp
+    rule = b.rule("aiter")
+    assert rule is not None
+    required = rule.value == "required"
+    heads_rule = b.rule("aiter-heads")
+    allowed: tuple[int, ...] | None = heads_rule.value if heads_rule else None
+    heads = arch.num_attention_heads
+
+    def fits(size: int) -> bool:
+        return allowed is None or (heads % size == 0 and heads // size in allowed)
+
+    fitting = [t for t in range(1, max(gpus, 1) + 1) if fits(t) and heads % t == 0]
+    fit_text = ", ".join(map(str, fitting)) or "none on this node"
+    shape = f"{heads} heads / TP {tp} = {heads / tp:g} per GPU"
+
+    if ov.aiter is not None:
+        src = sources["aiter"]
+        want, why_rule, why = ov.aiter, src.rule, src.reason
+        if not want and required:
+            raise PlanError(
+                rule.id, f"{rule.reason}; drop aiter=False (VLLM_ROCM_USE_AITER=0) for this model"
+            )
+    elif leave_unset_by:
+        b.decide(leave_unset_by, "VLLM_ROCM_USE_AITER unset", "the study left AITER at its default")
+        return tp
+    elif rule.value in ("required", "on"):
+        want, why_rule, why = True, rule.id, rule.reason
+    else:
+        b.decide(rule.id, "VLLM_ROCM_USE_AITER unset", rule.reason)
+        return tp
+
+    if want and not fits(tp):
+        assert heads_rule is not None
+        tp_fixed = ov.tensor_parallel is not None
+        if arch.is_mla and not tp_fixed and fitting:
+            new_tp = fitting[-1]
+            b.decide(
+                heads_rule.id,
+                f"--tensor-parallel-size {new_tp}",
+                f"{shape} does not fit; {heads} / {new_tp} = {heads // new_tp} does "
+                f"({heads_rule.reason})",
+            )
+            tp = new_tp
+        elif required or ov.aiter:
+            raise PlanError(
+                heads_rule.id,
+                f"{shape}, but {heads_rule.reason}; use a tensor-parallel size of {fit_text}",
+            )
+        else:
+            b.decide(
+                heads_rule.id,
+                b.setenv("VLLM_ROCM_USE_AITER", "0"),
+                f"{shape}; {heads_rule.reason}; TP sizes that fit: {fit_text}",
+            )
+            return tp
+    b.decide(why_rule, b.setenv("VLLM_ROCM_USE_AITER", "1" if want else "0"), why)
+    if want:
+        extra = b.rule("aiter-env")
+        if extra is not None:
+            for name, value in extra.value.items():
+                b.decide(extra.id, b.setenv(name, value), extra.reason)
+    return tp
+
+
+def _block_size(b: _Builder, ov: PlanOverrides, sources: dict[str, _Source]) -> None:
+    rule = b.rule("block-size")
+    if ov.block_size is not None:
+        src = sources["block_size"]
+        if rule is not None and rule.value is not None and ov.block_size != rule.value:
+            aiter_on = b.env.get("VLLM_ROCM_USE_AITER") == "1"
+            if b.arch.attention == "sparse-mla" or aiter_on:
+                raise PlanError(
+                    rule.id,
+                    f"block size {ov.block_size} asked for, but {rule.reason}; "
+                    f"use {rule.value} or drop the block-size override",
+                )
+        b.decide(src.rule, b.flag("--block-size", ov.block_size), src.reason)
+    elif rule is not None:
+        if rule.value is not None:
+            b.decide(rule.id, b.flag("--block-size", rule.value), rule.reason)
+        else:
+            b.decide(rule.id, "--block-size unset", rule.reason)
+
+
+def _precision(b: _Builder, ov: PlanOverrides, sources: dict[str, _Source]) -> None:
+    arch = b.arch
+    bf16 = b.rule("precision")
+    if bf16 is not None:
+        asked = ov.quantization or ""
+        checkpoint = arch.quantization or ""
+        if asked.lower().startswith(_FP8_WEIGHTS) or checkpoint.lower().startswith(_FP8_WEIGHTS):
+            what = f"--quantization {asked}" if asked else f"an {checkpoint} checkpoint"
+            raise PlanError(
+                bf16.id, f"{what} asked for, but {bf16.reason}; serve the BF16 checkpoint"
+            )
+        b.decide(bf16.id, "BF16 weights (no fp8)", bf16.reason)
+    if ov.quantization:
+        src = sources["quantization"]
+        b.decide(src.rule, b.flag("--quantization", ov.quantization), src.reason)
+    if ov.kv_cache_dtype:
+        src = sources["kv_cache_dtype"]
+        refuse = b.rule("kv-cache-dtype")
+        if refuse is not None and ov.kv_cache_dtype in refuse.value:
+            raise PlanError(
+                refuse.id,
+                f"--kv-cache-dtype {ov.kv_cache_dtype} asked for, but {refuse.reason}; "
+                "leave kv_cache_dtype at auto",
+            )
+        b.decide(src.rule, b.flag("--kv-cache-dtype", ov.kv_cache_dtype), src.reason)
+    trust = ov.trust_remote_code
+    if trust is None and arch.needs_remote_code:
+        rule = rules.by_id("remote-code")
+        b.decide(rule.id, b.flag("--trust-remote-code"), rule.reason)
+    elif trust:
+        src = sources["trust_remote_code"]
+        b.decide(src.rule, b.flag("--trust-remote-code"), src.reason)
+
+
+def _memory(
+    b: _Builder,
+    ov: PlanOverrides,
+    sources: dict[str, _Source],
+    *,
+    workload_max_len: int | None,
+    len_source: _Source,
+) -> None:
+    arch = b.arch
+    limit = arch.max_position_embeddings
+    if workload_max_len is not None:
+        if workload_max_len < 1:
+            raise PlanError(
+                "max-model-len", f"max model length must be positive, got {workload_max_len}"
+            )
+        flag = b.flag("--max-model-len", workload_max_len)
+        b.decide(len_source.rule, flag, len_source.reason)
+    else:
+        rule = b.rule("max-model-len")
+        if rule is not None:
+            length = min(rule.value, limit) if limit else rule.value
+            b.decide(rule.id, b.flag("--max-model-len", length), rule.reason)
+    if ov.max_num_seqs is not None:
+        src = sources["max_num_seqs"]
+        if ov.max_num_seqs < 1:
+            raise PlanError(src.rule, f"max_num_seqs must be at least 1, got {ov.max_num_seqs}")
+        b.decide(src.rule, b.flag("--max-num-seqs", ov.max_num_seqs), src.reason)
+    if ov.gpu_memory_utilization is not None:
+        src = sources["gpu_memory_utilization"]
+        if not 0 < ov.gpu_memory_utilization <= 1:
+            raise PlanError(
+                src.rule,
+                f"gpu_memory_utilization is a fraction in (0, 1], got {ov.gpu_memory_utilization}",
+            )
+        flag = b.flag("--gpu-memory-utilization", ov.gpu_memory_utilization)
+        b.decide(src.rule, flag, src.reason)
+    else:
+        rule = b.rule("gpu-memory-utilization")
+        if rule is not None:
+            b.decide(rule.id, b.flag("--gpu-memory-utilization", rule.value), rule.reason)
+    if ov.enforce_eager:
+        src = sources["enforce_eager"]
+        b.decide(src.rule, b.flag("--enforce-eager"), src.reason)
+
+
+def _offloading(
+    b: _Builder, ov: PlanOverrides, sources: dict[str, _Source], passthrough: list[str]
+) -> None:
+    asked_flags = sorted({_flag_name(a) for a in passthrough} & _OFFLOAD_FLAGS)
+    if ov.kv_offload_gib is None and not asked_flags:
+        return
+    rule = b.rule("kv-offload")
+    assert rule is not None
+    what = (
+        f"KV offloading ({ov.kv_offload_gib:g} GiB)"
+        if ov.kv_offload_gib is not None
+        else f"KV offloading ({', '.join(asked_flags)})"
+    )
+    if rule.value is False:
+        raise PlanError(
+            rule.id,
+            f"{what} asked for a {b.arch.family} model on {b.platform}, but {rule.reason}; "
+            "drop the offloading request (kv_offload_gib / --kv-offload)",
+        )
+    if ov.kv_offload_gib is None:
+        return
+    src = sources["kv_offload_gib"]
+    if ov.kv_offload_gib <= 0:
+        raise PlanError(src.rule, f"kv_offload_gib must be positive, got {ov.kv_offload_gib}")
+    size = f"{ov.kv_offload_gib:g}"
+    outcome = " ".join(
+        [
+            b.flag("--kv-offloading-backend", rule.value),
+            b.flag("--kv-offloading-size", size),
+            b.flag("--disable-hybrid-kv-cache-manager"),
+        ]
+    )
+    b.decide(src.rule, outcome, f"{src.reason}; {rule.reason}")
+
+
+def _vision(b: _Builder, images_per_prompt: int | None) -> None:
+    arch = b.arch
+    if images_per_prompt and not arch.vision:
+        raise PlanError(
+            "vision-limit-from-workload",
+            f"the workload sends {images_per_prompt} image(s) per prompt, but this "
+            f"{arch.family} model has no vision config; use a vision model or a text workload",
+        )
+    if not arch.vision:
+        return
+    env = b.rule("vision-env")
+    if env is not None:
+        for name, value in env.value.items():
+            b.decide(env.id, b.setenv(name, value), env.reason)
+    rule = b.rule("vision-limit")
+    assert rule is not None
+    images = images_per_prompt if images_per_prompt is not None else rule.value
+    if images is None:
+        b.decide(
+            rule.id,
+            "--limit-mm-per-prompt unset",
+            "the workload did not say how many images; vLLM's default per-prompt limit applies",
+        )
+        return
+    if images < 0:
+        raise PlanError(rule.id, f"images per prompt must be 0 or more, got {images}")
+    limit = json.dumps({"image": images, "video": 0}, separators=(",", ":"))
+    b.decide(rule.id, b.flag("--limit-mm-per-prompt", limit), rule.reason)
+
+
+def _extra_env(b: _Builder, ov: PlanOverrides, sources: dict[str, _Source]) -> None:
+    if not ov.extra_env:
+        return
+    src = sources["extra_env"]
+    for name, value in ov.extra_env.items():
+        if name == "VLLM_ROCM_USE_AITER" and b.platform == "rocm" and value != "1":
+            rule = b.rule("aiter")
+            if rule is not None and rule.value == "required":
+                raise PlanError(rule.id, f"{name}={value} in extra_env, but {rule.reason}")
+        b.decide(src.rule, b.setenv(name, str(value)), src.reason)
