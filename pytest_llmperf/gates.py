@@ -37,7 +37,8 @@ class GateResult:
             return f"{head}: not measured (no successful request produced it)"
         text = f"{head}: measured {_fmt(self.metric, self.measured)}"
         if self.margin_pct is not None and not (self.kind == "exact" and self.passed):
-            word = "headroom" if self.margin_pct >= 0 else "past the limit"
+            past = "below the floor" if self.kind != "ceiling" else "over the ceiling"
+            word = "headroom" if self.margin_pct >= 0 else past
             text += f" ({abs(self.margin_pct):.1f}% {word})"
         return text
 
