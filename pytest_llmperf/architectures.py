@@ -119,7 +119,8 @@ def load_config(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise ValueError(f"model config {path} must hold a JSON object, not {type(data).__name__}")
-    data.setdefault("_name_or_path", str(path.parent))
+    if not data.get("_name_or_path"):
+        data["_name_or_path"] = str(path.parent)  # the directory name often states the size
     return data
 
 
