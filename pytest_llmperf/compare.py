@@ -1,0 +1,550 @@
+"""Did performance change? Baseline runs vs current runs, judged the way statistics.md says.
+
+The unit is the run (one value per run and metric). Welch's t-test on log values gives the ratio
+current/baseline with a confidence interval; a one-sided test in the harmful direction, corrected
+across the session (Holm), gates; the user's tolerance decides what change matters. Pure: no I/O.
+
+The tolerance ``t`` is symmetric on the log scale: the "no practical change" band is the ratio
+range ``[1/(1+t), 1+t]``, so a throughput metric and its reciprocal (a latency) are judged alike.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from functools import lru_cache
+from typing import Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats
+
+Direction = Literal["higher", "lower", "exact"]
+DIRECTIONS: Final[tuple[str, ...]] = ("higher", "lower", "exact")
+Correction = Literal["holm", "bh"]
+DEFAULT_TOLERANCE: Final[float] = 0.05
+POWER: Final[float] = 0.80
+EXACT_TARGET: Final[float] = 1.0  # "exact" metrics (success rate) must equal this in every run
+MAX_RUNS: Final[int] = 10_000
+
+
+class Outcome(Enum):
+    """What a user can act on: fail, celebrate, relax, measure more, or fix the set-up."""
+
+    REGRESSION = "REGRESSION"
+    IMPROVEMENT = "IMPROVEMENT"
+    NO_CHANGE = "NO CHANGE"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    NOT_COMPARABLE = "NOT COMPARABLE"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# Outcome codes of the vectorised decision, in this order.
+_CODES: Final[tuple[Outcome, ...]] = (
+    Outcome.REGRESSION,
+    Outcome.NO_CHANGE,
+    Outcome.INCONCLUSIVE,
+    Outcome.IMPROVEMENT,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One metric of one case. ``ratio`` is current/baseline (geometric means), the CI is the
+    two-sided (1 - 2·alpha) interval whose bounds are the one-sided (1 - alpha) bounds; ``p`` is
+    one-sided in the harmful direction, ``p_adj`` after the session's correction. ``None`` where
+    a figure does not exist (one run per side, an absolute check, an incomparable case)."""
+
+    case_id: str
+    metric: str
+    direction: Direction
+    verdict: Outcome
+    ratio: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p: float | None
+    p_adj: float | None
+    cov_baseline: float | None
+    cov_current: float | None
+    n_baseline: int
+    n_current: int
+    tolerance: float
+    min_detectable_change: float | None
+    runs_needed: int | None
+    message: str
+    p_improvement: float | None = None
+    p_improvement_adj: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseComparison:
+    """The input of one comparison in a session: a (case, metric) pair and both samples."""
+
+    case_id: str
+    metric: str
+    direction: Direction
+    baseline: tuple[float, ...]
+    current: tuple[float, ...]
+    tolerance: float = DEFAULT_TOLERANCE
+
+
+# ----------------------------------------------------------------------------- vectorised core
+
+
+@dataclass(frozen=True, slots=True)
+class LogWelch:
+    """Welch's test of log(current) - log(baseline) along the last axis (arrays broadcast)."""
+
+    log_ratio: npt.NDArray[np.float64]
+    ci_low: npt.NDArray[np.float64]  # log scale
+    ci_high: npt.NDArray[np.float64]
+    p_less: npt.NDArray[np.float64]  # H1: current < baseline
+    p_greater: npt.NDArray[np.float64]  # H1: current > baseline
+
+
+def log_welch(baseline: npt.ArrayLike, current: npt.ArrayLike, *, alpha: float = 0.05) -> LogWelch:
+    """Welch's t-test on logs, samples along the last axis (>= 2 each, positive, finite).
+
+    Values are divided by the first baseline value before the log: the result does not depend
+    on the unit, and scaling both samples by a power of two leaves it bit-identical. Zero
+    variance on both sides (identical values) gives an exact answer instead of NaN: a CI of
+    width 0 and p = 0 or 1.
+    """
+    b = np.asarray(baseline, dtype=np.float64)
+    c = np.asarray(current, dtype=np.float64)
+    ref = b[..., :1]
+    lb = np.log(b / ref)
+    lc = np.log(c / ref)
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = stats.ttest_ind(lc, lb, axis=-1, equal_var=False)
+        ci = res.confidence_interval(confidence_level=1.0 - 2.0 * alpha)
+        p_less = stats.t.cdf(res.statistic, res.df)
+        p_greater = stats.t.sf(res.statistic, res.df)
+    d = lc.mean(axis=-1) - lb.mean(axis=-1)
+    exact = (lb.var(axis=-1) == 0) & (lc.var(axis=-1) == 0)
+    return LogWelch(
+        log_ratio=d,
+        ci_low=np.where(exact, d, ci.low),
+        ci_high=np.where(exact, d, ci.high),
+        p_less=np.where(exact, np.where(d < 0, 0.0, 1.0), p_less),
+        p_greater=np.where(exact, np.where(d > 0, 0.0, 1.0), p_greater),
+    )
+
+
+def holm(p: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Holm step-down adjusted p-values along the last axis: family-wise error <= alpha under
+    any dependence between the cases, and uniformly more powerful than Bonferroni."""
+    arr = np.asarray(p, dtype=np.float64)
+    m = arr.shape[-1]
+    if m == 0:
+        return arr.copy()
+    order = np.argsort(arr, axis=-1, kind="stable")
+    ranked = np.take_along_axis(arr, order, axis=-1) * (m - np.arange(m))
+    adjusted = np.minimum(1.0, np.maximum.accumulate(ranked, axis=-1))
+    out = np.empty_like(adjusted)
+    np.put_along_axis(out, order, adjusted, axis=-1)
+    return out
+
+
+def decide(
+    log_ratio: npt.ArrayLike,
+    ci_low: npt.ArrayLike,
+    ci_high: npt.ArrayLike,
+    p_harm: npt.ArrayLike,
+    p_better: npt.ArrayLike,
+    *,
+    higher_is_better: bool,
+    tolerance: float,
+    alpha: float,
+) -> npt.NDArray[np.int64]:
+    """The verdict rule on (adjusted) statistics, vectorised: an index into ``_CODES``.
+
+    REGRESSION needs both statistical (p <= alpha) and practical (estimate beyond the
+    tolerance) significance; NO CHANGE needs the whole CI inside the tolerance band.
+    """
+    sign = 1.0 if higher_is_better else -1.0
+    band = math.log1p(tolerance)
+    g = sign * np.asarray(log_ratio, dtype=np.float64)  # > 0 is better
+    lo = np.minimum(sign * np.asarray(ci_low), sign * np.asarray(ci_high))
+    hi = np.maximum(sign * np.asarray(ci_low), sign * np.asarray(ci_high))
+    regression = (np.asarray(p_harm) <= alpha) & (g < -band)
+    improvement = (np.asarray(p_better) <= alpha) & (g > band)
+    no_change = (lo >= -band) & (hi <= band)
+    return np.select([regression, improvement, no_change], [0, 3, 1], default=2)
+
+
+@lru_cache(maxsize=16)
+def _detect_factor(alpha: float) -> npt.NDArray[np.float64]:
+    """k(n) with  detectable log change = k(n) · sd  for n runs per side (index n, n >= 2)."""
+    n = np.arange(2, MAX_RUNS + 1, dtype=np.float64)
+    df = 2.0 * n - 2.0
+    k = (stats.t.ppf(1.0 - alpha, df) + stats.t.ppf(POWER, df)) * np.sqrt(2.0 / n)
+    return np.concatenate(([np.inf, np.inf], k))
+
+
+def min_detectable_log_change(sd: float, n_baseline: int, n_current: int, alpha: float) -> float:
+    """Smallest true log change a one-sided test detects with 80% power (normal planning
+    formula with t quantiles): about 1.74·CoV at n = 5 per side, 1.16·CoV at n = 10."""
+    df = n_baseline + n_current - 2
+    k = stats.t.ppf(1.0 - alpha, df) + stats.t.ppf(POWER, df)
+    return float(k * sd * math.sqrt(1.0 / n_baseline + 1.0 / n_current))
+
+
+def runs_needed(sd: float, tolerance: float, alpha: float) -> int | None:
+    """Runs per side to detect a change of ``tolerance`` with 80% power; None if > MAX_RUNS."""
+    if sd == 0.0:
+        return 2
+    ok = np.nonzero(_detect_factor(alpha) * sd <= math.log1p(tolerance))[0]
+    return int(ok[0]) if ok.size else None
+
+
+# ----------------------------------------------------------------------------- one comparison
+
+
+@dataclass(frozen=True, slots=True)
+class _Stats:
+    """Everything about one comparison that does not depend on the other comparisons."""
+
+    case: CaseComparison
+    alpha: float
+    ratio: float | None
+    log_ci: tuple[float, float] | None
+    p_less: float | None
+    p_greater: float | None
+    cov_b: float | None
+    cov_c: float | None
+    log_sd: float | None  # pooled sd of the logs, for power planning
+    exact_failures: int = 0
+
+    @property
+    def p_harm(self) -> float:
+        p = self.p_less if self.case.direction == "higher" else self.p_greater
+        assert p is not None
+        return p
+
+    @property
+    def p_better(self) -> float:
+        p = self.p_greater if self.case.direction == "higher" else self.p_less
+        assert p is not None
+        return p
+
+
+def _cov(values: Sequence[float]) -> float | None:
+    if len(values) < 2:
+        return None
+    arr = np.asarray(values, dtype=np.float64)
+    return float(arr.std(ddof=1) / arr.mean())
+
+
+def _check(case: CaseComparison, alpha: float) -> None:
+    if case.direction not in DIRECTIONS:
+        raise ValueError(
+            f"{case.metric}: direction {case.direction!r} is not one of {', '.join(DIRECTIONS)}"
+        )
+    if not 0.0 < alpha < 0.5:
+        raise ValueError(f"alpha={alpha} must be between 0 and 0.5 (0.05 is usual)")
+    if not (math.isfinite(case.tolerance) and case.tolerance >= 0.0):
+        raise ValueError(f"{case.metric}: tolerance {case.tolerance} must be a fraction >= 0")
+    if not case.current or (not case.baseline and case.direction != "exact"):
+        raise ValueError(
+            f"{case.metric}: needs at least one run on each side "
+            f"(baseline {len(case.baseline)}, current {len(case.current)})"
+        )
+    if case.direction == "exact":
+        return
+    for side, values in (("baseline", case.baseline), ("current", case.current)):
+        bad = [v for v in values if not (math.isfinite(v) and v > 0.0)]
+        if bad:
+            raise ValueError(
+                f"{case.metric}: a ratio comparison needs positive finite values; "
+                f"the {side} runs have {bad[:3]}"
+            )
+
+
+def _stats(case: CaseComparison, alpha: float) -> _Stats:
+    _check(case, alpha)
+    b, c = case.baseline, case.current
+    if case.direction == "exact":
+        failures = sum(1 for v in c if v != EXACT_TARGET)
+        mean_b = float(np.mean(b)) if b else None
+        ratio = float(np.mean(c)) / mean_b if mean_b else None
+        return _Stats(case, alpha, ratio, None, None, None, _cov(b), _cov(c), None, failures)
+    lb, lc = np.log(np.asarray(b, dtype=np.float64)), np.log(np.asarray(c, dtype=np.float64))
+    ratio = math.exp(float(lc.mean() - lb.mean()))
+    parts = [x for x in (lb, lc) if x.size >= 2]
+    dof = sum(x.size - 1 for x in parts)
+    log_sd = (
+        math.sqrt(sum(float(x.var(ddof=1)) * (x.size - 1) for x in parts) / dof) if dof else None
+    )
+    if len(b) < 2 or len(c) < 2:
+        return _Stats(case, alpha, ratio, None, None, None, _cov(b), _cov(c), log_sd)
+    w = log_welch(b, c, alpha=alpha)
+    return _Stats(
+        case,
+        alpha,
+        float(np.exp(w.log_ratio)),
+        (float(w.ci_low), float(w.ci_high)),
+        float(w.p_less),
+        float(w.p_greater),
+        _cov(b),
+        _cov(c),
+        log_sd,
+    )
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:.1f}%"
+
+
+def _change(ratio: float) -> str:
+    return f"{(ratio - 1.0) * 100:+.1f}%"
+
+
+def _make(
+    case: CaseComparison,
+    outcome: Outcome,
+    message: str,
+    *,
+    ratio: float | None = None,
+    cov_b: float | None = None,
+    cov_c: float | None = None,
+    need: int | None = None,
+) -> Verdict:
+    """A verdict without a statistical test (absolute check, fallback, unusable input)."""
+    return Verdict(
+        case_id=case.case_id,
+        metric=case.metric,
+        direction=case.direction,
+        verdict=outcome,
+        ratio=ratio,
+        ci_low=None,
+        ci_high=None,
+        p=None,
+        p_adj=None,
+        cov_baseline=cov_b,
+        cov_current=cov_c,
+        n_baseline=len(case.baseline),
+        n_current=len(case.current),
+        tolerance=case.tolerance,
+        min_detectable_change=None,
+        runs_needed=need,
+        message=message,
+    )
+
+
+def _verdict(s: _Stats, p_adj: float | None, p_better_adj: float | None, label: str) -> Verdict:
+    """Apply the rule to one comparison's statistics and (adjusted) p-values; write the message."""
+    case, alpha = s.case, s.alpha
+    tol = case.tolerance
+    nb, nc = len(case.baseline), len(case.current)
+    higher = case.direction == "higher"
+    ci = (math.exp(s.log_ci[0]), math.exp(s.log_ci[1])) if s.log_ci else (None, None)
+    mdc = None
+    if s.log_sd is not None and nb >= 2 and nc >= 2:
+        mdc = math.expm1(min_detectable_log_change(s.log_sd, nb, nc, alpha))
+    need = runs_needed(s.log_sd, tol, alpha) if s.log_sd is not None else None
+    covs = f"CoV {_pct(s.cov_b)} -> {_pct(s.cov_c)}, n={nb} vs {nc}"
+
+    if case.direction == "exact":
+        if s.exact_failures:
+            outcome = Outcome.REGRESSION
+            text = (
+                f"{case.metric} must be {EXACT_TARGET:g} in every run; it was not in "
+                f"{s.exact_failures} of {nc} runs (lowest {min(case.current):.4g})"
+            )
+            if any(v != EXACT_TARGET for v in case.baseline):
+                text += "; the baseline had such runs too"
+        else:
+            outcome = Outcome.NO_CHANGE
+            text = f"{case.metric} was {EXACT_TARGET:g} in all {nc} runs (absolute check)"
+        return _make(case, outcome, text + ".", ratio=s.ratio, cov_b=s.cov_b, cov_c=s.cov_c)
+
+    assert s.ratio is not None
+    head = f"{case.metric} {_change(s.ratio)} (ratio {s.ratio:.3f}"
+    if s.log_ci is None:
+        g = math.log(s.ratio) * (1 if higher else -1)
+        band = math.log1p(tol)
+        outcome = Outcome.NO_CHANGE
+        if abs(g) > band:
+            outcome = Outcome.REGRESSION if g < 0 else Outcome.IMPROVEMENT
+        text = (
+            f"{head}), {covs}. Only one run on a side: no statistical test is possible, so this "
+            f"is judged by the ±{_pct(tol)} tolerance alone"
+        )
+        if need is not None:
+            text += f"; about {need} runs per side would give a real test at ±{_pct(tol)}"
+        return _make(
+            case, outcome, text + ".", ratio=s.ratio, cov_b=s.cov_b, cov_c=s.cov_c, need=need
+        )
+
+    p_harm, p_better = s.p_harm, s.p_better
+    p_adj = p_harm if p_adj is None else p_adj
+    p_better_adj = p_better if p_better_adj is None else p_better_adj
+    code = decide(
+        math.log(s.ratio),
+        s.log_ci[0],
+        s.log_ci[1],
+        p_adj,
+        p_better_adj,
+        higher_is_better=higher,
+        tolerance=tol,
+        alpha=alpha,
+    )
+    outcome = _CODES[int(code)]
+    level = round((1.0 - 2.0 * alpha) * 100)
+    text = (
+        f"{head}, {level}% CI {ci[0]:.3f}-{ci[1]:.3f}), p={p_harm:.3g}, "
+        f"p_adj={p_adj:.3g} ({label}), {covs}"
+    )
+    if nb >= 2 and nc >= 2 and s.cov_b == 0 and s.cov_c == 0:
+        text += " (identical values within each side: zero variance, the ratio is exact)"
+    if outcome is Outcome.REGRESSION:
+        text += f": worse than the ±{_pct(tol)} tolerance and significant at alpha={alpha:g}"
+    elif outcome is Outcome.IMPROVEMENT:
+        text += (
+            f": better by more than ±{_pct(tol)}, significant at alpha={alpha:g} "
+            f"(p_adj={p_better_adj:.3g})"
+        )
+    elif outcome is Outcome.NO_CHANGE:
+        text += f": the whole CI lies inside ±{_pct(tol)}"
+    else:
+        text += f": cannot tell whether it changed by more than ±{_pct(tol)}"
+        if mdc is not None and mdc > tol:
+            text += (
+                f"; at this n and CoV the smallest change detectable with 80% power is {_pct(mdc)}"
+            )
+        if need is not None and need > min(nb, nc):
+            text += f"; about {need} runs per side would detect ±{_pct(tol)}"
+        elif need is None:
+            text += f"; even {MAX_RUNS} runs per side would not detect ±{_pct(tol)}"
+    return Verdict(
+        case_id=case.case_id,
+        metric=case.metric,
+        direction=case.direction,
+        verdict=outcome,
+        ratio=s.ratio,
+        ci_low=ci[0],
+        ci_high=ci[1],
+        p=p_harm,
+        p_adj=p_adj,
+        cov_baseline=s.cov_b,
+        cov_current=s.cov_c,
+        n_baseline=nb,
+        n_current=nc,
+        tolerance=tol,
+        min_detectable_change=mdc,
+        runs_needed=need,
+        message=text + ".",
+        p_improvement=p_better,
+        p_improvement_adj=p_better_adj,
+    )
+
+
+def compare_metric(
+    baseline: Sequence[float],
+    current: Sequence[float],
+    *,
+    direction: Direction,
+    tolerance: float = DEFAULT_TOLERANCE,
+    alpha: float = 0.05,
+    case_id: str = "",
+    metric: str = "",
+) -> Verdict:
+    """One comparison, no multiple-comparison correction (``p_adj == p``). Raises ValueError
+    on values a ratio cannot use (zero, negative, NaN) or on bad parameters."""
+    b, c = tuple(map(float, baseline)), tuple(map(float, current))
+    case = CaseComparison(case_id, metric, direction, b, c, tolerance)
+    return _verdict(_stats(case, alpha), None, None, "uncorrected")
+
+
+def not_comparable(case_id: str, metric: str, direction: Direction, reason: str) -> Verdict:
+    """A verdict for a comparison that must not be made (different hardware, missing data)."""
+    return _make(
+        CaseComparison(case_id, metric, direction, (), (), 0.0), Outcome.NOT_COMPARABLE, reason
+    )
+
+
+def _adjust(p: list[float], correction: Correction) -> list[float]:
+    if not p:
+        return []
+    if correction == "holm":
+        return [float(x) for x in holm(p)]
+    return [float(x) for x in stats.false_discovery_control(p, method="bh")]
+
+
+def compare_session(
+    cases: Sequence[CaseComparison], alpha: float = 0.05, correction: Correction = "holm"
+) -> list[Verdict]:
+    """Every comparison of a session, corrected together: Holm (family-wise error <= alpha) for
+    a gate, ``correction="bh"`` (false discovery rate) for a report. Comparisons whose values
+    cannot be used become INCONCLUSIVE with the reason, instead of failing the whole session."""
+    if correction not in ("holm", "bh"):
+        raise ValueError(f"correction {correction!r} must be 'holm' or 'bh'")
+    computed: list[_Stats | Verdict] = []
+    for case in cases:
+        try:
+            computed.append(_stats(case, alpha))
+        except ValueError as exc:
+            computed.append(_make(case, Outcome.INCONCLUSIVE, str(exc)))
+    tested = [s for s in computed if isinstance(s, _Stats) and s.p_less is not None]
+    harm = _adjust([s.p_harm for s in tested], correction)
+    better = _adjust([s.p_better for s in tested], correction)
+    adj = {id(s): (h, b) for s, h, b in zip(tested, harm, better, strict=True)}
+    label = f"{'Holm' if correction == 'holm' else 'BH'}, {len(tested)} tests"
+    out: list[Verdict] = []
+    for s in computed:
+        if isinstance(s, Verdict):
+            out.append(s)
+        else:
+            pa, pb = adj.get(id(s), (None, None))
+            out.append(_verdict(s, pa, pb, label))
+    return out
+
+
+# ----------------------------------------------------------------------------- presentation
+
+
+def _fmt_p(p: float | None) -> str:
+    return "-" if p is None else f"{p:.3g}"
+
+
+def format_table(verdicts: Sequence[Verdict]) -> str:
+    """A fixed-width table, then the message of every verdict that asks for attention."""
+    header = ("case", "metric", "verdict", "change", "CI", "p", "p_adj", "CoV base/cur", "n")
+    rows = [header]
+    for v in verdicts:
+        ci = "-"
+        if v.ci_low is not None and v.ci_high is not None:
+            ci = f"[{_change(v.ci_low)}, {_change(v.ci_high)}]"
+        rows.append(
+            (
+                v.case_id,
+                v.metric,
+                str(v.verdict),
+                "-" if v.ratio is None else _change(v.ratio),
+                ci,
+                _fmt_p(v.p),
+                _fmt_p(v.p_adj),
+                f"{_pct(v.cov_baseline)}/{_pct(v.cov_current)}",
+                f"{v.n_baseline}/{v.n_current}",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    notes = [v for v in verdicts if v.verdict is not Outcome.NO_CHANGE]
+    if notes:
+        lines.append("")
+        lines.extend(f"{v.verdict}: {v.case_id} {v.message}" for v in notes)
+    counts = {o: sum(v.verdict is o for v in verdicts) for o in Outcome}
+    lines.append("")
+    lines.append(", ".join(f"{n} {o}" for o, n in counts.items() if n) or "no comparisons")
+    return "\n".join(lines)

@@ -1,0 +1,312 @@
+"""The statistical core: verdict rules, corrections, edge cases, and properties (hypothesis)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from pytest_llmperf.compare import (
+    CaseComparison,
+    Outcome,
+    Verdict,
+    compare_metric,
+    compare_session,
+    format_table,
+    holm,
+    log_welch,
+    min_detectable_log_change,
+    not_comparable,
+    runs_needed,
+)
+
+
+def lognormal(center: float, cov: float, n: int, seed: int) -> list[float]:
+    rng = np.random.default_rng(seed)
+    return list(center * np.exp(rng.normal(0.0, cov, n)))
+
+
+def test_log_welch_is_scipy_welch_on_logs() -> None:
+    rng = np.random.default_rng(0)
+    b = np.exp(rng.normal(5, 0.1, (50, 6)))
+    c = np.exp(rng.normal(5, 0.2, (50, 4)))
+    w = log_welch(b, c, alpha=0.05)
+    for i in range(50):
+        ref = stats.ttest_ind(np.log(c[i]), np.log(b[i]), equal_var=False, alternative="less")
+        ci = stats.ttest_ind(np.log(c[i]), np.log(b[i]), equal_var=False).confidence_interval(0.9)
+        assert w.p_less[i] == pytest.approx(ref.pvalue, rel=1e-9)
+        assert w.p_greater[i] == pytest.approx(1 - ref.pvalue, rel=1e-9, abs=1e-12)
+        assert (w.ci_low[i], w.ci_high[i]) == pytest.approx((ci.low, ci.high), rel=1e-9)
+
+
+def test_clear_drop_in_throughput_is_a_regression() -> None:
+    v = compare_metric(
+        lognormal(1000, 0.02, 5, 1),
+        lognormal(850, 0.02, 5, 2),
+        direction="higher",
+        metric="output_throughput",
+    )
+    assert v.verdict is Outcome.REGRESSION
+    assert v.ratio is not None and 0.8 < v.ratio < 0.9
+    assert v.ci_low is not None and v.ci_high is not None and v.ci_high < 1 / 1.05
+    assert v.p is not None and v.p < 0.001
+    for part in ("ratio", "90% CI", "p=", "p_adj=", "CoV"):
+        assert part in v.message
+
+
+def test_latency_increase_is_a_regression_and_decrease_an_improvement() -> None:
+    base = lognormal(100, 0.02, 5, 3)
+    worse = compare_metric(base, lognormal(130, 0.02, 5, 4), direction="lower")
+    better = compare_metric(base, lognormal(70, 0.02, 5, 4), direction="lower")
+    assert worse.verdict is Outcome.REGRESSION
+    assert better.verdict is Outcome.IMPROVEMENT
+
+
+def test_significant_but_small_change_is_not_a_regression() -> None:
+    # A 2% drop measured with 0.1% noise is real but inside a 5% tolerance.
+    v = compare_metric(
+        lognormal(1000, 0.001, 5, 5), lognormal(980, 0.001, 5, 6), direction="higher"
+    )
+    assert v.p is not None and v.p < 1e-6
+    assert v.verdict is Outcome.NO_CHANGE
+
+
+def test_noisy_small_sample_is_inconclusive_and_says_what_it_would_take() -> None:
+    # CoV ~16%, like DeepSeek-V3.2 in the study: 5 runs cannot resolve 5%.
+    b, c = [5000, 6500, 5200, 7000, 4900], [6800, 5100, 5500, 4800, 6600]
+    v = compare_metric(b, c, direction="higher")
+    assert v.verdict is Outcome.INCONCLUSIVE
+    assert v.min_detectable_change is not None and v.min_detectable_change > 0.05
+    assert v.runs_needed is not None and v.runs_needed > 5
+    assert f"about {v.runs_needed} runs per side" in v.message
+    assert "80% power" in v.message
+
+
+def test_detectable_change_matches_the_notes() -> None:
+    # statistics.md: about 1.74 x CoV at n = 5 per side, 1.16 x CoV at n = 10.
+    assert min_detectable_log_change(1.0, 5, 5, 0.05) == pytest.approx(1.74, abs=0.01)
+    assert min_detectable_log_change(1.0, 10, 10, 0.05) == pytest.approx(1.16, abs=0.01)
+    assert runs_needed(0.05, math.expm1(1.75 * 0.05), 0.05) == 5
+    assert runs_needed(0.05, math.expm1(1.73 * 0.05), 0.05) == 6
+    assert runs_needed(0.0, 0.05, 0.05) == 2
+    assert runs_needed(5.0, 0.01, 0.05) is None
+
+
+def test_identical_values_give_no_change_without_nan() -> None:
+    v = compare_metric([100.0] * 3, [100.0] * 3, direction="higher")
+    assert v.verdict is Outcome.NO_CHANGE
+    assert (v.ratio, v.ci_low, v.ci_high, v.p) == (1.0, 1.0, 1.0, 1.0)
+    assert v.cov_baseline == 0.0 and v.runs_needed == 2
+    assert "nan" not in v.message.lower()
+
+
+def test_zero_variance_with_a_real_difference() -> None:
+    v = compare_metric([100.0] * 3, [80.0] * 3, direction="higher")
+    assert v.verdict is Outcome.REGRESSION and v.p == 0.0
+    assert v.ratio == pytest.approx(0.8)
+    w = compare_metric([100.0] * 3, [98.0] * 3, direction="higher")
+    assert w.verdict is Outcome.NO_CHANGE
+
+
+def test_one_run_per_side_falls_back_to_the_tolerance() -> None:
+    drop = compare_metric([15944.0], [14000.0], direction="higher")
+    assert drop.verdict is Outcome.REGRESSION
+    assert drop.p is None and drop.ci_low is None
+    assert "tolerance alone" in drop.message
+    same = compare_metric([15944.0], [15800.0, 15900.0, 16000.0], direction="higher")
+    assert same.verdict is Outcome.NO_CHANGE
+    assert "tolerance alone" in same.message
+
+
+def test_success_rate_is_an_absolute_check() -> None:
+    ok = compare_metric([1.0] * 5, [1.0] * 5, direction="exact", metric="success_rate")
+    assert ok.verdict is Outcome.NO_CHANGE and ok.p is None
+    bad = compare_metric([1.0] * 5, [1.0, 0.99, 1.0], direction="exact", metric="success_rate")
+    assert bad.verdict is Outcome.REGRESSION
+    assert "1 of 3 runs" in bad.message
+
+
+@pytest.mark.parametrize(
+    ("baseline", "current", "match"),
+    [
+        ([1.0, 2.0], [0.0, 1.0], "positive finite"),
+        ([1.0, math.nan], [1.0, 1.0], "positive finite"),
+        ([], [1.0], "at least one run"),
+    ],
+)
+def test_unusable_values_raise_with_a_reason(
+    baseline: list[float], current: list[float], match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        compare_metric(baseline, current, direction="higher", metric="m")
+
+
+def test_bad_parameters_raise() -> None:
+    with pytest.raises(ValueError, match="direction"):
+        compare_metric([1.0, 2.0], [1.0, 2.0], direction="up")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="tolerance"):
+        compare_metric([1.0, 2.0], [1.0, 2.0], direction="higher", tolerance=-0.1)
+    with pytest.raises(ValueError, match="alpha"):
+        compare_metric([1.0, 2.0], [1.0, 2.0], direction="higher", alpha=0.7)
+
+
+def test_holm_adjusts_known_values() -> None:
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5]) == pytest.approx([0.5])
+    np.testing.assert_allclose(
+        holm(np.array([[0.01, 0.02], [0.9, 0.001]])), [[0.02, 0.02], [0.9, 0.002]]
+    )
+
+
+def _session(p_target_case: tuple[list[float], list[float]], n_null: int) -> list[CaseComparison]:
+    cases = [CaseComparison("target", "tput", "higher", *map(tuple, p_target_case))]
+    for i in range(n_null):
+        cases.append(
+            CaseComparison(
+                f"null{i}",
+                "tput",
+                "higher",
+                tuple(lognormal(100, 0.05, 5, 100 + i)),
+                tuple(lognormal(100, 0.05, 5, 200 + i)),
+            )
+        )
+    return cases
+
+
+def test_holm_can_turn_a_marginal_regression_into_inconclusive() -> None:
+    target = ([100.0, 103.0, 97.0, 101.0, 99.0], [92.0, 97.0, 89.0, 93.0, 99.0])
+    alone = compare_metric(*target, direction="higher")
+    assert alone.verdict is Outcome.REGRESSION and alone.p is not None and alone.p > 0.01
+    verdicts = compare_session(_session(target, 19))
+    first = verdicts[0]
+    assert first.p == alone.p
+    assert first.p_adj is not None and first.p_adj > first.p
+    assert first.verdict is Outcome.INCONCLUSIVE
+    assert "Holm, 20 tests" in first.message
+
+
+def test_bh_for_reports_is_less_strict_than_holm() -> None:
+    cases = _session(([100.0, 103.0, 97.0, 101.0, 99.0], [92.0, 97.0, 89.0, 93.0, 99.0]), 19)
+    holm_v = compare_session(cases)
+    bh_v = compare_session(cases, correction="bh")
+    for h, b in zip(holm_v, bh_v, strict=True):
+        assert b.p_adj is not None and h.p_adj is not None and b.p_adj <= h.p_adj + 1e-12
+    assert "BH" in bh_v[0].message
+
+
+def test_session_keeps_going_past_unusable_values() -> None:
+    cases = [
+        CaseComparison("a", "p99_e2el_ms", "lower", (1.0, 2.0), (math.nan, 1.0)),
+        CaseComparison("b", "success_rate", "exact", (1.0,), (1.0,)),
+        CaseComparison("c", "tput", "higher", (1.0, 1.0), (1.0, 1.0)),
+    ]
+    v = compare_session(cases)
+    assert [x.verdict for x in v] == [Outcome.INCONCLUSIVE, Outcome.NO_CHANGE, Outcome.NO_CHANGE]
+    assert "positive finite" in v[0].message
+    assert "1 tests" in v[2].message  # only the t-tested comparison is in the family
+
+
+def test_format_table_lists_every_verdict_and_explains_the_bad_ones() -> None:
+    v = [
+        compare_metric([100.0] * 3, [80.0] * 3, direction="higher", case_id="c1", metric="tput"),
+        compare_metric([1.0] * 3, [1.0] * 3, direction="exact", case_id="c1", metric="success"),
+        not_comparable("c2", "tput", "higher", "fingerprint differs: driver"),
+    ]
+    table = format_table(v)
+    assert table.splitlines()[0].split()[:3] == ["case", "metric", "verdict"]
+    assert "REGRESSION: c1 tput" in table
+    assert "NOT COMPARABLE: c2 fingerprint differs: driver" in table
+    assert table.splitlines()[-1] == "1 REGRESSION, 1 NO CHANGE, 1 NOT COMPARABLE"
+
+
+# ----------------------------------------------------------------------------- properties
+
+samples = st.lists(st.floats(1.0, 1000.0), min_size=2, max_size=8)
+tolerances = st.sampled_from([0.0, 0.02, 0.05, 0.1, 0.3])
+RANK = {
+    Outcome.REGRESSION: 0,
+    Outcome.INCONCLUSIVE: 1,
+    Outcome.NO_CHANGE: 1,
+    Outcome.IMPROVEMENT: 2,
+}
+MIRROR = {
+    Outcome.REGRESSION: Outcome.IMPROVEMENT,
+    Outcome.IMPROVEMENT: Outcome.REGRESSION,
+    Outcome.NO_CHANGE: Outcome.NO_CHANGE,
+    Outcome.INCONCLUSIVE: Outcome.INCONCLUSIVE,
+}
+
+
+def clear_of_boundaries(v: Verdict, alpha: float = 0.05, eps: float = 1e-7) -> bool:
+    """True when rounding cannot flip the verdict: no statistic sits on a decision threshold."""
+    band = math.log1p(v.tolerance)
+    logs = [math.log(x) for x in (v.ratio, v.ci_low, v.ci_high) if x is not None]
+    ps = [x for x in (v.p, v.p_improvement) if x is not None]
+    return all(abs(abs(x) - band) > eps for x in logs) and all(abs(p - alpha) > eps for p in ps)
+
+
+@settings(max_examples=150, deadline=None)
+@given(samples, samples, st.integers(-20, 20), tolerances)
+def test_scaling_by_a_power_of_two_changes_nothing(
+    b: list[float], c: list[float], k: int, tol: float
+) -> None:
+    v = compare_metric(b, c, direction="higher", tolerance=tol)
+    scaled_b, scaled_c = [x * 2.0**k for x in b], [x * 2.0**k for x in c]
+    w = compare_metric(scaled_b, scaled_c, direction="higher", tolerance=tol)
+    assert (w.verdict, w.ratio, w.p, w.ci_low, w.ci_high) == (
+        v.verdict,
+        v.ratio,
+        v.p,
+        v.ci_low,
+        v.ci_high,
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(samples, samples, st.floats(1e-3, 1e3), tolerances)
+def test_scale_invariance(b: list[float], c: list[float], scale: float, tol: float) -> None:
+    v = compare_metric(b, c, direction="lower", tolerance=tol)
+    assume(clear_of_boundaries(v))
+    scaled_b, scaled_c = [x * scale for x in b], [x * scale for x in c]
+    w = compare_metric(scaled_b, scaled_c, direction="lower", tolerance=tol)
+    assert w.verdict is v.verdict
+    assert w.ratio == pytest.approx(v.ratio, rel=1e-9)
+
+
+@settings(max_examples=150, deadline=None)
+@given(samples, samples, tolerances)
+def test_swapping_direction_mirrors_the_verdict(b: list[float], c: list[float], tol: float) -> None:
+    up = compare_metric(b, c, direction="higher", tolerance=tol)
+    down = compare_metric(b, c, direction="lower", tolerance=tol)
+    assert down.verdict is MIRROR[up.verdict]
+    assert down.ratio == up.ratio
+
+
+@settings(max_examples=150, deadline=None)
+@given(samples, samples, tolerances)
+def test_inverting_values_mirrors_and_swapping_both_restores(
+    b: list[float], c: list[float], tol: float
+) -> None:
+    v = compare_metric(b, c, direction="higher", tolerance=tol)
+    assume(clear_of_boundaries(v, eps=1e-6))
+    inv_b, inv_c = [1 / x for x in b], [1 / x for x in c]
+    assert (
+        compare_metric(inv_b, inv_c, direction="higher", tolerance=tol).verdict is MIRROR[v.verdict]
+    )
+    assert compare_metric(inv_b, inv_c, direction="lower", tolerance=tol).verdict is v.verdict
+
+
+@settings(max_examples=150, deadline=None)
+@given(samples, samples, st.floats(0.3, 3.0), st.floats(0.3, 3.0), tolerances)
+def test_verdict_is_monotone_in_the_effect(
+    b: list[float], c: list[float], f1: float, f2: float, tol: float
+) -> None:
+    lo, hi = sorted((f1, f2))
+    v_lo = compare_metric(b, [x * lo for x in c], direction="higher", tolerance=tol)
+    v_hi = compare_metric(b, [x * hi for x in c], direction="higher", tolerance=tol)
+    assume(clear_of_boundaries(v_lo) and clear_of_boundaries(v_hi))
+    assert RANK[v_lo.verdict] <= RANK[v_hi.verdict]
