@@ -1,0 +1,304 @@
+"""The load generator against the measuring instrument: known timings, every fault kind."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pytest_llmperf.atomic import read_jsonl
+from pytest_llmperf.endpoint import Endpoint
+from pytest_llmperf.instrument import Instrument
+from pytest_llmperf.loadgen import (
+    ClientCapacityError,
+    LoadSpec,
+    TokenCountMismatch,
+    parse_sse,
+    raise_nofile,
+    run_load,
+)
+from pytest_llmperf.records import RequestRecord
+from pytest_llmperf.workload import TokenizeUnavailable, Workload, prepare_requests_sync
+
+SMALL = Workload("small", input_tokens=40, output_tokens=8)
+
+
+@pytest.fixture(scope="module")
+def inst() -> Iterator[Instrument]:
+    with Instrument() as i:
+        yield i
+
+
+def fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_timings_match_the_script(inst: Instrument) -> None:
+    ep = inst.endpoint(ttft=0.05, itl=0.01, k=1)
+    r = run_load(
+        ep,
+        Workload("t", input_tokens=40, output_tokens=20),
+        LoadSpec(concurrency=20, num_requests=40),
+        keep_raw=True,
+    )
+    r.check()
+    s = r.summary
+    assert s.completed == 40 and s.success_rate == 1.0
+    assert 50.0 <= s.latency["ttft"].median <= 65.0
+    assert 9.0 <= s.latency["itl"].median <= 11.5
+    # against the instrument's own send stamps: delivery + client delay per chunk
+    assert r.raw is not None
+    delays = []
+    for rec in r.records:
+        times, chunks = r.raw[rec.index]
+        for t, data in zip(times, chunks, strict=True):
+            for ev in data.split(b"\n\n"):
+                if b"instrument_send_t" in ev:
+                    delays.append(t - json.loads(ev[6:])["instrument_send_t"])
+    assert len(delays) == 40 * 20
+    assert 0 <= min(delays) and np.percentile(delays, 99) < 0.02
+
+
+def test_batched_chunks_give_per_token_itl(inst: Instrument) -> None:
+    r = run_load(
+        inst.endpoint(ttft=0.02, itl=0.005, k=4),
+        Workload("t", input_tokens=40, output_tokens=16),
+        LoadSpec(concurrency=4, num_requests=8),
+    )
+    r.check()
+    lat = r.summary.latency
+    assert all(rec.chunk_tokens == (4, 4, 4, 4) for rec in r.records)
+    assert 4.0 <= lat["itl"].median <= 6.5
+    assert 18.0 <= lat["ichunk"].median <= 24.0
+    assert 3.5 <= lat["tpot"].median <= 6.5  # 12 gaps of 5 ms over 15 tokens
+
+
+FAULTS = [
+    ("http_400", "http_4xx"),
+    ("http_429", "http_429"),
+    ("http_500", "http_5xx"),
+    ("malformed", "malformed_stream"),
+    ("no_done", "early_stop"),
+    ("short", "early_stop"),
+    ("stream_error", "stream_error"),
+    ("reset", "connection"),
+    ("no_usage", "usage_missing"),
+    ("hang", "timeout"),
+]
+
+
+@pytest.mark.parametrize(("fault", "kind"), FAULTS)
+def test_every_fault_is_classified_without_hanging(inst: Instrument, fault: str, kind: str) -> None:
+    t0 = time.monotonic()
+    r = run_load(
+        inst.endpoint(fault=fault, fault_after=2),
+        SMALL,
+        LoadSpec(concurrency=3, num_requests=3, timeout_s=1.0),
+    )
+    assert time.monotonic() - t0 < 15
+    assert [rec.error_kind for rec in r.records] == [kind] * 3
+    assert all(rec.error_detail for rec in r.records)
+    assert r.summary.errors == {kind: 3}
+    assert r.summary.success_rate == 0.0
+    r.check()  # failures are errors, not token mismatches
+
+
+def test_mixed_faults_and_successes_in_one_run(inst: Instrument) -> None:
+    ok = prepare_requests_sync(inst.endpoint(), SMALL, 4)
+    bad = prepare_requests_sync(inst.endpoint(fault="reset"), SMALL, 4, start_index=4)
+    r = run_load(
+        inst.endpoint(),
+        SMALL,
+        LoadSpec(concurrency=8, num_requests=8),
+        requests=[*ok, *bad],
+    )
+    assert r.summary.completed == 4
+    assert r.summary.errors == {"connection": 4}
+    assert r.token_check.metrics_status == "skipped"
+
+
+def test_dead_server_is_reported_as_server_died() -> None:
+    with Instrument() as dying:
+        r = run_load(
+            dying.endpoint(fault="die", fault_after=1),
+            SMALL,
+            LoadSpec(concurrency=2, num_requests=4, timeout_s=5),
+        )
+        assert not dying.alive
+    assert {rec.error_kind for rec in r.records} == {"server_died"}
+
+
+def test_unreachable_server() -> None:
+    with Instrument() as gone:
+        reqs = prepare_requests_sync(gone.endpoint(), SMALL, 3)
+        ep = gone.endpoint()
+    with pytest.raises(TokenizeUnavailable, match="/tokenize"):
+        run_load(ep, SMALL, LoadSpec(num_requests=1))
+    r = run_load(ep, SMALL, LoadSpec(concurrency=3, num_requests=3), requests=reqs)
+    assert r.summary.errors == {"connection": 3}
+
+
+def test_usage_disagreeing_with_client_fails_check(inst: Instrument) -> None:
+    r = run_load(inst.endpoint(usage_skew=1), SMALL, LoadSpec(concurrency=2, num_requests=4))
+    assert r.token_check.status == "mismatch"
+    with pytest.raises(TokenCountMismatch, match="prompt tokens"):
+        r.check()
+
+
+def test_metrics_counters_disagreeing_fail_check(inst: Instrument) -> None:
+    r = run_load(inst.endpoint(metrics_skew=2), SMALL, LoadSpec(concurrency=2, num_requests=4))
+    assert r.token_check.metrics_status == "mismatch"
+    assert r.token_check.metrics_generation_delta == 4 * (8 + 2)
+    with pytest.raises(TokenCountMismatch, match="/metrics"):
+        r.check()
+
+
+def test_server_without_metrics_is_unavailable_not_failed() -> None:
+    with Instrument(metrics=False) as bare:
+        r = run_load(bare.endpoint(), SMALL, LoadSpec(concurrency=2, num_requests=4))
+    assert r.token_check.metrics_status == "unavailable"
+    assert r.token_check.status == "ok"
+    r.check()
+
+
+def test_token_totals_agree_three_ways(inst: Instrument) -> None:
+    w = Workload("chat", endpoint="chat", input_tokens=60, output_tokens=12)
+    r = run_load(inst.endpoint(k=3), w, LoadSpec(concurrency=4, num_requests=10, warmup_requests=3))
+    r.check()
+    tc = r.token_check
+    assert tc.status == "ok" and tc.metrics_status == "ok"
+    assert tc.client_input_tokens == tc.usage_prompt_tokens == tc.metrics_prompt_delta == 600
+    assert tc.client_output_tokens == tc.usage_completion_tokens == 120
+    assert tc.metrics_generation_delta == 120  # warm-up excluded
+    assert [rec.index for rec in r.records] == list(range(10))
+
+
+def test_records_are_written_incrementally(inst: Instrument, tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl"
+    seen: list[int] = []
+
+    def progress(done: int, total: int, elapsed: float) -> None:
+        assert total == 12 and elapsed >= 0
+        assert len(read_jsonl(path)) == done  # on disk before the run ends
+        seen.append(done)
+
+    r = run_load(
+        inst.endpoint(),
+        SMALL,
+        LoadSpec(concurrency=4, num_requests=12),
+        records_path=path,
+        progress=progress,
+    )
+    assert seen == list(range(1, 13))
+    back = sorted((RequestRecord.from_json(d) for d in read_jsonl(path)), key=lambda x: x.index)
+    assert tuple(back) == r.records
+
+
+def test_open_loop_constant_rate_keeps_schedule(inst: Instrument) -> None:
+    r = run_load(
+        inst.endpoint(ttft=0.01, itl=0.002),
+        SMALL,
+        LoadSpec(mode="open", rate=100.0, arrival="constant", num_requests=50, concurrency=None),
+    )
+    r.check()
+    intended = np.array([rec.intended_start for rec in r.records])
+    assert np.allclose(np.diff(intended), 0.01, atol=1e-9)
+    assert r.health.schedule_lag_p99_ms < 20
+    assert 0.45 <= r.summary.duration_s <= 1.0
+
+
+def test_open_loop_cap_shows_up_as_queue_wait_not_latency(inst: Instrument) -> None:
+    r = run_load(
+        inst.endpoint(ttft=0.05, itl=0.001),
+        Workload("t", input_tokens=20, output_tokens=2),
+        LoadSpec(mode="open", rate=1000.0, arrival="poisson", num_requests=10, concurrency=1),
+    )
+    r.check()
+    waits = sorted(rec.queue_wait for rec in r.records)
+    assert waits[-1] > 0.3  # the last one waited for ~9 others
+    assert r.summary.latency["ttft"].median < 80  # not inflated by waiting
+
+
+def test_poisson_schedule_is_seeded(inst: Instrument) -> None:
+    def gaps(seed: int) -> np.ndarray:
+        r = run_load(
+            inst.endpoint(ttft=0.001, itl=0.001),
+            Workload("t", input_tokens=20, output_tokens=1),
+            LoadSpec(mode="open", rate=500.0, num_requests=20, concurrency=None, seed=seed),
+        )
+        return np.diff([rec.intended_start for rec in r.records])
+
+    assert np.allclose(gaps(1), gaps(1))
+    assert not np.allclose(gaps(1), gaps(2))
+
+
+def test_thousand_concurrent_streams_no_fd_leak(inst: Instrument) -> None:
+    before = fd_count()
+    r = run_load(
+        inst.endpoint(ttft=0.2, itl=0.01, k=1),
+        Workload("t", input_tokens=20, output_tokens=10),
+        LoadSpec(concurrency=1000, num_requests=1000, timeout_s=120),
+    )
+    r.check()
+    assert r.summary.completed == 1000
+    assert r.health.cpu_s > 0 and r.health.event_loop in ("uvloop", "asyncio")
+    assert fd_count() == before
+
+
+def test_client_health_flags_a_blocked_loop(inst: Instrument) -> None:
+    def block(done: int, total: int, elapsed: float) -> None:
+        time.sleep(0.05)  # a deliberately slow progress callback blocks the event loop
+
+    r = run_load(
+        inst.endpoint(ttft=0.01, itl=0.005),
+        SMALL,
+        LoadSpec(concurrency=4, num_requests=20),
+        progress=block,
+    )
+    assert r.health.client_bound
+    assert any("event-loop lag" in reason for reason in r.health.reasons)
+
+
+def test_nofile_limit_error_is_clear() -> None:
+    with pytest.raises(ClientCapacityError, match="hard limit"):
+        raise_nofile(10**9)
+
+
+def test_loadspec_validation_and_multipliers() -> None:
+    assert LoadSpec(num_requests=100).scaled("quick").num_requests == 50
+    assert LoadSpec(num_requests=100).scaled("thorough").num_requests == 300
+    with pytest.raises(ValueError, match="rate"):
+        LoadSpec(mode="open")
+    with pytest.raises(ValueError, match="concurrency"):
+        LoadSpec(mode="closed", concurrency=None)
+
+
+def test_sse_parser_handles_split_and_merged_reads() -> None:
+    events = [
+        b'data: {"choices":[{"text":"a"}],"usage":{"prompt_tokens":3,"completion_tokens":1}}',
+        b'data: {"choices":[{"text":"bc"}],"usage":{"prompt_tokens":3,"completion_tokens":3}}',
+        b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":3}}',
+        b"data: [DONE]",
+    ]
+    blob = b"\r\n\r\n".join(events) + b"\r\n\r\n"
+    # split the bytes at awkward places, including inside the separator
+    first_end = blob.index(b"\r\n\r\n") + 4
+    cuts = [0, 7, 70, first_end - 2, first_end + 1, 150, len(blob)]
+    chunks = [blob[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+    times = [float(i) for i in range(len(chunks))]
+    p = parse_sse(times, chunks)
+    assert p.done and p.error_kind is None
+    assert p.chunk_tokens == [1, 2]
+    assert p.prompt_tokens == 3 and p.completion_tokens == 3
+    # each event is timed by the read that completed it
+    assert p.chunk_times[0] == times[3]
+
+
+def test_external_endpoint_url_shape() -> None:
+    ep = Endpoint("http://127.0.0.1:1/v1", "m")
+    assert ep.url("/v1/completions") == "http://127.0.0.1:1/v1/completions"

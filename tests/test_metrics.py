@@ -1,0 +1,194 @@
+"""Metrics are pure: checked exhaustively with hand-made records and hypothesis."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_llmperf.metrics import (
+    STATS,
+    Stats,
+    direction,
+    inter_chunk,
+    itl_per_token,
+    metric_names,
+    peak_window_tokens,
+    summarize,
+)
+from pytest_llmperf.records import RequestRecord
+
+
+def rec(
+    index: int = 0,
+    *,
+    start: float = 0.0,
+    chunks: list[tuple[float, int]] | None = None,
+    end: float | None = None,
+    prompt: int = 10,
+    error: str | None = None,
+) -> RequestRecord:
+    chunks = chunks if chunks is not None else [(0.1, 1), (0.2, 1), (0.3, 1)]
+    times = tuple(t for t, _ in chunks)
+    toks = tuple(k for _, k in chunks)
+    ok = error is None
+    return RequestRecord(
+        index=index,
+        intended_start=start,
+        start=start,
+        first_token=times[0] if times and ok else None,
+        end=end if end is not None else (times[-1] if times else start),
+        chunk_times=times if ok else (),
+        chunk_tokens=toks if ok else (),
+        prompt_tokens=prompt if ok else None,
+        completion_tokens=sum(toks) if ok else None,
+        expected_output_tokens=sum(toks),
+        status=200,
+        error_kind=error,  # type: ignore[arg-type]
+    )
+
+
+chunk_lists = st.lists(
+    st.tuples(st.floats(1e-4, 0.5), st.integers(1, 8)), min_size=1, max_size=40
+).map(lambda gaps: [(sum(g for g, _ in gaps[: i + 1]), k) for i, (_, k) in enumerate(gaps)])
+
+
+@given(chunk_lists)
+def test_itl_per_token_spreads_each_chunk_interval_over_its_tokens(chunks):
+    r = rec(chunks=chunks)
+    itl = itl_per_token(r)
+    assert len(itl) == sum(k for _, k in chunks[1:])
+    assert math.isclose(sum(itl), chunks[-1][0] - chunks[0][0], rel_tol=1e-9, abs_tol=1e-12)
+    assert math.isclose(sum(inter_chunk(r)), sum(itl), rel_tol=1e-9, abs_tol=1e-12)
+    assert len(inter_chunk(r)) == len(chunks) - 1
+
+
+def test_batched_chunk_gives_per_token_itl_not_per_chunk():
+    # one token at 100 ms, then a chunk of 4 tokens 40 ms later: 4 gaps of 10 ms, 1 chunk gap of 40
+    s = summarize([rec(chunks=[(0.1, 1), (0.14, 4)])], duration_s=1.0)
+    assert s.latency["itl"].count == 4
+    assert s.latency["itl"].median == pytest.approx(10.0)
+    assert s.latency["ichunk"].median == pytest.approx(40.0)
+    assert s.latency["ttft"].median == pytest.approx(100.0)
+    # TPOT = (E2E - TTFT) / (out - 1) = 40 ms / 4
+    assert s.latency["tpot"].median == pytest.approx(10.0)
+
+
+@given(st.lists(st.floats(0, 1e4, allow_nan=False), min_size=1, max_size=200))
+def test_percentiles_are_monotone_and_bounded(values):
+    s = Stats.of_seconds(values)
+    lo, hi = min(values) * 1000, max(values) * 1000
+    seq = [s.p50, s.p90, s.p95, s.p99, s.p99_9]
+    tol = 1e-6 * max(1.0, hi)
+    assert all(a <= b + tol for a, b in zip(seq, seq[1:], strict=False))
+    assert lo - tol <= s.p50 <= hi + tol and lo - tol <= s.p99_9 <= hi + tol
+    assert s.median == pytest.approx(s.p50)
+    assert s.count == len(values)
+
+
+def test_stats_match_numpy_and_empty_is_nan():
+    vals = [0.001 * i for i in range(1, 101)]
+    s = Stats.of_seconds(vals)
+    assert s.p99 == pytest.approx(float(np.percentile(np.array(vals) * 1000, 99)))
+    assert s.std == pytest.approx(float(np.std(np.array(vals) * 1000)))
+    assert math.isnan(Stats.of_seconds([]).mean)
+
+
+@given(chunk_lists, st.floats(0.1, 5.0))
+@settings(max_examples=50)
+def test_peak_window_is_between_mean_rate_and_total(chunks, window):
+    times = [t for t, _ in chunks]
+    toks = [k for _, k in chunks]
+    peak = peak_window_tokens(times, toks, window)
+    assert max(toks) <= peak <= sum(toks)
+    # brute force
+    best = max(sum(k for t2, k in chunks if t <= t2 < t + window) for t in times)
+    assert peak == best
+
+
+def test_throughput_success_and_errors():
+    records = [rec(i, chunks=[(0.1, 1), (0.2, 1)]) for i in range(3)]
+    records.append(rec(3, error="http_5xx"))
+    records.append(rec(4, error="timeout"))
+    s = summarize(records, duration_s=2.0)
+    assert s.completed == 3 and s.failed == 2
+    assert s.success_rate == pytest.approx(0.6)
+    assert s.errors == {"http_5xx": 1, "timeout": 1}
+    assert s.request_throughput == pytest.approx(1.5)
+    assert s.output_throughput == pytest.approx(3.0)
+    assert s.total_token_throughput == pytest.approx((30 + 6) / 2)
+    assert s.peak_output_throughput == 6
+    m = s.metrics()
+    assert set(m) == set(metric_names())
+    for name in m:
+        assert direction(name) in ("higher", "lower")
+    assert direction("output_throughput") == "higher"
+    assert direction("success_rate") == "higher"
+    assert direction("p99_ttft_ms") == "lower"
+    with pytest.raises(ValueError, match="unknown metric"):
+        direction("bogus")
+
+
+def test_queue_wait_is_not_latency():
+    r = RequestRecord(
+        index=0,
+        intended_start=0.0,
+        start=5.0,
+        first_token=5.1,
+        end=5.2,
+        chunk_times=(5.1, 5.2),
+        chunk_tokens=(1, 1),
+        prompt_tokens=1,
+        completion_tokens=2,
+        expected_output_tokens=2,
+        status=200,
+        queue_wait=5.0,
+    )
+    s = summarize([r], duration_s=6.0)
+    assert s.latency["ttft"].mean == pytest.approx(100.0)
+    assert s.latency["e2el"].mean == pytest.approx(200.0)
+    assert s.queue_wait.mean == pytest.approx(5000.0)
+
+
+def test_vllm_bench_json_layout():
+    s = summarize([rec(i) for i in range(5)], duration_s=1.0)
+    j = s.to_vllm_bench_json()
+    for key in (
+        "duration",
+        "completed",
+        "failed",
+        "total_input_tokens",
+        "total_output_tokens",
+        "request_throughput",
+        "output_throughput",
+        "total_token_throughput",
+    ):
+        assert key in j
+    for m in ("ttft", "tpot", "itl", "e2el"):
+        for s_ in ("mean", "median", "std", "p99"):
+            assert f"{s_}_{m}_ms" in j
+    assert "p99.9_ttft_ms" in j
+    assert j["completed"] == 5
+
+
+@given(st.lists(chunk_lists, min_size=1, max_size=5))
+@settings(max_examples=30)
+def test_record_json_roundtrip(lists):
+    for i, chunks in enumerate(lists):
+        r = rec(i, chunks=chunks)
+        assert RequestRecord.from_json(r.to_json()) == r
+
+
+def test_record_rejects_unknown_error_kind_and_fields():
+    with pytest.raises(ValueError, match="error_kind"):
+        rec(error="weird")
+    data = rec().to_json() | {"surprise": 1}
+    with pytest.raises(ValueError, match="surprise"):
+        RequestRecord.from_json(data)
+
+
+def test_stats_names_cover_all():
+    assert STATS == ("mean", "median", "std", "p50", "p90", "p95", "p99", "p99_9")
