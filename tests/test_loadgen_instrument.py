@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -289,7 +290,7 @@ def test_sse_parser_handles_split_and_merged_reads() -> None:
     # split the bytes at awkward places, including inside the separator
     first_end = blob.index(b"\r\n\r\n") + 4
     cuts = [0, 7, 70, first_end - 2, first_end + 1, 150, len(blob)]
-    chunks = [blob[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+    chunks = [blob[a:b] for a, b in itertools.pairwise(cuts)]
     times = [float(i) for i in range(len(chunks))]
     p = parse_sse(times, chunks)
     assert p.done and p.error_kind is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -83,7 +84,7 @@ def test_percentiles_are_monotone_and_bounded(values):
     lo, hi = min(values) * 1000, max(values) * 1000
     seq = [s.p50, s.p90, s.p95, s.p99, s.p99_9]
     tol = 1e-6 * max(1.0, hi)
-    assert all(a <= b + tol for a, b in zip(seq, seq[1:], strict=False))
+    assert all(a <= b + tol for a, b in itertools.pairwise(seq))
     assert lo - tol <= s.p50 <= hi + tol and lo - tol <= s.p99_9 <= hi + tol
     assert s.median == pytest.approx(s.p50)
     assert s.count == len(values)
