@@ -26,7 +26,7 @@ _VISION_KEYS = ("vision_config", "vision_tower_config", "visual")
 _SPARSE_MLA_KEYS = ("index_topk", "index_n_heads", "index_head_dim")
 _SPARSE_MLA_MODEL_TYPES = frozenset({"deepseek_v32"})
 # "405B", "235B-A22B", "1.5B", "8x7B" style size hints in model names.
-_SIZE_RE = re.compile(r"(?<![\w.])(?:(\d+)x)?(\d+(?:\.\d+)?)([BbMm])(?![a-zA-Z])")
+_SIZE_RE = re.compile(r"(?<![\w.])(?:(\d+)x)?(\d+(?:\.\d+)?)([BbMm])(?![a-zA-Z0-9])")
 _ACTIVE_RE = re.compile(r"-A(\d+(?:\.\d+)?)B\b")
 _ATTENTION_LABELS = {"mha": "MHA", "gqa": "GQA", "mla": "MLA", "sparse-mla": "sparse MLA"}
 

