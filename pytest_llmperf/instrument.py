@@ -15,8 +15,8 @@ The script travels in the model name, so one instrument serves every case::
 Parameters: ``ttft`` (s, from request receipt to first token chunk), ``itl`` (s per token),
 ``k`` (tokens per chunk), ``fault`` (one of ``FAULTS``), ``fault_after`` (chunks before the
 fault), ``usage_skew`` (added to reported prompt tokens), ``metrics_skew`` (extra generation
-tokens counted in /metrics per request). The tokenizer is one token per character, plus one BOS
-token for completions, plus the chat template's characters for chat.
+tokens counted in /metrics per request). The tokenizer is one token per word (with its leading
+whitespace), plus BOS for completions, plus the chat template's two markers for chat.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -82,21 +83,37 @@ class Script:
         )
 
 
-def chat_prompt(messages: list[dict[str, Any]]) -> str:
-    text = ""
-    for m in messages:
-        content = m.get("content", "")
-        if isinstance(content, list):
-            content = "".join(p.get("text", "") for p in content if p.get("type") == "text")
-        text += CHAT_TEMPLATE[0] + str(content)
-    return text + CHAT_TEMPLATE[1]
+_WORD = re.compile(r"\s*\S+|\s+")
+_VOCAB: dict[str, int] = {"<s>": 1}
+_INVERSE: dict[int, str] = {1: ""}
 
 
-def count_prompt(body: dict[str, Any]) -> int:
+def encode(text: str) -> list[int]:
+    """Word-level tokenizer: each word with its leading whitespace is one token."""
+    out = []
+    for piece in _WORD.findall(text):
+        tid = _VOCAB.setdefault(piece, len(_VOCAB) + 1)
+        _INVERSE[tid] = piece
+        out.append(tid)
+    return out
+
+
+def decode(tokens: list[int]) -> str:
+    return "".join(_INVERSE.get(t, "") for t in tokens)
+
+
+def prompt_tokens(body: dict[str, Any]) -> list[int]:
+    """Tokens of a completions prompt (BOS first) or of a templated chat prompt."""
     if "messages" in body:
-        return len(chat_prompt(body["messages"]))
-    bos = 1 if body.get("add_special_tokens", True) else 0
-    return len(str(body.get("prompt", ""))) + bos
+        ids: list[int] = []
+        for m in body["messages"]:
+            content = m.get("content", "")
+            if isinstance(content, list):
+                content = "".join(p.get("text", "") for p in content if p.get("type") == "text")
+            ids += [*encode(CHAT_TEMPLATE[0]), *encode(str(content))]
+        return ids + encode(CHAT_TEMPLATE[1])
+    bos = [1] if body.get("add_special_tokens", True) else []
+    return bos + encode(str(body.get("prompt", "")))
 
 
 # --------------------------------------------------------------------------- server (subprocess)
@@ -112,18 +129,12 @@ def _serve(port: int, metrics: bool) -> None:  # pragma: no cover - runs in the 
         return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
 
     async def tokenize(request: web.Request) -> web.Response:
-        body = await request.json()
-        if "messages" in body:
-            text = chat_prompt(body["messages"])
-            tokens = [ord(c) for c in text]
-        else:
-            bos = [1] if body.get("add_special_tokens", True) else []
-            tokens = bos + [ord(c) for c in str(body.get("prompt", ""))]
+        tokens = prompt_tokens(await request.json())
         return web.json_response({"count": len(tokens), "tokens": tokens, "max_model_len": 10**6})
 
     async def detokenize(request: web.Request) -> web.Response:
         body = await request.json()
-        return web.json_response({"prompt": "".join(chr(t) for t in body["tokens"] if t != 1)})
+        return web.json_response({"prompt": decode(body["tokens"])})
 
     async def prom(request: web.Request) -> web.Response:
         text = (
@@ -147,7 +158,7 @@ def _serve(port: int, metrics: bool) -> None:  # pragma: no cover - runs in the 
         script = Script.from_model(str(body.get("model", "")))
         chat = "messages" in body
         n_out = int(body.get("max_tokens", 16))
-        n_in = count_prompt(body)
+        n_in = len(prompt_tokens(body))
         fault = script.fault
         if fault in ("http_400", "http_429", "http_500"):
             status = int(fault[5:])

@@ -14,7 +14,7 @@ import base64
 import io
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -169,55 +169,66 @@ class ServerTokenizer:
 # --------------------------------------------------------------------------- prompts and images
 
 
-def _words(rng: random.Random, n: int) -> str:
-    return " ".join(rng.choice(_WORDS) for _ in range(n))
+async def _word_costs(tok: ServerTokenizer) -> tuple[dict[str, int], list[str]]:
+    """Token cost of each `` word`` (the server's pre-tokenizer splits at spaces, so costs add
+    up) and the words that cost exactly one token, used to fill the last few tokens."""
+    counts = await asyncio.gather(*(tok.encode(" " + w, add_special_tokens=False) for w in _WORDS))
+    costs = {w: len(t) for w, t in zip(_WORDS, counts, strict=True)}
+    ones = [w for w, c in costs.items() if c == 1]
+    if not ones:
+        raise PromptLengthError(
+            "the server's tokenizer has no single-token word in the prompt word list, so "
+            "exact prompt lengths cannot be reached; report this tokenizer to pytest-llmperf"
+        )
+    return costs, ones
 
 
 async def _exact_text(
-    tok: ServerTokenizer,
     *,
     head: str,
     rng: random.Random,
     target: int,
-    count_full: Any,
-    overhead: int,
+    count_full: Callable[[str], Awaitable[int]],
+    costs: dict[str, int],
+    ones: list[str],
     what: str,
-    max_rounds: int = 12,
+    max_rounds: int = 8,
 ) -> str:
-    """``head`` + a seeded tail whose full count (``count_full``) is exactly ``target``."""
-    head_tokens = len(await tok.encode(head, add_special_tokens=False)) if head else 0
-    want = target - overhead - head_tokens
-    if want < 1:
+    """``head`` + seeded words whose full count (``count_full``: template and special tokens
+    included) is exactly ``target``: assemble from known word costs, then verify with the
+    server and correct by whole words until the server agrees."""
+    base = await count_full(head)
+    want = target - base
+    if want < 0:
         raise PromptLengthError(
-            f"{what}: {target} tokens cannot hold the {overhead} template/special tokens plus "
-            f"a {head_tokens}-token header; ask for a longer input"
+            f"{what}: {target} tokens cannot hold the {base} template, special and header "
+            "tokens every prompt starts with; ask for a longer input"
         )
-    pool: list[int] = []
-    words = max(16, want)
-    while len(pool) < want + 32:
-        pool = await tok.encode(" " + _words(rng, words), add_special_tokens=False)
-        words *= 2
-    m = want
+    words: list[str] = []
+    total = 0
+    while total < want:
+        w = rng.choice(_WORDS)
+        if total + costs[w] > want:
+            w = rng.choice(ones)
+        words.append(w)
+        total += costs[w]
     n = -1
-    seen: set[int] = set()
     for _ in range(max_rounds):
-        text = head + await tok.decode(pool[:m])
+        text = head + "".join(" " + w for w in words)
         n = await count_full(text)
         if n == target:
             return text
-        seen.add(m)
-        step = target - n
-        nxt = m + step
-        if nxt in seen or nxt < 1:  # oscillating at a merge boundary: nudge by one
-            nxt = m + (1 if step > 0 else -1)
-            while nxt in seen and 1 <= nxt <= len(pool):
-                nxt += 1 if step > 0 else -1
-        if not 1 <= nxt <= len(pool):
-            break
-        m = nxt
+        if n < target:
+            words += [rng.choice(ones) for _ in range(target - n)]
+        else:
+            removed = 0
+            while words and removed < n - target:
+                removed += costs[words.pop()]
+            words += [rng.choice(ones) for _ in range(removed - (n - target))]
     raise PromptLengthError(
         f"{what}: could not build a prompt of exactly {target} tokens with the server's "
-        f"tokenizer (last attempt: {n} tokens after {max_rounds} decode/re-encode rounds)"
+        f"tokenizer (last attempt: {n} tokens after {max_rounds} rounds of server-verified "
+        "correction); the tokenizer merges across word boundaries"
     )
 
 
@@ -277,43 +288,37 @@ async def prepare_requests(
     """Build ``count`` exact-length requests (indices ``start_index..``), verified against the
     server's tokenizer. Raises ``PromptLengthError`` / ``TokenizeUnavailable``."""
     tok = ServerTokenizer(session, endpoint)
-    chat = workload.endpoint == "chat"
-    count_full = tok.count_chat if chat else tok.count_prompt
-    probe = " alpha beta gamma"
-    overhead = await count_full(probe) - len(await tok.encode(probe, add_special_tokens=False))
+    count_full = tok.count_chat if workload.endpoint == "chat" else tok.count_prompt
+    costs, ones = await _word_costs(tok)
 
     shared = ""
     if workload.shared_prefix_tokens:
-        rng = random.Random(f"shared:{workload.name}:{workload.seed}")
 
         async def raw_count(text: str) -> int:
             return len(await tok.encode(text, add_special_tokens=False))
 
         shared = await _exact_text(
-            tok,
             head="",
-            rng=rng,
+            rng=random.Random(f"shared:{workload.name}:{workload.seed}"),
             target=workload.shared_prefix_tokens,
             count_full=raw_count,
-            overhead=0,
+            costs=costs,
+            ones=ones,
             what=f"workload {workload.name!r} shared prefix",
         )
 
     sem = asyncio.Semaphore(parallel)
 
     async def one(index: int) -> PreparedRequest:
+        tag = f"[{workload.seed}-{index}]"
         async with sem:
-            rng = random.Random(f"{workload.name}:{workload.seed}:{index}")
-            head = (
-                f"{shared}\n[{workload.seed}-{index}]" if shared else f"[{workload.seed}-{index}]"
-            )
             text = await _exact_text(
-                tok,
-                head=head,
-                rng=rng,
+                head=f"{shared}\n{tag}" if shared else tag,
+                rng=random.Random(f"{workload.name}:{workload.seed}:{index}"),
                 target=workload.input_tokens,
                 count_full=count_full,
-                overhead=overhead,
+                costs=costs,
+                ones=ones,
                 what=f"workload {workload.name!r} request {index}",
             )
         images = [
