@@ -415,12 +415,15 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222}
 table{border-collapse:collapse;font-size:13px;margin:12px 0}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
-th{background:#eee} td.l,th.l{text-align:left}
+th{background:#eee} td.l,th.l{text-align:left} td{white-space:nowrap} td.gates{white-space:normal}
 tr.gatefail td.gates{color:#a00;font-weight:bold}
 tr.clientbound td{font-style:italic;color:#555}
 img{max-width:100%;border:1px solid #ddd;margin:8px 0}
 .badge{padding:1px 6px;border-radius:3px}
 """
+
+
+_LEFT: Final[frozenset[str]] = frozenset({"model", "workload", "status", "gates"})
 
 
 def _f(x: float, digits: int = 0) -> str:
@@ -478,7 +481,7 @@ def render_html(
         colour = STATUS_COLOURS.get(status, "#fff")
         all_gates = e("\n".join(g.describe() for g in c.gates))
         rows.append(
-            f"<tr class='{cls.strip()}' id='{e(c.case_id)}'>"
+            f"<tr class='{cls.strip()}' id='{e(c.case_id)}' title='{e(c.case_id)}'>"
             f"<td class='l'>{e(c.model)}</td><td class='l'>{e(c.workload)}</td>"
             f"<td>{c.concurrency}</td><td>{len(c.runs)}</td>"
             f"<td>{_ci_text(c, 'total_token_throughput')}</td>"
@@ -521,7 +524,7 @@ def render_html(
         f"{''.join(peaks)}</table>"
         f"{imgs}"
         "<h2>Cases</h2><table><tr>"
-        + "".join(f"<th>{e(h)}</th>" for h in head)
+        + "".join(f"<th class='{'l' if h in _LEFT else ''}'>{e(h)}</th>" for h in head)
         + f"</tr>{''.join(rows)}</table>"
         f"<h2>Environment</h2>{_env_table(environment)}"
         f"<p><small>pytest-llmperf {e(__version__)}</small></p></body></html>"
