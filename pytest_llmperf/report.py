@@ -28,6 +28,7 @@ from pytest_llmperf.saturation import (
     MetricStats,
     SaturationResult,
     classify_series,
+    metric_stats,
     summarize_runs,
 )
 
@@ -85,6 +86,10 @@ class CaseResult:
 
     def stats(self) -> dict[str, MetricStats]:
         return summarize_runs(self.runs) if self.runs else {}
+
+    def stat(self, metric: str) -> MetricStats | None:
+        vals = [r[metric] for r in self.runs if metric in r]
+        return metric_stats(vals) if vals else None
 
     def mean(self, metric: str) -> float:
         vals = [r[metric] for r in self.runs if metric in r]
@@ -201,20 +206,21 @@ def results_document(
     *,
     environment: Mapping[str, Any],
     complete: bool,
-    created: str | None = None,
+    started: datetime | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The ``results.json`` document (schema: ``data/report.schema.json``).
 
     ``complete`` is false while the session runs, so a reader of a file left by an interrupted
-    session knows it holds only the cases measured so far.
+    session knows it holds only the cases measured so far. ``started`` is the session start
+    (``created`` in the file); it defaults to ``now``.
     """
     cases = with_status(cases)
     stamp = (now or datetime.now(UTC)).isoformat()
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "pytest-llmperf", "version": __version__},
-        "created": created or stamp,
+        "created": started.isoformat() if started else stamp,
         "updated": stamp,
         "complete": complete,
         "environment": _jsonable(environment),
@@ -248,17 +254,12 @@ def write_results(
     *,
     environment: Mapping[str, Any],
     complete: bool = False,
+    started: datetime | None = None,
 ) -> Path:
-    """Atomically (re)write ``results.json``; call after every case so an interrupted session
-    keeps what it measured. Keeps the original ``created`` stamp across rewrites."""
-    path = Path(report_dir) / RESULTS_FILE
-    created = None
-    try:
-        created = json.loads(path.read_text(encoding="utf-8")).get("created")
-    except (OSError, ValueError, AttributeError):
-        created = None
-    doc = results_document(cases, environment=environment, complete=complete, created=created)
-    return write_json_atomic(path, doc)
+    """Atomically rewrite ``results.json`` with every case so far; call after each case so an
+    interrupted session keeps what it measured. Pass the session's start as ``started``."""
+    doc = results_document(cases, environment=environment, complete=complete, started=started)
+    return write_json_atomic(Path(report_dir) / RESULTS_FILE, doc)
 
 
 def read_results(path: Path) -> tuple[list[CaseResult], dict[str, Any]]:
@@ -355,7 +356,7 @@ def _pyplot() -> Any:
 def _mean_ci(cases: Sequence[CaseResult], metric: str) -> tuple[list[float], list[float]]:
     means, errs = [], []
     for c in cases:
-        st = c.stats().get(metric)
+        st = c.stat(metric)
         means.append(c.mean(metric))
         half = st.ci_half_width if st is not None else math.nan
         errs.append(0.0 if math.isnan(half) else half)
@@ -435,7 +436,7 @@ def _ms_pair(c: CaseResult, m: str) -> str:
 
 
 def _ci_text(c: CaseResult, metric: str) -> str:
-    st = c.stats().get(metric)
+    st = c.stat(metric)
     if st is None or math.isnan(st.ci_half_width):
         return _f(c.mean(metric))
     return f"{_f(st.mean)} ± {_f(st.ci_half_width)}"
@@ -697,11 +698,14 @@ def write_report(
     environment: Mapping[str, Any],
     machine_info: Mapping[str, Any] | None = None,
     commit_info: Mapping[str, Any] | None = None,
+    started: datetime | None = None,
 ) -> ReportPaths:
     """Write everything at session end: final results.json (``complete``), the two PNGs,
     report.html and benchmark.json."""
     report_dir = Path(report_dir)
-    results = write_results(report_dir, cases, environment=environment, complete=True)
+    results = write_results(
+        report_dir, cases, environment=environment, complete=True, started=started
+    )
     images = {"Throughput": throughput_png(cases), "Latency": latency_png(cases)}
     plots = []
     for fname, png in zip((THROUGHPUT_PNG, LATENCY_PNG), images.values(), strict=True):
