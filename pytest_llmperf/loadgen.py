@@ -711,9 +711,16 @@ async def _run_async(
     sched_p99 = _p99_ms(runner.schedule_lags)
     reasons: list[str] = []
     if loop_p99 > thresholds.loop_lag_p99_ms:
+        share = cpu / wall if wall > 0 else 0.0
+        why = (
+            "the client was too busy to read responses promptly"
+            if share >= 0.5
+            else f"the client used only {100 * share:.0f}% of a core, so the OS did not run it "
+            "in time (too few cores for server and client)"
+        )
         reasons.append(
-            f"event-loop lag p99 {loop_p99:.1f} ms > {thresholds.loop_lag_p99_ms} ms: the client "
-            "was too busy to read responses promptly"
+            f"event-loop lag p99 {loop_p99:.1f} ms > {thresholds.loop_lag_p99_ms} ms: {why}; "
+            "client timestamps may be late by that much"
         )
     if sched_p99 > thresholds.schedule_lag_p99_ms:
         reasons.append(
