@@ -47,6 +47,7 @@ class Architecture:
     num_layers: int | None = None
     hidden_size: int | None = None
     max_position_embeddings: int | None = None
+    rope_scaled: bool = False  # a RoPE-scaling factor may let vLLM serve beyond the above
     kv_lora_rank: int | None = None
     q_lora_rank: int | None = None
     qk_rope_head_dim: int | None = None
@@ -203,6 +204,7 @@ def from_config(
         max_position_embeddings=_as_int(
             pick(("max_position_embeddings", "n_positions")), "max_position_embeddings", where
         ),
+        rope_scaled=_rope_scaled(pick(("rope_scaling",)), pick(("rope_parameters",))),
         kv_lora_rank=kv_lora_rank,
         q_lora_rank=_as_int(pick(("q_lora_rank",)), "q_lora_rank", where),
         qk_rope_head_dim=rope,
@@ -225,6 +227,10 @@ def _as_int(value: Any, key: str, where: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
         raise ValueError(f"{where}: {key} must be a whole number, got {value!r}")
     return int(value)
+
+
+def _rope_scaled(*settings: Any) -> bool:
+    return any(isinstance(s, Mapping) and (s.get("factor") or 1) != 1 for s in settings)
 
 
 def _quantization(config: Mapping[str, Any], text: Mapping[str, Any]) -> str | None:

@@ -45,7 +45,7 @@ _FLAG_ORDER = (
 _OFFLOAD_FLAGS = frozenset(
     {"--kv-offloading-size", "--kv-offloading-backend", "--disable-hybrid-kv-cache-manager"}
 )
-_FP8_WEIGHTS = ("fp8", "fbgemm_fp8", "ptpc_fp8", "modelopt")
+_FP8_WEIGHTS = ("fp8", "fbgemm_fp8", "ptpc_fp8")
 # Flags in extra_args that the plan understands, mapped to the override field they stand for.
 _ABSORBED = {
     "--block-size": "block_size",
@@ -536,6 +536,13 @@ def _memory(
         if workload_max_len < 1:
             raise PlanError(
                 "max-model-len", f"max model length must be positive, got {workload_max_len}"
+            )
+        if limit and workload_max_len > limit and not arch.rope_scaled:
+            rule = rules.by_id("max-model-len-within-model")
+            raise PlanError(
+                rule.id,
+                f"the workload needs {workload_max_len} tokens of context, but {rule.reason} "
+                f"({limit}); shorten the workload's prompts or outputs, or use a longer model",
             )
         flag = b.flag("--max-model-len", workload_max_len)
         b.decide(len_source.rule, flag, len_source.reason)

@@ -107,16 +107,11 @@ def _plan(args: argparse.Namespace) -> LaunchPlan:
         arch = detect(args.model)
         path = Path(args.model).expanduser()
         model = str(path.parent if path.is_file() else path)
-    platform, detected_count = args.platform, None
-    if platform is None:
-        platform, detected_count = (
-            (profile.platform, profile.gpus) if profile else _detect_platform()
-        )
+    detected = None if args.platform or profile else _detect_platform()
+    platform = args.platform or (profile.platform if profile else detected[0])  # type: ignore[index]
     gpus = args.gpus
     if gpus is None:
-        gpus = profile.gpus if profile and platform == profile.platform else detected_count
-        if gpus is None:
-            gpus = 1 if platform != "cpu" else 0
+        gpus = _default_gpus(platform, profile, detected)
     version = args.vllm_version or (profile.vllm_version if profile else _installed_vllm())
     overrides = PlanOverrides(
         kv_offload_gib=args.kv_offload,
@@ -139,6 +134,20 @@ def _plan(args: argparse.Namespace) -> LaunchPlan:
         profile=profile,
         images_per_prompt=args.images_per_prompt,
     )
+
+
+def _default_gpus(
+    platform: str, profile: Profile | None, detected: tuple[str, int | None] | None
+) -> int:
+    """The profile's GPU count on its own platform, else what is detected here; ask otherwise."""
+    if platform == "cpu":
+        return 0
+    if profile is not None and platform == profile.platform:
+        return profile.gpus
+    found, count = detected or _detect_platform()
+    if found == platform and count:
+        return count
+    raise ValueError(f"no {platform} GPUs detected here to count; pass --gpus N (GPUs per node)")
 
 
 def _detect_platform() -> tuple[str, int | None]:

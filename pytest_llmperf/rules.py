@@ -294,6 +294,11 @@ RULES: tuple[Rule, ...] = (
         value={"HF_HUB_OFFLINE": "1"},
         platforms=_CPU,
     ),
+    Rule(
+        "max-model-len-within-model",
+        "max-model-len-limit",
+        "vLLM refuses a --max-model-len above the model's max_position_embeddings at start-up",
+    ),
     # --- model code -------------------------------------------------------------------------
     Rule(
         "remote-code",

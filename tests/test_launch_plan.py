@@ -115,6 +115,17 @@ def test_cpu_max_model_len_from_workload_and_clamped_to_the_model() -> None:
     assert flag(p, "--max-model-len") == "512"
 
 
+def test_workload_longer_than_the_model_fails_before_launch() -> None:
+    with pytest.raises(PlanError, match=r"max-model-len-within-model.*4096.*\(2048\)"):
+        plan("vision", platform="cpu", vllm_version="0.32.0", gpus=0, workload_max_len=4096)
+    scaled = {**TINY["dense-gqa"], "rope_scaling": {"rope_type": "yarn", "factor": 4.0}}
+    p = make_plan(
+        from_config(scaled), platform="cpu", vllm_version="0.32.0", gpus=0, model="M",
+        workload_max_len=4096,
+    )  # fmt: skip
+    assert flag(p, "--max-model-len") == "4096"
+
+
 def test_cpu_vision_images_follow_the_workload() -> None:
     p = plan("vision", platform="cpu", vllm_version="0.32.0", gpus=0, images_per_prompt=3)
     assert flag(p, "--limit-mm-per-prompt") == '{"image":3,"video":0}'

@@ -168,3 +168,15 @@ def test_python_dash_m_dispatches_plan() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert DEEPSEEK_COMMAND in proc.stdout
+
+
+def test_gpu_platform_without_gpus_asks_for_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = types.ModuleType("pytest_llmperf.platforms")
+    fake.detect_accelerators = lambda: types.SimpleNamespace(platform="cpu", count=0)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pytest_llmperf.platforms", fake)
+    model = write_model(tmp_path, TINY_DENSE_GQA)
+    code, _ = run("--model", str(model), "--platform", "cuda", "--vllm", "0.14.1")
+    assert code == 2
+    assert "pass --gpus" in capsys.readouterr().err
