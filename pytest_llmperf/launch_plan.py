@@ -269,7 +269,10 @@ def _resolve_profile(profile: Profile | str | None) -> Profile | None:
         return profile
     from .profiles import get_profile
 
-    return get_profile(profile)
+    try:
+        return get_profile(profile)
+    except ValueError as exc:
+        raise PlanError("profile", str(exc)) from None
 
 
 def _merge(user: PlanOverrides, prof: Profile | None) -> tuple[PlanOverrides, dict[str, _Source]]:

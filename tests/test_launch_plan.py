@@ -210,6 +210,7 @@ def test_llama_aiter_on_when_asked() -> None:
         ("llama-3.1-405b", {"overrides": PlanOverrides(tensor_parallel=16)}, None),
         ("llama-3.1-405b", {"images_per_prompt": 1}, None),
         ("llama-3.1-405b", {"platform": "tpu"}, "platform"),
+        ("llama-3.1-405b", {"profile": "llama-4"}, "profile"),
         ("llama-3.1-405b", {"vllm_version": "nightly"}, "vllm-version"),
         ("llama-3.1-405b", {"gpus": 0}, "gpus"),
         ("dense-gqa", {"platform": "cpu", "nodes": 2}, "cpu-single-node"),
