@@ -1,0 +1,441 @@
+"""Baseline files: every raw per-run value of every metric, keyed by environment and suite.
+
+Human-readable JSON under ``baselines/``, one file per (fingerprint, suite), written atomically.
+Raw values, not aggregates, so a statistical comparison (and later change-point analysis over a
+history) is possible. A file this plugin cannot read is reported and never overwritten: what a
+user measured on an 8-GPU box for an hour is not ours to lose.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
+
+from pytest_llmperf.atomic import write_json_atomic
+from pytest_llmperf.fingerprint import FIELDS, Fingerprint, diff
+
+if TYPE_CHECKING:
+    from pytest_llmperf.compare import Correction, Direction, Verdict
+
+SCHEMA_VERSION: Final[int] = 1
+CASE_FIELDS: Final[tuple[str, ...]] = (
+    "model_name",
+    "model_revision",
+    "weights_sha256",
+    "launch_argv",
+    "launch_env",
+    "workload",
+)
+ENV_FIELDS: Final[tuple[str, ...]] = tuple(f for f in FIELDS if f not in CASE_FIELDS)
+DEFAULT_DIR: Final[str] = "baselines"
+Source = Literal["measured", "published"]
+SOURCES: Final[tuple[str, ...]] = ("measured", "published")
+DIRECTIONS: Final[tuple[str, ...]] = ("higher", "lower", "exact")
+
+
+class BaselineError(ValueError):
+    """A baseline file that cannot be used; the message names the file, the problem and what to
+    do about it."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSeries:
+    """One metric of one case: a value per run. ``published`` keeps a source's own summary
+    (e.g. mean and 95% CI over 5 runs) when the raw runs were never published."""
+
+    direction: Direction
+    values: tuple[float, ...]
+    unit: str | None = None
+    published: Mapping[str, Any] | None = field(default=None, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CaseRecord:
+    """A test case's metrics. ``fingerprint`` holds what differs per case in one suite: only its
+    CASE_FIELDS (model, launch plan, workload) are compared; the file's fingerprint holds the
+    environment."""
+
+    metrics: Mapping[str, MetricSeries] = field(hash=False)
+    fingerprint: Fingerprint | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    suite: str
+    fingerprint: Fingerprint
+    cases: Mapping[str, CaseRecord] = field(hash=False)
+    created: str = ""
+    source: Source = "measured"
+    note: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def fingerprint_id(self) -> str:
+        return self.fingerprint.id()
+
+
+# ----------------------------------------------------------------------------- metric defaults
+
+
+def metric_direction(name: str) -> Direction:
+    """Which way is better: throughputs up, latencies (``*_ms``) down, success rate exactly 1."""
+    if name == "success_rate":
+        return "exact"
+    if name.endswith("throughput"):
+        return "higher"
+    if name.endswith(("_ms", "_s", "latency")):
+        return "lower"
+    raise ValueError(
+        f"no default direction for metric {name!r} (names ending in 'throughput' are "
+        "higher-is-better, '_ms' lower); pass direction_of= giving 'higher', 'lower' or 'exact'"
+    )
+
+
+def metric_unit(name: str) -> str | None:
+    if name == "request_throughput":
+        return "req/s"
+    if name.endswith("throughput"):
+        return "tok/s"
+    if name.endswith("_ms"):
+        return "ms"
+    if name.endswith("_s"):
+        return "s"
+    return None
+
+
+def from_runs(
+    suite: str,
+    fingerprint: Fingerprint,
+    runs: Mapping[str, Sequence[Mapping[str, float]]],
+    *,
+    case_fingerprints: Mapping[str, Fingerprint] | None = None,
+    direction_of: Callable[[str], Direction] = metric_direction,
+    created: str | None = None,
+) -> Baseline:
+    """A baseline from measured runs: ``runs[case_id]`` is one ``{metric: value}`` per run."""
+    cases: dict[str, CaseRecord] = {}
+    for case_id, case_runs in runs.items():
+        names = sorted({name for run in case_runs for name in run})
+        metrics = {
+            name: MetricSeries(
+                direction_of(name),
+                tuple(float(run[name]) for run in case_runs if name in run),
+                metric_unit(name),
+            )
+            for name in names
+        }
+        cases[case_id] = CaseRecord(metrics, (case_fingerprints or {}).get(case_id))
+    return Baseline(suite, fingerprint, cases, created or now())
+
+
+def now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def merge(old: Baseline, new: Baseline) -> Baseline:
+    """``--llmperf-save-baseline`` semantics: cases measured now replace the stored ones (all
+    their runs); cases not run this time are kept."""
+    return replace(new, cases={**old.cases, **new.cases}, note=new.note or old.note)
+
+
+# ----------------------------------------------------------------------------- (de)serialising
+
+
+def to_dict(b: Baseline) -> dict[str, Any]:
+    cases: dict[str, Any] = {}
+    for case_id, case in b.cases.items():
+        metrics: dict[str, Any] = {}
+        for name, m in case.metrics.items():
+            entry: dict[str, Any] = {
+                "direction": m.direction,
+                "unit": m.unit,
+                "values": list(m.values),
+            }
+            if m.published is not None:
+                entry["published"] = dict(m.published)
+            metrics[name] = entry
+        out: dict[str, Any] = {"metrics": metrics}
+        if case.fingerprint is not None:
+            # Only what is set: a case fingerprint carries a few CASE_FIELDS.
+            out["fingerprint"] = {
+                k: v
+                for k, v in case.fingerprint.to_dict().items()
+                if k == "platform" or v not in (None, [], {}, 0)
+            }
+        if case.note:
+            out["note"] = case.note
+        cases[case_id] = out
+    data: dict[str, Any] = {
+        "schema_version": b.schema_version,
+        "suite": b.suite,
+        "source": b.source,
+        "created": b.created,
+        "fingerprint": b.fingerprint.to_dict(),
+        "fingerprint_id": b.fingerprint_id,
+        "cases": cases,
+    }
+    if b.note:
+        data["note"] = b.note
+    return data
+
+
+class _Bad(Exception):
+    """A schema problem, turned into a BaselineError that names the file."""
+
+
+def _obj(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Bad(f"{where} must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _str(value: Any, where: str, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise _Bad(f"{where} must be a string")
+    return value
+
+
+def _fingerprint(value: Any, where: str) -> Fingerprint:
+    try:
+        return Fingerprint.from_dict(_obj(value, where))
+    except ValueError as exc:
+        raise _Bad(f"{where}: {exc}") from None
+
+
+def _metric(value: Any, where: str) -> MetricSeries:
+    m = _obj(value, where)
+    direction = m.get("direction")
+    if direction not in DIRECTIONS:
+        raise _Bad(f"{where}.direction must be one of {', '.join(DIRECTIONS)}")
+    values = m.get("values")
+    if not isinstance(values, list):
+        raise _Bad(f"{where}.values must be a list of numbers (one per run)")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise _Bad(f"{where}.values holds {v!r}; every value must be a finite number")
+    published = m.get("published")
+    if published is not None:
+        _obj(published, f"{where}.published")
+    return MetricSeries(
+        cast("Direction", direction),
+        tuple(float(v) for v in values),
+        _str(m.get("unit"), f"{where}.unit", optional=True),
+        published,
+    )
+
+
+def from_dict(data: Any) -> Baseline:
+    """Validate and build; raises ``_Bad`` with the JSON path of the first problem."""
+    root = _obj(data, "the file")
+    version = root.get("schema_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise _Bad("schema_version is missing or not a whole number")
+    if version > SCHEMA_VERSION:
+        raise _Bad(
+            f"it was written with schema version {version}, newer than the {SCHEMA_VERSION} "
+            "this pytest-llmperf reads; upgrade pytest-llmperf to use it"
+        )
+    if version < 1:
+        raise _Bad(f"schema_version {version} is not a version pytest-llmperf ever wrote")
+    source = root.get("source", "measured")
+    if source not in SOURCES:
+        raise _Bad(f"source must be one of {', '.join(SOURCES)}")
+    cases: dict[str, CaseRecord] = {}
+    for case_id, raw in _obj(root.get("cases"), "cases").items():
+        where = f"cases[{case_id!r}]"
+        c = _obj(raw, where)
+        metrics = {
+            name: _metric(m, f"{where}.metrics[{name!r}]")
+            for name, m in _obj(c.get("metrics"), f"{where}.metrics").items()
+        }
+        fp = c.get("fingerprint")
+        cases[case_id] = CaseRecord(
+            metrics,
+            None if fp is None else _fingerprint(fp, f"{where}.fingerprint"),
+            _str(c.get("note"), f"{where}.note", optional=True),
+        )
+    return Baseline(
+        suite=cast(str, _str(root.get("suite"), "suite")),
+        fingerprint=_fingerprint(root.get("fingerprint"), "fingerprint"),
+        cases=cases,
+        created=_str(root.get("created", ""), "created") or "",
+        source=cast("Source", source),
+        note=_str(root.get("note"), "note", optional=True),
+        schema_version=version,
+    )
+
+
+# ----------------------------------------------------------------------------- files (I/O)
+
+
+def load(path: str | os.PathLike[str]) -> Baseline:
+    """Read a baseline file. Anything wrong with it raises ``BaselineError`` saying which file,
+    what is wrong and what to do; the file is left untouched."""
+    p = Path(path)
+    keep = "The file was not modified."
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise BaselineError(
+            f"baseline {p} does not exist; record one with --llmperf-save-baseline"
+        ) from None
+    except OSError as exc:
+        raise BaselineError(f"cannot read baseline {p}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        raise BaselineError(
+            f"baseline {p} is not valid JSON ({exc}); it may be truncated or hand-edited. "
+            f"Restore it from version control, or move it away and record a new baseline "
+            f"with --llmperf-save-baseline. {keep}"
+        ) from None
+    try:
+        return from_dict(data)
+    except _Bad as exc:
+        raise BaselineError(
+            f"baseline {p} is not usable: {exc}. Fix that entry or restore the file from "
+            f"version control. {keep}"
+        ) from None
+    except RecursionError:
+        raise BaselineError(f"baseline {p} is nested too deeply to be a baseline. {keep}") from None
+
+
+def save(baseline: Baseline, path: str | os.PathLike[str]) -> Path:
+    """Write atomically: a crash mid-write leaves the previous file whole."""
+    return write_json_atomic(path, to_dict(baseline))
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "suite"
+
+
+def baseline_path(directory: str | os.PathLike[str], suite: str, fingerprint: Fingerprint) -> Path:
+    return Path(directory) / f"{slug(suite)}-{fingerprint.id()}.json"
+
+
+def find(
+    directory: str | os.PathLike[str],
+    suite: str,
+    fingerprint: Fingerprint,
+    ignore: Iterable[str] = (),
+) -> Path | None:
+    """The baseline to compare with: the exact fingerprint's file; else one that differs only
+    in ignorable fields; else the newest of the suite (so the comparison can say NOT COMPARABLE
+    and list what differs, instead of silently finding nothing). Unreadable files raise."""
+    exact = baseline_path(directory, suite, fingerprint)
+    if exact.exists():
+        return exact
+    candidates = sorted(
+        Path(directory).glob(f"{slug(suite)}-*.json"),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    loaded = [(p, load(p)) for p in candidates]
+    same_suite = [(p, b) for p, b in loaded if b.suite == suite]
+    ignore = tuple(ignore)
+    for p, b in same_suite:
+        if not diff(b.fingerprint, fingerprint, ignore):
+            return p
+    return same_suite[0][0] if same_suite else None
+
+
+def save_run(directory: str | os.PathLike[str], run: Baseline) -> Path:
+    """Write or update the baseline of this run's (fingerprint, suite). An existing file that
+    cannot be parsed raises BaselineError instead of being overwritten."""
+    path = baseline_path(directory, run.suite, run.fingerprint)
+    if path.exists():
+        run = merge(load(path), run)
+    return save(run, path)
+
+
+# ----------------------------------------------------------------------------- comparison (pure)
+
+
+def _unknown(fp: Fingerprint) -> tuple[str, ...]:
+    """Fields a published fingerprint leaves empty: the source did not report them, so they
+    cannot disagree with anything."""
+    return tuple(k for k in FIELDS if getattr(fp, k) in (None, ()))
+
+
+def _fingerprint_reason(differences: Mapping[str, tuple[Any, Any]], what: str) -> str:
+    parts = [f"{k} {a!r} -> {b!r}" for k, (a, b) in differences.items()]
+    fields_ = " ".join(f"--llmperf-ignore-field {k}" for k in differences)
+    return (
+        f"{what} differs from the baseline's: {'; '.join(parts)}. Compare on the same "
+        f"environment, record a baseline for this one, or declare the fields ignorable "
+        f"({fields_})"
+    )
+
+
+def compare(
+    baseline: Baseline,
+    current: Baseline,
+    *,
+    tolerances: Mapping[str, float] | None = None,
+    default_tolerance: float | None = None,
+    ignore: Iterable[str] = (),
+    alpha: float = 0.05,
+    correction: Correction = "holm",
+) -> list[Verdict]:
+    """Verdicts for every (case, metric) of the current run, corrected across all of them.
+    Cases only in the baseline (not run this time) are skipped; anything that cannot be
+    compared becomes NOT COMPARABLE with the reason."""
+    from pytest_llmperf.compare import (
+        DEFAULT_TOLERANCE,
+        CaseComparison,
+        compare_session,
+        not_comparable,
+    )
+
+    tol = dict(tolerances or {})
+    default = DEFAULT_TOLERANCE if default_tolerance is None else default_tolerance
+    ignore = tuple(ignore)
+    published = baseline.source == "published"
+    env_ignore = (*ignore, *_unknown(baseline.fingerprint)) if published else ignore
+    env_diff = diff(baseline.fingerprint, current.fingerprint, env_ignore)
+    blocked: dict[tuple[str, str], Verdict] = {}
+    order: list[tuple[str, str]] = []
+    todo: list[CaseComparison] = []
+    for case_id, case in current.cases.items():
+        old = baseline.cases.get(case_id)
+        reason = None
+        if env_diff:
+            reason = _fingerprint_reason(env_diff, "the environment fingerprint")
+        elif old is None:
+            reason = "no baseline for this case yet; record one with --llmperf-save-baseline"
+        elif old.fingerprint is not None and case.fingerprint is not None:
+            skip = (*ignore, *ENV_FIELDS, *(_unknown(old.fingerprint) if published else ()))
+            case_diff = diff(old.fingerprint, case.fingerprint, skip)
+            if case_diff:
+                reason = _fingerprint_reason(case_diff, "this case's fingerprint")
+        for name, series in case.metrics.items():
+            key = (case_id, name)
+            order.append(key)
+            ref = None if old is None else old.metrics.get(name)
+            why = reason
+            if why is None and ref is None:
+                why = f"metric {name} is not in the baseline; record a new baseline to add it"
+            elif why is None and ref is not None and ref.direction != series.direction:
+                why = (
+                    f"metric {name} was stored as {ref.direction}-is-better, now "
+                    f"{series.direction}; record a new baseline"
+                )
+            if why is not None or ref is None:
+                blocked[key] = not_comparable(case_id, name, series.direction, why or "")
+                continue
+            t = tol.get(name, default)
+            todo.append(
+                CaseComparison(case_id, name, series.direction, ref.values, series.values, t)
+            )
+    done = {(v.case_id, v.metric): v for v in compare_session(todo, alpha, correction)}
+    return [blocked.get(k) or done[k] for k in order]
