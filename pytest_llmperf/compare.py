@@ -303,7 +303,8 @@ def _pct(x: float | None) -> str:
 
 
 def _change(ratio: float) -> str:
-    return f"{(ratio - 1.0) * 100:+.1f}%"
+    pct = round((ratio - 1.0) * 100, 1)
+    return f"{pct + 0.0:+.1f}%"  # + 0.0 turns -0.0 into 0.0
 
 
 def _make(
