@@ -24,7 +24,7 @@ import random
 import resource
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -162,6 +162,17 @@ class RunResult:
     def check(self) -> None:
         """Raise ``TokenCountMismatch`` when token counts disagree."""
         self.token_check.check()
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything but the per-request records (those go to the JSON-lines file)."""
+        return {
+            "workload": asdict(self.workload),
+            "spec": asdict(self.spec),
+            "summary": self.summary.to_json(),
+            "vllm_bench": self.summary.to_vllm_bench_json(),
+            "client_health": self.health.to_json(),
+            "token_check": self.token_check.to_json(),
+        }
 
 
 # --------------------------------------------------------------------------- hot path

@@ -177,6 +177,9 @@ def test_token_totals_agree_three_ways(inst: Instrument) -> None:
     assert tc.client_output_tokens == tc.usage_completion_tokens == 120
     assert tc.metrics_generation_delta == 120  # warm-up excluded
     assert [rec.index for rec in r.records] == list(range(10))
+    report = json.loads(json.dumps(r.to_json()))
+    assert report["token_check"]["status"] == "ok"
+    assert report["vllm_bench"]["completed"] == 10
 
 
 def test_records_are_written_incrementally(inst: Instrument, tmp_path: Path) -> None:
