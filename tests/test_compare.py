@@ -310,3 +310,18 @@ def test_verdict_is_monotone_in_the_effect(
     v_hi = compare_metric(b, [x * hi for x in c], direction="higher", tolerance=tol)
     assume(clear_of_boundaries(v_lo) and clear_of_boundaries(v_hi))
     assert RANK[v_lo.verdict] <= RANK[v_hi.verdict]
+
+
+def test_simulated_error_rates_hold() -> None:
+    """A small run of benchmarks/comparator_quality.py: false alarms <= alpha, power >= 0.8."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "comparator_quality.py"
+    spec = importlib.util.spec_from_file_location("comparator_quality", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    r = bench.simulate(5, 0.05, 3000, np.random.default_rng(1))
+    assert r["fwer"] <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 3000)
+    assert r["power_1"] >= 0.85
