@@ -546,7 +546,10 @@ def _token_check(
 ) -> TokenCheck:
     reasons: list[str] = []
     ok_recs = [(r, c) for r, c in zip(records, continuous, strict=True) if r.ok]
-    client_in = sum(prepared[r.index].input_tokens for r, _ in ok_recs)
+    client_in = sum(
+        prepared[r.index].expected_prompt_tokens or prepared[r.index].input_tokens
+        for r, _ in ok_recs
+    )
     client_out = sum(prepared[r.index].output_tokens for r, _ in ok_recs)
     usage_in = sum(r.prompt_tokens or 0 for r, _ in ok_recs)
     usage_out = sum(r.completion_tokens or 0 for r, _ in ok_recs)
@@ -556,14 +559,17 @@ def _token_check(
         req = prepared[r.index]
         if req.num_images:
             per_image.add(((r.prompt_tokens or 0) - req.input_tokens) // req.num_images)
-            if (r.prompt_tokens or 0) <= req.input_tokens:
-                bad_in += 1
-        elif r.prompt_tokens != req.input_tokens:
+        want = req.expected_prompt_tokens
+        if want is None:
+            bad, built = (r.prompt_tokens or 0) <= req.input_tokens, f"more than {req.input_tokens}"
+        else:
+            bad, built = r.prompt_tokens != want, str(want)
+        if bad:
             bad_in += 1
             if bad_in == 1:
                 reasons.append(
                     f"request {r.index}: server counted {r.prompt_tokens} prompt tokens, the "
-                    f"client built {req.input_tokens}"
+                    f"client built {built}"
                 )
         if r.completion_tokens != req.output_tokens:
             bad_out += 1

