@@ -120,14 +120,19 @@ def from_runs(
     direction_of: Callable[[str], Direction] = metric_direction,
     created: str | None = None,
 ) -> Baseline:
-    """A baseline from measured runs: ``runs[case_id]`` is one ``{metric: value}`` per run."""
+    """A baseline from measured runs: ``runs[case_id]`` is one ``{metric: value}`` per run. A
+    metric a run could not measure (NaN, e.g. a latency with no samples) adds no value."""
     cases: dict[str, CaseRecord] = {}
     for case_id, case_runs in runs.items():
         names = sorted({name for run in case_runs for name in run})
         metrics = {
             name: MetricSeries(
                 direction_of(name),
-                tuple(float(run[name]) for run in case_runs if name in run),
+                tuple(
+                    float(run[name])
+                    for run in case_runs
+                    if name in run and math.isfinite(float(run[name]))
+                ),
                 metric_unit(name),
             )
             for name in names
@@ -311,8 +316,14 @@ def load(path: str | os.PathLike[str]) -> Baseline:
 
 
 def save(baseline: Baseline, path: str | os.PathLike[str]) -> Path:
-    """Write atomically: a crash mid-write leaves the previous file whole."""
-    return write_json_atomic(path, to_dict(baseline))
+    """Write atomically: a crash mid-write leaves the previous file whole. A baseline that
+    ``load`` would reject (NaN values, say) is refused before anything is written."""
+    data = to_dict(baseline)
+    try:
+        from_dict(data)
+    except _Bad as exc:
+        raise BaselineError(f"refusing to write baseline {path}: {exc}") from None
+    return write_json_atomic(path, data)
 
 
 def slug(text: str) -> str:

@@ -541,10 +541,20 @@ def format_table(verdicts: Sequence[Verdict]) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    notes = [v for v in verdicts if v.verdict is not Outcome.NO_CHANGE]
+    # One line per distinct message: a changed fingerprint is said once, not once per metric.
+    notes: dict[tuple[Outcome, str], list[Verdict]] = {}
+    for v in verdicts:
+        if v.verdict is not Outcome.NO_CHANGE:
+            notes.setdefault((v.verdict, v.message), []).append(v)
     if notes:
         lines.append("")
-        lines.extend(f"{v.verdict}: {v.case_id} {v.message}" for v in notes)
+    for (outcome, message), group in notes.items():
+        cases = list(dict.fromkeys(v.case_id for v in group))
+        if len(group) == 1:
+            lines.append(f"{outcome}: {group[0].case_id} {message}")
+        else:
+            shown = ", ".join(cases[:3]) + (f" and {len(cases) - 3} more" if len(cases) > 3 else "")
+            lines.append(f"{outcome} ({len(group)} comparisons; {shown}): {message}")
     counts = {o: sum(v.verdict is o for v in verdicts) for o in Outcome}
     lines.append("")
     lines.append(", ".join(f"{n} {o}" for o, n in counts.items() if n) or "no comparisons")

@@ -51,6 +51,15 @@ class Fingerprint:
     host_cpu: str | None = None
     os_platform: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.workload is not None:
+            try:
+                json.loads(self.workload)
+            except ValueError:
+                raise ValueError(
+                    f"workload must be JSON text (see canonical_json), got {self.workload!r}"
+                ) from None
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready and readable: argv as a list, env and workload as objects."""
         out = asdict(self)

@@ -322,3 +322,25 @@ def test_published_fields_not_reported_are_not_compared() -> None:
     )
     (w,) = bl.compare(pub, newer)
     assert w.verdict is Outcome.NOT_COMPARABLE and "vllm_version" in w.message
+
+
+def test_nan_metrics_are_skipped_and_never_written(tmp_path: Path) -> None:
+    b = from_runs("s", FP, {"c": [{"p99_ttft_ms": float("nan")}, {"p99_ttft_ms": 12.0}]})
+    assert b.cases["c"].metrics["p99_ttft_ms"].values == (12.0,)
+    poisoned = dataclasses.replace(
+        b, cases={"c": CaseRecord({"m": MetricSeries("lower", (float("nan"),))})}
+    )
+    with pytest.raises(BaselineError, match="finite number"):
+        save(poisoned, tmp_path / "x.json")
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_not_comparable_is_reported_once_per_reason() -> None:
+    from pytest_llmperf.compare import format_table
+
+    base = from_runs("s", FP, {c: runs([1.0, 1.0]) for c in ("a", "b", "c", "d")})
+    cur = dataclasses.replace(base, fingerprint=dataclasses.replace(FP, driver="x"))
+    table = format_table(bl.compare(base, cur))
+    notes = [line for line in table.splitlines() if line.startswith("NOT COMPARABLE")]
+    assert notes == [notes[0]]
+    assert notes[0].startswith("NOT COMPARABLE (12 comparisons; a, b, c and 1 more)")

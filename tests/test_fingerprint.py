@@ -127,3 +127,8 @@ def test_weights_hash_survives_a_corrupt_cache(tmp_path: Path) -> None:
     cache.write_text("{torn")
     assert weights_sha256(model, cache) is not None
     assert weights_sha256(tmp_path / "empty-dir", cache) is None
+
+
+def test_workload_must_be_json_text() -> None:
+    with pytest.raises(ValueError, match="canonical_json"):
+        Fingerprint(platform="cpu", workload="500 in / 100 out")
