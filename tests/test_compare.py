@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -314,9 +316,6 @@ def test_verdict_is_monotone_in_the_effect(
 
 def test_simulated_error_rates_hold() -> None:
     """A small run of benchmarks/comparator_quality.py: false alarms <= alpha, power >= 0.8."""
-    import importlib.util
-    from pathlib import Path
-
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "comparator_quality.py"
     spec = importlib.util.spec_from_file_location("comparator_quality", path)
     assert spec is not None and spec.loader is not None
