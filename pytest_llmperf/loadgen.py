@@ -21,6 +21,7 @@ import gc
 import json
 import math
 import random
+import re
 import resource
 import time
 from collections.abc import Callable, Sequence
@@ -149,7 +150,7 @@ class TokenCheck:
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    records: tuple[RequestRecord, ...]
+    records: tuple[RequestRecord, ...] = field(repr=False)
     summary: RunSummary
     health: ClientHealth
     token_check: TokenCheck
@@ -221,6 +222,170 @@ async def _send(
     return raw
 
 
+class _Conn(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection. ``data_received`` stamps the read and hands it to
+    httptools (C); the body callback appends ``(stamp, bytes)``. Nothing else runs per read."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.raw: _Raw | None = None
+        self.done: asyncio.Future[None] | None = None
+        self.keep_alive = True
+        self.now = 0.0
+        self.parser: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def start(self, raw: _Raw, data: bytes) -> asyncio.Future[None]:
+        import httptools
+
+        self.raw = raw
+        self.parser = httptools.HttpResponseParser(self)
+        self.done = asyncio.get_running_loop().create_future()
+        assert self.transport is not None
+        self.transport.write(data)
+        return self.done
+
+    def data_received(self, data: bytes) -> None:
+        self.now = time.perf_counter()
+        try:
+            self.parser.feed_data(data)
+        except Exception as exc:  # httptools.HttpParserError and friends
+            self._fail(f"invalid HTTP response: {exc}")
+            if self.transport is not None:
+                self.transport.abort()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"content-type" and self.raw is not None:
+            self.raw.content_type = value.split(b";", 1)[0].strip().decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        if self.raw is not None:
+            self.raw.status = self.parser.get_status_code()
+        self.keep_alive = self.parser.should_keep_alive()
+
+    def on_body(self, body: bytes) -> None:
+        raw = self.raw
+        if raw is not None:
+            raw.times.append(self.now)
+            raw.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.done is not None and not self.done.done():
+            self.done.set_result(None)
+
+    def _fail(self, detail: str) -> None:
+        if self.done is not None and not self.done.done():
+            self.done.set_exception(ConnectionError(detail))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.keep_alive = False
+        if self.done is not None and not self.done.done():
+            self._fail(f"connection closed before the response ended ({exc or 'EOF'})")
+
+
+class _RawClient:
+    """Keep-alive connection pool over raw transports (uvloop + httptools), the low-CPU path.
+    Used when httptools is importable; aiohttp is the fallback."""
+
+    def __init__(self, base_url: str, headers: dict[str, str]) -> None:
+        import ssl as _ssl
+        from urllib.parse import urlsplit
+
+        u = urlsplit(base_url)
+        self.host = u.hostname or "127.0.0.1"
+        self.port = u.port or (443 if u.scheme == "https" else 80)
+        self.ssl = _ssl.create_default_context() if u.scheme == "https" else None
+        netloc = u.netloc.rsplit("@", 1)[-1]
+        extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.prefix = (
+            f"Host: {netloc}\r\nUser-Agent: pytest-llmperf\r\nAccept: text/event-stream\r\n"
+            f"Content-Type: application/json\r\n{extra}"
+        )
+        self.idle: list[_Conn] = []
+        self.all: set[_Conn] = set()
+
+    async def _connect(self) -> _Conn:
+        loop = asyncio.get_running_loop()
+        _, conn = await loop.create_connection(
+            _Conn,
+            self.host,
+            self.port,
+            ssl=self.ssl,
+            server_hostname=self.host if self.ssl else None,
+        )
+        self.all.add(conn)
+        return conn
+
+    def request_bytes(self, path: str, body: bytes) -> bytes:
+        head = f"POST {path} HTTP/1.1\r\n{self.prefix}Content-Length: {len(body)}\r\n\r\n"
+        return head.encode("latin-1") + body
+
+    async def send(self, data: bytes, timeout_s: float) -> _Raw:
+        raw = _Raw()
+        conn: _Conn | None = None
+        try:
+            async with asyncio.timeout(timeout_s):
+                for attempt in (0, 1):
+                    reused = False
+                    while self.idle:
+                        c = self.idle.pop()
+                        if c.transport is not None and not c.transport.is_closing():
+                            conn, reused = c, True
+                            break
+                    if conn is None:
+                        conn = await self._connect()
+                    try:
+                        await conn.start(raw, data)
+                        break
+                    except ConnectionError:
+                        # a kept-alive socket the server had already closed: retry once, fresh
+                        if reused and raw.status is None and not raw.chunks and attempt == 0:
+                            self._drop(conn)
+                            conn = None
+                            continue
+                        raise
+        except TimeoutError:
+            raw.error_kind, raw.error_detail = "timeout", f"no complete response in {timeout_s} s"
+        except (ConnectionError, OSError) as exc:
+            raw.error_kind, raw.error_detail = "connection", f"{type(exc).__name__}: {exc}"
+        raw.end = time.perf_counter()
+        if conn is not None:
+            conn.raw = None
+            if raw.error_kind is None and conn.keep_alive and conn.transport is not None:
+                self.idle.append(conn)
+            else:
+                self._drop(conn)
+        return raw
+
+    def _drop(self, conn: _Conn) -> None:
+        if conn.transport is not None:
+            conn.transport.abort()
+        self.all.discard(conn)
+
+    def close(self) -> None:
+        for conn in list(self.all):
+            self._drop(conn)
+        self.idle.clear()
+
+
+def _request_target(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    return (u.path or "/") + (f"?{u.query}" if u.query else "")
+
+
+def _httptools_available() -> bool:
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 # --------------------------------------------------------------------------- parsing (after)
 
 
@@ -236,29 +401,70 @@ class ParsedStream:
     continuous_usage: bool
 
 
+_USAGE_RE: Final = re.compile(rb'"prompt_tokens":\s*(\d+).*"completion_tokens":\s*(\d+)')
+_EMPTY_CHOICES: Final[tuple[bytes, bytes]] = (b'"choices":[]', b'"choices": []')
+
+
+def _fast_usage(payload: bytes) -> tuple[int, int, bool] | None:
+    """(prompt, completion, has_choices) read from a well-formed usage event without a JSON
+    decode (the common case: one per streamed chunk), or None to take the full parse."""
+    if payload[:1] != b"{" or payload[-1:] != b"}" or b'"error"' in payload:
+        return None
+    i = payload.rfind(b'"usage":')
+    if i < 0:
+        return None
+    m = _USAGE_RE.search(payload, i)
+    if m is None:
+        return None
+    has_choices = _EMPTY_CHOICES[0] not in payload and _EMPTY_CHOICES[1] not in payload
+    return int(m.group(1)), int(m.group(2)), has_choices
+
+
 def parse_sse(times: Sequence[float], chunks: Sequence[bytes]) -> ParsedStream:
     """Split raw reads into SSE events (an event's time is the read that completed it) and
-    derive token-carrying chunks from the usage deltas (one token per text chunk without)."""
+    derive token-carrying chunks from the usage deltas (one token per text chunk without).
+
+    Usage-carrying events are read with a byte-level fast path; every other event (the first
+    and last, errors, events without usage) is decoded as JSON and validated."""
     out = ParsedStream([], [], None, None, False, None, None, True)
     buf = b""
     prev_completion = 0
     saw_usage_delta = False
     saw_text_without_usage = False
+    n_events = 0
     for t, data in zip(times, chunks, strict=True):
         buf += data
         if b"\n\n" not in buf and b"\r\n\r\n" not in buf:
             continue
-        buf = buf.replace(b"\r\n", b"\n")
+        if b"\r" in buf:
+            buf = buf.replace(b"\r\n", b"\n")
         *events, buf = buf.split(b"\n\n")
         for ev in events:
-            payload = b"\n".join(
-                line[5:].lstrip(b" ") for line in ev.split(b"\n") if line.startswith(b"data:")
-            )
+            if ev.startswith(b"data: ") and b"\n" not in ev:
+                payload = ev[6:]
+            else:
+                payload = b"\n".join(
+                    line[5:].lstrip(b" ") for line in ev.split(b"\n") if line.startswith(b"data:")
+                )
             if not payload:
                 continue
             if payload == b"[DONE]":
                 out.done = True
                 break
+            n_events += 1
+            fast = _fast_usage(payload) if n_events > 1 else None
+            if fast is not None:
+                out.prompt_tokens, completion, has_choices = fast
+                out.completion_tokens = completion
+                if not has_choices:
+                    continue
+                k = completion - prev_completion
+                prev_completion = completion
+                saw_usage_delta = True
+                if k > 0:
+                    out.chunk_times.append(t)
+                    out.chunk_tokens.append(k)
+                continue
             try:
                 obj = json.loads(payload)
             except ValueError:
@@ -456,7 +662,10 @@ class _Runner:
         writer: JsonlWriter | None,
         progress: ProgressFn | None,
         keep_raw: bool,
+        raw_client: _RawClient | None,
     ) -> None:
+        self.raw_client = raw_client
+        self.paths: dict[str, str] = {}
         self.session = session
         self.endpoint = endpoint
         self.spec = spec
@@ -473,10 +682,19 @@ class _Runner:
         self.t0 = 0.0
 
     async def one(self, req: PreparedRequest, intended: float, record: bool) -> None:
-        start = time.perf_counter()
-        raw = await _send(
-            self.session, self.endpoint.url(req.path), req.body, self.headers, self.timeout
-        )
+        client = self.raw_client
+        if client is not None:
+            path = self.paths.get(req.path)
+            if path is None:
+                path = self.paths[req.path] = _request_target(self.endpoint.url(req.path))
+            data = client.request_bytes(path, req.body)
+            start = time.perf_counter()
+            raw = await client.send(data, self.spec.timeout_s)
+        else:
+            start = time.perf_counter()
+            raw = await _send(
+                self.session, self.endpoint.url(req.path), req.body, self.headers, self.timeout
+            )
         if not record:
             return
         rec, continuous = _record(req, intended, start, raw)
@@ -638,6 +856,7 @@ async def _run_async(
     requests: Sequence[PreparedRequest] | None,
     keep_raw: bool,
     thresholds: HealthThresholds,
+    http_client: str,
 ) -> RunResult:
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=None)
     async with aiohttp.ClientSession(
@@ -669,7 +888,11 @@ async def _run_async(
         prepared = {r.index: r for r in reqs}
         reachable_at_start = await _reachable(session, endpoint)
         writer = JsonlWriter(records_path) if records_path is not None else None
-        runner = _Runner(session, endpoint, spec, writer, progress, keep_raw)
+        if http_client == "raw" and not _httptools_available():
+            raise ClientCapacityError("http_client='raw' needs httptools (pip install httptools)")
+        use_raw = http_client == "raw" or (http_client == "auto" and _httptools_available())
+        raw_client = _RawClient(endpoint.base_url, endpoint.headers()) if use_raw else None
+        runner = _Runner(session, endpoint, spec, writer, progress, keep_raw, raw_client)
         try:
             if warm:
                 await runner.phase(warm, record=False)
@@ -694,6 +917,8 @@ async def _run_async(
                     gc.enable()
                 gc.unfreeze()
         finally:
+            if raw_client is not None:
+                raw_client.close()
             if writer is not None:
                 writer.close()
         after = await _scrape(session, endpoint) if before is not None else None
@@ -750,6 +975,7 @@ async def _run_async(
             f"(> {100 * thresholds.cpu_fraction:.0f}%)"
         )
     loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
+    loop_name += "+httptools" if use_raw else "+aiohttp"
     health = ClientHealth(
         cpu_s=cpu,
         wall_s=wall,
@@ -795,14 +1021,25 @@ def run_load(
     requests: Sequence[PreparedRequest] | None = None,
     keep_raw: bool = False,
     thresholds: HealthThresholds = HealthThresholds(),
+    http_client: Literal["auto", "raw", "aiohttp"] = "auto",
 ) -> RunResult:
     """Build the requests (unless ``requests`` are given: the first ``num_requests`` are
     measured, the next ``warmup_requests`` warm up), send them as ``spec`` says, and return the
-    records, summary, client health and token check. Blocking; runs its own event loop."""
+    records, summary, client health and token check. Blocking; runs its own event loop.
+    ``http_client``: ``raw`` (uvloop + httptools transports, the low-CPU path), ``aiohttp``
+    (one session, no connection cap), ``auto`` = raw when httptools is installed."""
     raise_nofile(spec.max_in_flight)
     with asyncio.Runner(loop_factory=_new_loop) as runner:
         return runner.run(
             _run_async(
-                endpoint, workload, spec, records_path, progress, requests, keep_raw, thresholds
+                endpoint,
+                workload,
+                spec,
+                records_path,
+                progress,
+                requests,
+                keep_raw,
+                thresholds,
+                http_client,
             )
         )
