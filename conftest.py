@@ -87,3 +87,21 @@ def dense_server(tiny_server_factory: Callable[..., VLLMServer]) -> VLLMServer:
 @pytest.fixture(scope="session")
 def vision_server(tiny_server_factory: Callable[..., VLLMServer]) -> VLLMServer:
     return tiny_server_factory("vision")
+
+
+@pytest.fixture
+def own_tiny_server(
+    tiny_server_factory: Callable[..., VLLMServer],
+) -> Iterator[Callable[..., VLLMServer]]:
+    """``own_tiny_server(arch, extra_args=())``: a private server for this test alone, stopped
+    when the test ends (each one holds 3-5 GB of RAM; CI must not keep idle ones around)."""
+    mine: list[VLLMServer] = []
+
+    def start(arch: str, extra_args: Sequence[str] = (), **kw: object) -> VLLMServer:
+        server = tiny_server_factory(arch, extra_args, shared_ok=False, **kw)
+        mine.append(server)
+        return server
+
+    yield start
+    for server in mine:
+        server.stop()

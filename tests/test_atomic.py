@@ -33,7 +33,9 @@ def test_files_are_readable_like_plain_writes(tmp_path: Path) -> None:
 
 
 @given(st.lists(st.dictionaries(st.text(max_size=5), st.integers()), max_size=20), st.data())
-def test_jsonl_survives_a_torn_last_line(records: list[dict[str, int]], data: st.DataObject) -> None:
+def test_jsonl_survives_a_torn_last_line(
+    records: list[dict[str, int]], data: st.DataObject
+) -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as d:

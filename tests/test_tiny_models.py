@@ -67,9 +67,19 @@ def test_vision_tokenizer_has_image_token_without_attribute_trap() -> None:
 
 def test_cli_builds_into_out_dir(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "pytest_llmperf", "tiny-model", "--arch", "moe-gqa",
-         "--out", str(tmp_path)],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "pytest_llmperf",
+            "tiny-model",
+            "--arch",
+            "moe-gqa",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     folder = Path(out.stdout.strip().splitlines()[-1])
     assert folder.parent == tmp_path
