@@ -55,7 +55,7 @@ def test_timings_match_the_script(inst: Instrument, http_client: Any) -> None:
     s = r.summary
     assert s.completed == 40 and s.success_rate == 1.0
     # nothing arrives before the script allows it
-    assert s.latency["ttft"].p50 >= 50.0 and min(x.ttft or 0 for x in r.records) >= 0.05
+    assert min(x.ttft or 0 for x in r.records) >= 0.049  # (timers fire up to 1 ms early)
     assert s.latency["itl"].count == 40 * 19
     # against the instrument's own send stamps: what the client adds to every timestamp
     assert r.raw is not None
