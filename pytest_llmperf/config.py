@@ -216,6 +216,21 @@ class GateRule:
 
 
 @dataclass(frozen=True)
+class ClientLimits:
+    """When the load generator's own numbers say a run measured the client, not the server
+    (passed to ``loadgen.run_load`` as its health thresholds). ``None`` leaves the choice to
+    the engine: the load generator's default, or a wider lag limit where client and server
+    share CPU cores (``engine.SHARED_CPU_LOOP_LAG_MS``)."""
+
+    loop_lag_p99_ms: float | None = None
+    schedule_lag_p99_ms: float | None = None
+    cpu_fraction: float | None = None
+
+
+CLIENT_KEYS: Final[tuple[str, ...]] = tuple(f.name for f in fields(ClientLimits))
+
+
+@dataclass(frozen=True)
 class PerfCase:
     """One test: a model serving a workload at one concurrency level, ``runs`` times."""
 
@@ -248,6 +263,7 @@ class PerfConfig:
     report_dir: Path = Path(".llmperf")
     baseline_dir: Path = Path("baselines")
     gates: tuple[GateRule, ...] = ()
+    client: ClientLimits = ClientLimits()
     source: str = "<built-in>"
 
     def requests_for(self, concurrency: int) -> int:
@@ -343,6 +359,10 @@ DEFAULT_MODELS: Final[tuple[ModelSpec, ...]] = (
 #: ceiling allows: wide, because a shared 2-core CI runner is noisy and gates must not flake.
 FLOOR_FRACTION: Final[float] = 0.4
 CEILING_FACTOR: Final[float] = 3.0
+#: ... and never less than the measured p99 plus this much: a client on cores it shares with
+#: the server may be run this late by the OS (``engine.SHARED_CPU_LOOP_LAG_MS``), which can
+#: move a small p99 (a per-token ITL of 2 ms) by far more than 3x.
+CEILING_SLACK_MS: Final[float] = 100.0
 
 
 @dataclass(frozen=True)
@@ -372,9 +392,15 @@ def gates_from_measured(
     *,
     floor_fraction: float = FLOOR_FRACTION,
     ceiling_factor: float = CEILING_FACTOR,
+    ceiling_slack_ms: float = CEILING_SLACK_MS,
 ) -> tuple[GateRule, ...]:
     """One exact-match rule per measured case: floors at ``floor_fraction`` of the measured
-    throughput, p99 ceilings at ``ceiling_factor`` times the measured p99."""
+    throughput, p99 ceilings at ``ceiling_factor`` times the measured p99 but at least
+    ``ceiling_slack_ms`` above it."""
+
+    def ceiling(p99: float) -> float:
+        return round(max(p99 * ceiling_factor, p99 + ceiling_slack_ms), 1)
+
     rules: list[GateRule] = []
     for (model, workload, c), m in measured.items():
         if m is None:
@@ -382,9 +408,9 @@ def gates_from_measured(
         limits = (
             ("total_token_throughput_min", round(m.total_token_throughput * floor_fraction, 1)),
             ("output_throughput_min", round(m.output_throughput * floor_fraction, 1)),
-            ("p99_ttft_ms_max", round(m.p99_ttft_ms * ceiling_factor, 1)),
-            ("p99_itl_ms_max", round(m.p99_itl_ms * ceiling_factor, 1)),
-            ("p99_e2el_ms_max", round(m.p99_e2el_ms * ceiling_factor, 1)),
+            ("p99_ttft_ms_max", ceiling(m.p99_ttft_ms)),
+            ("p99_itl_ms_max", ceiling(m.p99_itl_ms)),
+            ("p99_e2el_ms_max", ceiling(m.p99_e2el_ms)),
         )
         rules.append(GateRule(limits, model=model, workload=workload, concurrency=(c,)))
     return tuple(rules)
@@ -426,6 +452,7 @@ _TOP_KEYS: Final[tuple[str, ...]] = (
     "report_dir",
     "baseline_dir",
     "gates",
+    "client",
 )
 _MODEL_KEYS: Final[tuple[str, ...]] = (
     "name",
@@ -745,6 +772,32 @@ def _parse_gate_rule(value: object, at: _At) -> GateRule:
     )
 
 
+def _parse_client(value: object, at: _At) -> ClientLimits:
+    t = _table(value, at, CLIENT_KEYS)
+    out: dict[str, float] = {}
+    for key in CLIENT_KEYS:
+        if key in t:
+            if key == "cpu_fraction":
+                out[key] = _number(
+                    t[key],
+                    at.key(key),
+                    minimum=0.0,
+                    maximum=1.0,
+                    what="a fraction of one core",
+                    open_min=True,
+                )
+            else:
+                out[key] = _number(
+                    t[key],
+                    at.key(key),
+                    minimum=0.0,
+                    maximum=1e6,
+                    what="a lag in ms",
+                    open_min=True,
+                )
+    return ClientLimits(**out)
+
+
 def _requests_table(value: object, at: _At) -> tuple[tuple[int, int], ...]:
     if not isinstance(value, Mapping):
         at.fail(
@@ -849,6 +902,8 @@ def parse_config(
             updates["gates"] = tuple(_parse_gate_rule(v, gat.index(i)) for i, v in enumerate(items))
     elif "models" not in t:
         updates["gates"] = DEFAULT_GATES
+    if "client" in t:
+        updates["client"] = _parse_client(t["client"], root.key("client"))
     cfg = replace(cfg, **updates)
     _check_references(cfg, root, gates_indexed=isinstance(t.get("gates"), list))
     return cfg

@@ -28,6 +28,20 @@ from .server import DEFAULT_LAUNCHER, ServerError, ServerPool, ServerSpec, VLLMS
 
 ProgressFn = Callable[[str], None]
 
+#: Event-loop-lag limit (p99, ms) when the client shares the CPU cores with the vLLM server it
+#: measures (CPU platform). vLLM's busy threads then hold the cores and the OS runs the client
+#: late now and then: on a 2-core runner a single ~30 ms stall is the p99 of a short run
+#: (measured: 27.9 ms at concurrency 1 while the client used 4% of a core). That is
+#: scheduling noise on the client's timestamps, not a client that cannot keep up, so it must
+#: not fail the case; a stall past this limit still does, and the CPU-share limit (a busy
+#: client) is unchanged. A ``[client]`` table in the config overrides it.
+SHARED_CPU_LOOP_LAG_MS = 100.0
+#: ... and past that limit, a lag that is at most this fraction of the run's median
+#: end-to-end latency is still forgiven there (e.g. 85 ms against 43 s at concurrency 1,000),
+#: while one comparable to the latencies measured (145 ms against 157 ms) fails the case.
+SHARED_CPU_LAG_FRACTION = 0.1
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0"})
+
 
 class PerfFailure(AssertionError):
     """A perf case failed: a gate, a dead server, a token-count mismatch, a client-bound run."""
@@ -114,6 +128,7 @@ class PerfEngine:
         self._resolved: dict[str, ResolvedModel] = {}
         self._accel: Any | None = None
         self._external: ServerHandle | None = None
+        self._launched: dict[str, VLLMServer] = {}
         self.started = time.time()
 
     # -- where things run -------------------------------------------------------------------
@@ -232,7 +247,15 @@ class PerfEngine:
             raise PerfFailure(f"launch plan refused for {spec.name!r}: {resolved.plan_error}")
         assert resolved.server is not None
         server = self.pool.get(resolved.server)
+        self._launched[spec.name] = server
         return ServerHandle(server.endpoint, server, resolved.plan)
+
+    def release(self, spec: ModelSpec) -> None:
+        """Stop ``spec``'s server once no later test needs it: an idle vLLM still takes memory
+        and CPU from the next model's measurement. A later request for it restarts it."""
+        server = self._launched.pop(spec.name, None)
+        if server is not None:
+            server.stop()
 
     def _first_model(self, url: str) -> str:
         ep = Endpoint(url, "?", self.options.api_key)
@@ -241,11 +264,55 @@ class PerfEngine:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 data = json.loads(resp.read())
             return str(data["data"][0]["id"])
-        except Exception as exc:  # noqa: BLE001 - any failure means the same to the user
+        except Exception as exc:  # any failure means the same to the user
             raise ServerError(
                 f"cannot list models at {ep.url('/v1/models')} ({type(exc).__name__}: {exc}); "
                 "check --llmperf-endpoint, or name the model with --llmperf-served-model"
             ) from None
+
+    def shares_cores_with_server(self) -> bool:
+        """Whether the load generator runs on the same CPUs as the server it measures: a
+        CPU-platform server launched here, or an external one on this host's loopback."""
+        if self.options.external_url:
+            from urllib.parse import urlsplit
+
+            if urlsplit(self.options.external_url).hostname not in _LOOPBACK:
+                return False
+        try:
+            return self.platform() == "cpu"
+        except Exception:  # detection trouble: assume a dedicated server
+            return False
+
+    def client_limits(self) -> dict[str, float]:
+        """The load generator's client-bound thresholds for this session: the config's
+        ``[client]`` values, else a wider event-loop-lag limit where client and server share
+        cores (see ``SHARED_CPU_LOOP_LAG_MS``), else the load generator's defaults."""
+        limits: dict[str, float] = {}
+        if self.shares_cores_with_server():
+            limits["loop_lag_p99_ms"] = SHARED_CPU_LOOP_LAG_MS
+        limits.update({k: v for k, v in vars(self.config.client).items() if v is not None})
+        return limits
+
+    def _only_scheduling_noise(
+        self, health: Any, thresholds: Any, metrics: Mapping[str, float]
+    ) -> bool:
+        """Whether a client-bound flag is only the OS running an idle client late on cores it
+        shares with the server, by too little to matter: the client was not busy (under half a
+        core), kept to its schedule, and its event-loop lag p99 is at most
+        ``SHARED_CPU_LAG_FRACTION`` of the median end-to-end latency, so no latency the gates
+        judge moved by more than that. Only where client and server share cores, and unless the
+        config sets the lag limit itself."""
+        if not self.shares_cores_with_server() or self.config.client.loop_lag_p99_ms is not None:
+            return False  # an explicit [client] limit is meant as written
+        share = health.cpu_s / health.wall_s if health.wall_s > 0 else 1.0
+        p50 = metrics.get("p50_e2el_ms", math.nan)
+        return (
+            share < 0.5
+            and share <= thresholds.cpu_fraction
+            and health.schedule_lag_p99_ms <= thresholds.schedule_lag_p99_ms
+            and math.isfinite(p50)
+            and health.loop_lag_p99_ms <= SHARED_CPU_LAG_FRACTION * p50
+        )
 
     # -- running a case ---------------------------------------------------------------------
     def run_case(
@@ -260,8 +327,9 @@ class PerfEngine:
         The result is appended to results.json before this returns (also when it failed), so
         an interrupted session keeps every finished case.
         """
-        from .loadgen import LoadSpec, run_load
+        from .loadgen import HealthThresholds, LoadSpec, run_load
 
+        thresholds = HealthThresholds(**self.client_limits())
         handle = self.server_for(case.model)
         workload = to_load_workload(case.workload)
         runs: list[dict[str, float]] = []
@@ -285,7 +353,11 @@ class PerfEngine:
                 if progress is not None:
                     run = f" run {_r + 1}/{case.runs}" if case.runs > 1 else ""
                     rate = done / elapsed if elapsed > 0 else 0.0
-                    progress(f"{case.id}{run}: {done}/{total} requests, {rate:,.1f} req/s")
+                    tok = rate * case.workload.output_tokens
+                    progress(
+                        f"{case.id}{run}: {done}/{total} requests, {rate:,.1f} req/s, "
+                        f"~{tok:,.0f} output tok/s"
+                    )
 
             result = run_load(
                 handle.endpoint,
@@ -293,6 +365,7 @@ class PerfEngine:
                 spec,
                 records_path=self.report_dir / "records" / f"{safe_id}-run{r + 1}.jsonl",
                 progress=on_progress,
+                thresholds=thresholds,
             )
             metrics = result.summary.metrics()
             runs.append(metrics)
@@ -306,10 +379,23 @@ class PerfEngine:
             for k, v in result.summary.errors.items():
                 errors[k] = errors.get(k, 0) + v
             if result.health.client_bound:
-                client_bound = True
-                client_reasons += list(result.health.reasons)
+                if self._only_scheduling_noise(result.health, thresholds, metrics):
+                    details[-1]["client_note"] = (
+                        "event-loop lag forgiven: the OS ran the client late on cores shared "
+                        "with the server, by under 10% of the median end-to-end latency"
+                    )
+                else:
+                    client_bound = True
+                    client_reasons += list(result.health.reasons)
             if not handle.alive:
                 problems.append(self._death_message(handle))
+                break
+            if handle.server is None and self._went_away(handle, result.summary.errors):
+                problems.append(
+                    f"the server at {handle.endpoint.base_url} died or stopped answering during "
+                    f"the run ({_errors_text(result.summary.errors)}); it is not launched by "
+                    "this session, so look at its own log for the root cause"
+                )
                 break
             if result.token_check.status == "mismatch":
                 problems.append("token counts disagree: " + "; ".join(result.token_check.reasons))
@@ -335,28 +421,47 @@ class PerfEngine:
             nodeid=nodeid,
         )
         self.record(case_result)
-        if problems:
-            raise PerfFailure(f"{case.id}: " + "\n".join(problems))
-        if not case_result.passed:
-            key = gate_metrics(runs) if runs else {}
-            raise PerfFailure(
-                gate_failure_message(
-                    case.id,
-                    gates,
-                    key,
-                    errors=errors,
-                    client_bound=client_bound,
-                    client_reasons=case_result.client_reasons,
-                )
+        if problems or not case_result.passed:
+            message = gate_failure_message(
+                case.id,
+                gates,
+                gate_metrics(runs) if runs else {},
+                errors=errors,
+                client_bound=client_bound,
+                client_reasons=case_result.client_reasons,
             )
+            if problems:  # the cause first, then the gates it broke and the run's numbers
+                message = f"{case.id}: " + "\n".join(problems) + "\n" + message
+            raise PerfFailure(message)
         return case_result
 
     def _death_message(self, handle: ServerHandle) -> str:
         try:
             handle.check_alive()
         except ServerError as exc:
-            return f"server died during the run: {exc}"
+            text = f"server died during the run: {exc}"
+            proc = getattr(handle.server, "_proc", None)  # VLLMServer has no public exit code
+            code = proc.returncode if proc is not None else None
+            if not exc.root_cause and code is not None and code < 0:
+                # A killed process logs nothing; the signal is the root cause.
+                text += f"\n  root cause: killed by {_signal_name(-code)} " + (
+                    "(from outside vLLM: the OOM killer, a user, or a CI timeout)"
+                )
+            return text
         return "server died during the run"
+
+    def _went_away(self, handle: ServerHandle, errors: Mapping[str, int]) -> bool:
+        """Whether an external server stopped answering (connection errors and no /health)."""
+        if not any(k in ("connection", "server_died") for k in errors):
+            return False
+        req = urllib.request.Request(
+            handle.endpoint.url("/health"), headers=handle.endpoint.headers()
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=5):
+                return False
+        except Exception:  # unreachable in any way is the answer
+            return True
 
     def record(self, case: CaseResult) -> None:
         self.results = [c for c in self.results if c.case_id != case.case_id] + [case]
@@ -457,7 +562,9 @@ def case_from_marker(
         if model_name not in ARCHS:
             names = [m.name for m in config.models] + list(ARCHS)
             raise ConfigError(
-                "@pytest.mark.llmperf", "model", f"unknown model {model_name!r}",
+                "@pytest.mark.llmperf",
+                "model",
+                f"unknown model {model_name!r}",
                 f"use one of {', '.join(dict.fromkeys(names))}",
             ) from None
         model = ModelSpec(name=model_name, tiny=model_name)
@@ -467,14 +574,18 @@ def case_from_marker(
     except KeyError:
         if workload_name not in PRESETS:
             raise ConfigError(
-                "@pytest.mark.llmperf", "workload", f"unknown workload {workload_name!r}",
+                "@pytest.mark.llmperf",
+                "workload",
+                f"unknown workload {workload_name!r}",
                 f"use one of {', '.join(PRESETS)}",
             ) from None
         workload = WorkloadRef.from_preset(workload_name)
     concurrency = int(kwargs.get("concurrency", 1))
     if concurrency < 1:
         raise ConfigError(
-            "@pytest.mark.llmperf", "concurrency", f"{concurrency} is not a concurrency",
+            "@pytest.mark.llmperf",
+            "concurrency",
+            f"{concurrency} is not a concurrency",
             "use an integer >= 1",
         )
     base = config.gates_for(model.name, workload.name, concurrency)
@@ -503,6 +614,19 @@ def case_from_marker(
         warmup_requests=int(kwargs.get("warmup_requests", config.warmup_requests)),
         gates=gates,
     )
+
+
+def _signal_name(num: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
+
+
+def _errors_text(errors: Mapping[str, int]) -> str:
+    return ", ".join(f"{k} x{v}" for k, v in sorted(errors.items())) or "no errors recorded"
 
 
 def default_report_dir(rootdir: Path, config: PerfConfig, option: str | None) -> Path:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 SKIP_REASON = "perf test: run with --llmperf to measure (needs a vLLM server)"
 _ENGINE_KEY = pytest.StashKey["PerfEngine"]()
+_LINE_KEY = pytest.StashKey["str | None"]()
 MARKER_HELP = (
     "llmperf(model=..., workload='text', concurrency=1, requests=None, runs=1, "
     "throughput_floor=None, output_throughput_floor=None, p99_ceiling_ms=None, "
@@ -29,105 +30,156 @@ MARKER_HELP = (
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("llmperf", "LLM-serving performance tests (pytest-llmperf)")
     group.addoption(
-        "--llmperf", action="store_true", default=False,
+        "--llmperf",
+        action="store_true",
+        default=False,
         help="run LLM-serving perf tests (the configured matrix and @pytest.mark.llmperf tests)",
     )
     group.addoption(
-        "--llmperf-config", default=None, metavar="PATH",
+        "--llmperf-config",
+        default=None,
+        metavar="PATH",
         help="perf matrix file (default: llmperf.toml or [tool.llmperf] in pyproject.toml, "
         "else the built-in CPU default of four tiny models)",
     )
     group.addoption(
-        "--llmperf-no-matrix", action="store_true", default=False,
+        "--llmperf-no-matrix",
+        action="store_true",
+        default=False,
         help="do not add the configured matrix; run only hand-written perf tests",
     )
     group.addoption(
-        "--llmperf-models", default=None, metavar="A,B",
+        "--llmperf-models",
+        default=None,
+        metavar="A,B",
         help="only these configured models (comma-separated names)",
     )
+    group.addoption("--llmperf-workloads", default=None, metavar="A,B", help="only these workloads")
     group.addoption(
-        "--llmperf-workloads", default=None, metavar="A,B", help="only these workloads"
-    )
-    group.addoption(
-        "--llmperf-concurrency", default=None, metavar="1,10,100",
+        "--llmperf-concurrency",
+        default=None,
+        metavar="1,10,100",
         help="concurrency levels, replacing the configured ones",
     )
     group.addoption(
-        "--llmperf-runs", type=int, default=None, metavar="N",
+        "--llmperf-runs",
+        type=int,
+        default=None,
+        metavar="N",
         help="fresh load runs per level (n for mean, 95%% CI and CoV)",
     )
     group.addoption(
-        "--llmperf-multiplier", default=None, metavar="quick|default|thorough|X",
+        "--llmperf-multiplier",
+        default=None,
+        metavar="quick|default|thorough|X",
         help="request-count multiplier: quick 0.5, default 1, thorough 3, or a number",
     )
     group.addoption(
-        "--llmperf-report-dir", default=None, metavar="DIR",
+        "--llmperf-report-dir",
+        default=None,
+        metavar="DIR",
         help="where results.json, records, plots and report.html go (default .llmperf)",
     )
     group.addoption(
-        "--llmperf-endpoint", default=None, metavar="URL",
+        "--llmperf-endpoint",
+        default=None,
+        metavar="URL",
         help="measure a server that is already running at URL; launch nothing",
     )
     group.addoption(
-        "--llmperf-served-model", default=None, metavar="NAME",
+        "--llmperf-served-model",
+        default=None,
+        metavar="NAME",
         help="model name at --llmperf-endpoint (default: the first one /v1/models lists)",
     )
     group.addoption(
-        "--llmperf-api-key-file", default=None, metavar="PATH",
+        "--llmperf-api-key-file",
+        default=None,
+        metavar="PATH",
         help="file holding the API key (else the LLMPERF_API_KEY environment variable)",
     )
     group.addoption(
-        "--llmperf-launcher", default=None, metavar="CMD",
+        "--llmperf-launcher",
+        default=None,
+        metavar="CMD",
         help="command prefix that starts vLLM's OpenAI server, split like a shell (never run "
         "by a shell), e.g. '/opt/vllm/bin/python -m vllm.entrypoints.openai.api_server' or "
         "'docker run --rm ... vllm/vllm-openai-rocm:v0.14.1'",
     )
     group.addoption(
-        "--llmperf-platform", default=None, choices=("cpu", "cuda", "rocm"),
+        "--llmperf-platform",
+        default=None,
+        choices=("cpu", "cuda", "rocm"),
         help="platform the launch plans are for (default: detected)",
     )
     group.addoption(
-        "--llmperf-gpus", type=int, default=None, metavar="N",
+        "--llmperf-gpus",
+        type=int,
+        default=None,
+        metavar="N",
         help="GPUs per server (default: detected)",
     )
     group.addoption(
-        "--llmperf-vllm-version", default=None, metavar="X.Y.Z",
+        "--llmperf-vllm-version",
+        default=None,
+        metavar="X.Y.Z",
         help="vLLM version the plans are for (default: the installed one)",
     )
     group.addoption(
-        "--llmperf-server-timeout", type=float, default=600.0, metavar="S",
+        "--llmperf-server-timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
         help="seconds a server may take to become ready",
     )
     group.addoption(
-        "--llmperf-request-timeout", type=float, default=600.0, metavar="S",
+        "--llmperf-request-timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
         help="seconds one request may take before it counts as a timeout",
     )
     group.addoption(
-        "--llmperf-host", default="127.0.0.1", metavar="ADDR",
+        "--llmperf-host",
+        default="127.0.0.1",
+        metavar="ADDR",
         help="address launched servers bind to (default 127.0.0.1, loopback only)",
     )
     group.addoption(
-        "--llmperf-plan", action="store_true", default=False,
+        "--llmperf-plan",
+        action="store_true",
+        default=False,
         help="print the launch plan of every server the selected tests would start, then exit",
     )
     group.addoption(
-        "--llmperf-save-baseline", action="store_true", default=False,
+        "--llmperf-save-baseline",
+        action="store_true",
+        default=False,
         help="write or update the stored baseline from this run",
     )
     group.addoption(
-        "--llmperf-compare", action="store_true", default=False,
+        "--llmperf-compare",
+        action="store_true",
+        default=False,
         help="compare every case with the stored baseline; a regression fails the test",
     )
     group.addoption(
-        "--llmperf-strict", action="store_true", default=False,
+        "--llmperf-strict",
+        action="store_true",
+        default=False,
         help="with --llmperf-compare, an INCONCLUSIVE comparison fails too",
     )
     group.addoption(
-        "--llmperf-baseline-dir", default=None, metavar="DIR",
+        "--llmperf-baseline-dir",
+        default=None,
+        metavar="DIR",
         help="baseline folder (default: baselines, or baseline_dir in the config)",
     )
     group.addoption(
-        "--llmperf-ignore-field", action="append", default=[], metavar="FIELD",
+        "--llmperf-ignore-field",
+        action="append",
+        default=[],
+        metavar="FIELD",
         help="fingerprint field that may differ from the baseline's (repeatable)",
     )
 
@@ -187,7 +239,9 @@ def _engine(config: pytest.Config) -> PerfEngine:
                 concurrency = [int(x) for x in levels]
             except ValueError:
                 raise ConfigError(
-                    "--llmperf-concurrency", "", f"{levels} are not all integers",
+                    "--llmperf-concurrency",
+                    "",
+                    f"{levels} are not all integers",
                     "give levels like 1,10,100",
                 ) from None
         perf = apply_overrides(
@@ -238,6 +292,7 @@ class PerfCaseItem(pytest.Item):
     def __init__(self, *, case: PerfCase, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.case = case
+        self.last_of_model = False  # set at collection end: stop the server after this one
         self.add_marker("llmperf")
 
     def runtest(self) -> None:
@@ -267,35 +322,55 @@ def _add_properties(item: pytest.Item, engine: PerfEngine, case_id: str) -> None
 
             m = gate_metrics(res.runs)
             for key in (
-                "total_token_throughput", "output_throughput", "success_rate",
-                "p50_ttft_ms", "p99_ttft_ms", "p99_itl_ms", "p99_e2el_ms",
+                "total_token_throughput",
+                "output_throughput",
+                "success_rate",
+                "p50_ttft_ms",
+                "p99_ttft_ms",
+                "p99_itl_ms",
+                "p99_e2el_ms",
             ):
                 if key in m:
                     item.user_properties.append((f"llmperf.{key}", round(m[key], 4)))
 
 
 def _progress(config: pytest.Config) -> Callable[[str], None] | None:
-    """A live progress line on a terminal (never in captured or piped output)."""
+    """A live progress line on a terminal (never in captured or piped output).
+
+    It overwrites the current output line in place at most twice a second; ``_end_progress``
+    puts back what pytest had written there, so ``-v`` lines and result dots stay intact."""
     tr = config.pluginmanager.get_plugin("terminalreporter")
     if tr is None or not tr.isatty():
         return None
     import time
 
+    tw = tr._tw
+    saved = getattr(tw, "_current_line", None)
+    config.stash[_LINE_KEY] = saved
     last = [0.0]
 
     def show(line: str) -> None:
         now = time.monotonic()
         if now - last[0] >= 0.5:
             last[0] = now
-            tr.rewrite(f"  llmperf: {line}", erase=True)
+            # Longer than the terminal, it would wrap and "\r" could no longer rewind it.
+            tr.rewrite(f"  llmperf: {line}"[: max(tw.fullwidth - 1, 10)], erase=True)
 
     return show
 
 
 def _end_progress(config: pytest.Config) -> None:
     tr = config.pluginmanager.get_plugin("terminalreporter")
-    if tr is not None and tr.isatty():
-        tr.rewrite("", erase=True)
+    if tr is None or not tr.isatty():
+        return
+    saved = config.stash.get(_LINE_KEY, None)
+    tr.rewrite("", erase=True)
+    if isinstance(saved, str) and hasattr(tr._tw, "_current_line"):
+        # Restore pytest's line (its location prefix and result letters) and its idea of the
+        # line's width, so the next "PASSED" or "." lands where pytest expects it.
+        tr._tw.write("\r" + saved)
+        tr._tw._current_line = saved
+    else:  # pragma: no cover - a pytest without TerminalWriter._current_line
         tr.currentfspath = None  # the next result starts a fresh line with its location
 
 
@@ -315,9 +390,40 @@ def pytest_collection_modifyitems(
         items.extend(matrix.collect())
 
 
+def _model_of(item: pytest.Item) -> str | None:
+    if isinstance(item, PerfCaseItem):
+        return item.case.model.name
+    marker = item.get_closest_marker("llmperf")
+    if marker is None:
+        return None
+    return str(marker.kwargs.get("model", "dense-gqa"))
+
+
+def _mark_last_users(items: list[pytest.Item]) -> None:
+    """Tag each matrix item that is the last selected test needing its model, so its server
+    is stopped right after it (``pytest_runtest_teardown``) instead of idling to the end."""
+    seen: set[str] = set()
+    for item in reversed(items):
+        model = _model_of(item)
+        if model is None or model in seen:
+            continue
+        seen.add(model)
+        if isinstance(item, PerfCaseItem):
+            item.last_of_model = True
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if getattr(item, "last_of_model", False) and isinstance(item, PerfCaseItem):
+        engine = item.config.stash.get(_ENGINE_KEY, None)
+        if engine is not None:
+            engine.release(item.case.model)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
+    if config.getoption("llmperf") and not config.getoption("llmperf_plan"):
+        _mark_last_users(session.items)
     if not config.getoption("llmperf_plan"):
         return
     engine = _engine(config)
@@ -392,15 +498,12 @@ def llmperf_run(
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Only this session's servers are stopped (engine.finish closes its pool): a session run
+    # inside another (pytester) must not stop the servers of the process around it. The
+    # server module's atexit and SIGTERM paths cover a process that dies.
     engine = session.config.stash.get(_ENGINE_KEY, None)
     if engine is not None:
         engine.report_paths = engine.finish()
-    # Belt and braces: whatever else happened, no vLLM process outlives the session.
-    import sys
-
-    server_mod = sys.modules.get("pytest_llmperf.server")
-    if server_mod is not None:
-        server_mod.stop_all_servers()
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

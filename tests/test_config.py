@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_llmperf.config import (
+    CLIENT_KEYS,
     DEFAULT_CONCURRENCY,
     DEFAULT_GATES,
     DEFAULT_MEASURED,
@@ -21,6 +22,7 @@ from pytest_llmperf.config import (
     STUDY_CONCURRENCY,
     STUDY_PROFILES,
     TINY_ARCHS,
+    ClientLimits,
     ConfigError,
     Gates,
     Measured,
@@ -147,6 +149,13 @@ def test_gates_most_specific_rule_wins(model: str, workload: str, c: int, expect
     assert parse(FULL).gates_for(model, workload, c) == expected
 
 
+def test_client_limits() -> None:
+    assert parse("").client == ClientLimits()
+    assert default_config().client == ClientLimits()
+    cfg = parse("[client]\nloop_lag_p99_ms = 80\ncpu_fraction = 0.5")
+    assert cfg.client == ClientLimits(loop_lag_p99_ms=80.0, cpu_fraction=0.5)
+
+
 def test_gate_rules_tie_later_wins() -> None:
     cfg = parse("[[gates]]\np99_itl_ms_max = 10\n[[gates]]\np99_itl_ms_max = 20\n")
     assert cfg.gates_for("dense-gqa", "text", 1).p99_itl_ms_max == 20
@@ -255,6 +264,10 @@ def test_case_id_is_stable() -> None:
         ("[gates]\nworkload = 'nope'", "tool.llmperf.gates.workload", "unknown workload"),
         ("[[gates]]\nthroughput_min = 1", "tool.llmperf.gates[0].throughput_min", "unknown key"),
         ("gates = 3", "tool.llmperf.gates", "a list"),
+        ("[client]\nloop_lag_ms = 5", "tool.llmperf.client.loop_lag_ms", "loop_lag_p99_ms"),
+        ("[client]\ncpu_fraction = 1.5", "tool.llmperf.client.cpu_fraction", "out of range"),
+        ("[client]\nloop_lag_p99_ms = 0", "tool.llmperf.client.loop_lag_p99_ms", "above 0"),
+        ("client = 3", "tool.llmperf.client", "a table"),
     ],
 )  # fmt: skip
 def test_errors_name_file_key_and_fix(toml: str, key: str, fragment: str) -> None:
@@ -382,7 +395,7 @@ def test_gates_from_measured_margins() -> None:
     cfg = PerfConfig(models=default_config().models, workloads=default_config().workloads,
                      gates=rules)  # fmt: skip
     g = cfg.gates_for("dense-gqa", "text", 16)
-    assert g == Gates(400.0, 200.0, 300.0, 30.0, 6000.0, 1.0)
+    assert g == Gates(400.0, 200.0, 300.0, 110.0, 6000.0, 1.0)  # ITL: 10 ms + 100 ms slack
     assert cfg.gates_for("dense-gqa", "text", 64) == Gates()
     assert all(r.model is not None for r in DEFAULT_GATES)
 
@@ -396,7 +409,7 @@ _KEYS = sorted(
      "requests_per_level", "warmup_requests", "report_dir", "baseline_dir", "gates", "name",
      "tiny", "profile", "path", "extra_args", "env", "launch_prefix", "max_num_seqs", "preset",
      "input_tokens", "output_tokens", "images_per_request", "endpoint", "model", "workload",
-     "1", "16", "500", *GATE_KEYS}
+     "1", "16", "500", "client", *GATE_KEYS, *CLIENT_KEYS}
 )  # fmt: skip
 _WORDS = [*TINY_ARCHS, *STUDY_PROFILES, *PRESETS, "quick", "thorough", "chat", "completions",
           "", "a b", "x"]  # fmt: skip
