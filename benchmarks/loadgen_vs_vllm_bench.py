@@ -135,6 +135,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="concurrency 1000 only")
     ap.add_argument("--base-url", help="use an already running vLLM server")
     ap.add_argument("--model-dir", help="its model directory (for vLLM's client tokenizer)")
+    ap.add_argument("--repeats", type=int, default=2, help="runs of each client per level")
     a = ap.parse_args()
 
     levels = [(1000, 1000)] if a.quick else [(1000, 1000), (100, 300), (1, 30)]
@@ -157,9 +158,17 @@ def main() -> None:
     try:
         run_client("ours", base_url, model, model_dir, 50, 50)  # warm the server
         for c, n in levels:
-            ours = run_client("ours", base_url, model, model_dir, n, c)
-            theirs = run_client("vllm", base_url, model, model_dir, n, c)
-            print(f"c={c} n={n}\n  ours  {json.dumps(ours)}\n  vllm  {json.dumps(theirs)}")
+            # interleaved and repeated: the machine's load drifts, and every client CPU-second
+            # and server token rate depends on it; keep the run with the median CPU of each
+            runs: dict[str, list[dict]] = {"ours": [], "vllm": []}
+            for _ in range(a.repeats):
+                for kind in ("ours", "vllm") if len(runs["ours"]) % 2 == 0 else ("vllm", "ours"):
+                    runs[kind].append(run_client(kind, base_url, model, model_dir, n, c))
+                    print(f"c={c} n={n} {kind} {json.dumps(runs[kind][-1])}", flush=True)
+            ours, theirs = (
+                sorted(runs[k], key=lambda r: r["cpu_s"])[len(runs[k]) // 2]
+                for k in ("ours", "vllm")
+            )
             rows.append((c, ours, theirs))
     finally:
         if server is not None:

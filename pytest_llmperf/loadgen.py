@@ -905,7 +905,7 @@ async def _run_async(
             gc.disable()
             cpu0 = _cpu_seconds()
             t_start = time.perf_counter()
-            ticker = asyncio.create_task(_loop_lag_ticker(stop, lags, 0.01))
+            ticker = asyncio.create_task(_loop_lag_ticker(stop, lags, 0.1))
             try:
                 await runner.phase(reqs, record=True)
             finally:
