@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pytest_llmperf.atomic import read_jsonl
 from pytest_llmperf.endpoint import Endpoint
@@ -20,6 +22,7 @@ from pytest_llmperf.loadgen import (
     ClientCapacityError,
     LoadSpec,
     TokenCountMismatch,
+    _parse_slow,
     parse_sse,
     raise_nofile,
     run_load,
@@ -330,3 +333,40 @@ def test_sse_parser_handles_split_and_merged_reads() -> None:
 def test_external_endpoint_url_shape() -> None:
     ep = Endpoint("http://127.0.0.1:1/v1", "m")
     assert ep.url("/v1/completions") == "http://127.0.0.1:1/v1/completions"
+
+
+def _vllm_like_stream(deltas: list[int], chat: bool) -> bytes:
+    events = []
+    if chat:
+        events.append(b'data: {"id":"x","choices":[{"index":0,"delta":{"role":"assistant"}}]}')
+    done = 0
+    for k in deltas:
+        done += k
+        text = "w" * k
+        choice = f'{{"index":0,"delta":{{"content":"{text}"}}}}' if chat else f'{{"text":"{text}"}}'
+        events.append(
+            f'data: {{"id":"x","choices":[{choice}],"usage":{{"prompt_tokens":7,'
+            f'"total_tokens":{7 + done},"completion_tokens":{done}}}}}'.encode()
+        )
+    events.append(
+        f'data: {{"id":"x","choices":[],"usage":{{"prompt_tokens":7,"total_tokens":{7 + done},'
+        f'"completion_tokens":{done}}}}}'.encode()
+    )
+    events.append(b"data: [DONE]")
+    return b"\n\n".join(events) + b"\n\n"
+
+
+@given(
+    deltas=st.lists(st.integers(1, 5), min_size=1, max_size=30),
+    chat=st.booleans(),
+    cuts=st.lists(st.floats(0, 1), max_size=40),
+)
+def test_fast_and_full_sse_parsers_agree(deltas: list[int], chat: bool, cuts: list[float]) -> None:
+    blob = _vllm_like_stream(deltas, chat)
+    points = sorted({int(c * len(blob)) for c in cuts} | {0, len(blob)})
+    chunks = [blob[a:b] for a, b in itertools.pairwise(points) if b > a]
+    times = [float(i) for i in range(len(chunks))]
+    fast, full = parse_sse(times, chunks), _parse_slow(times, chunks)
+    assert fast == full
+    assert fast.chunk_tokens == deltas and fast.completion_tokens == sum(deltas)
+    assert fast.done and fast.error_kind is None
