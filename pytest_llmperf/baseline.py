@@ -22,7 +22,7 @@ from pytest_llmperf.atomic import write_json_atomic
 from pytest_llmperf.fingerprint import FIELDS, Fingerprint, diff
 
 if TYPE_CHECKING:
-    from pytest_llmperf.compare import Correction, Direction, Verdict
+    from pytest_llmperf.compare import CaseComparison, Correction, Direction, Verdict
 
 SCHEMA_VERSION: Final[int] = 1
 CASE_FIELDS: Final[tuple[str, ...]] = (
@@ -388,35 +388,28 @@ def _fingerprint_reason(differences: Mapping[str, tuple[Any, Any]], what: str) -
     )
 
 
-def compare(
+def comparisons(
     baseline: Baseline,
     current: Baseline,
     *,
     tolerances: Mapping[str, float] | None = None,
     default_tolerance: float | None = None,
     ignore: Iterable[str] = (),
-    alpha: float = 0.05,
-    correction: Correction = "holm",
-) -> list[Verdict]:
-    """Verdicts for every (case, metric) of the current run, corrected across all of them.
-    Cases only in the baseline (not run this time) are skipped; anything that cannot be
-    compared becomes NOT COMPARABLE with the reason."""
-    from pytest_llmperf.compare import (
-        DEFAULT_TOLERANCE,
-        CaseComparison,
-        compare_session,
-        not_comparable,
-    )
+    metrics: Iterable[str] | None = None,
+) -> list[CaseComparison | Verdict]:
+    """What ``compare`` tests, before any test: a ``CaseComparison`` per (case, metric) of the
+    current run that can be compared, a NOT COMPARABLE ``Verdict`` (with the reason) for one
+    that cannot. A session collects these across cases and corrects them together."""
+    from pytest_llmperf.compare import DEFAULT_TOLERANCE, CaseComparison, not_comparable
 
     tol = dict(tolerances or {})
+    wanted = None if metrics is None else frozenset(metrics)
     default = DEFAULT_TOLERANCE if default_tolerance is None else default_tolerance
     ignore = tuple(ignore)
     published = baseline.source == "published"
     env_ignore = (*ignore, *_unknown(baseline.fingerprint)) if published else ignore
     env_diff = diff(baseline.fingerprint, current.fingerprint, env_ignore)
-    blocked: dict[tuple[str, str], Verdict] = {}
-    order: list[tuple[str, str]] = []
-    todo: list[CaseComparison] = []
+    out: list[CaseComparison | Verdict] = []
     for case_id, case in current.cases.items():
         old = baseline.cases.get(case_id)
         reason = None
@@ -430,8 +423,8 @@ def compare(
             if case_diff:
                 reason = _fingerprint_reason(case_diff, "this case's fingerprint")
         for name, series in case.metrics.items():
-            key = (case_id, name)
-            order.append(key)
+            if wanted is not None and name not in wanted:
+                continue
             ref = None if old is None else old.metrics.get(name)
             why = reason
             if why is None and ref is None:
@@ -442,11 +435,54 @@ def compare(
                     f"{series.direction}; record a new baseline"
                 )
             if why is not None or ref is None:
-                blocked[key] = not_comparable(case_id, name, series.direction, why or "")
+                out.append(not_comparable(case_id, name, series.direction, why or ""))
                 continue
             t = tol.get(name, default)
-            todo.append(
+            out.append(
                 CaseComparison(case_id, name, series.direction, ref.values, series.values, t)
             )
-    done = {(v.case_id, v.metric): v for v in compare_session(todo, alpha, correction)}
-    return [blocked.get(k) or done[k] for k in order]
+    return out
+
+
+def judge(
+    items: Sequence[CaseComparison | Verdict],
+    *,
+    alpha: float = 0.05,
+    correction: Correction = "holm",
+    family_size: int | None = None,
+) -> list[Verdict]:
+    """Test the ``CaseComparison`` items together (one correction across all of them) and keep
+    the ready verdicts, in the given order."""
+    from pytest_llmperf.compare import CaseComparison, compare_session
+
+    todo = [c for c in items if isinstance(c, CaseComparison)]
+    done = iter(compare_session(todo, alpha, correction, family_size=family_size))
+    return [next(done) if isinstance(c, CaseComparison) else c for c in items]
+
+
+def compare(
+    baseline: Baseline,
+    current: Baseline,
+    *,
+    tolerances: Mapping[str, float] | None = None,
+    default_tolerance: float | None = None,
+    ignore: Iterable[str] = (),
+    alpha: float = 0.05,
+    correction: Correction = "holm",
+    family_size: int | None = None,
+    metrics: Iterable[str] | None = None,
+) -> list[Verdict]:
+    """Verdicts for every (case, metric) of the current run, corrected across all of them.
+    Cases only in the baseline (not run this time) are skipped; anything that cannot be
+    compared becomes NOT COMPARABLE with the reason. ``metrics`` limits the comparison to those
+    metrics (every test costs power under the correction); ``family_size`` is Bonferroni's m
+    when the comparisons given are only part of the family (see ``compare.compare_session``)."""
+    items = comparisons(
+        baseline,
+        current,
+        tolerances=tolerances,
+        default_tolerance=default_tolerance,
+        ignore=ignore,
+        metrics=metrics,
+    )
+    return judge(items, alpha=alpha, correction=correction, family_size=family_size)

@@ -24,7 +24,8 @@ from scipy import stats
 
 Direction = Literal["higher", "lower", "exact"]
 DIRECTIONS: Final[tuple[str, ...]] = ("higher", "lower", "exact")
-Correction = Literal["holm", "bh"]
+Correction = Literal["holm", "bh", "bonferroni"]
+CORRECTIONS: Final[tuple[str, ...]] = ("holm", "bh", "bonferroni")
 DEFAULT_TOLERANCE: Final[float] = 0.05
 POWER: Final[float] = 0.80
 EXACT_TARGET: Final[float] = 1.0  # "exact" metrics (success rate) must equal this in every run
@@ -471,22 +472,41 @@ def not_comparable(case_id: str, metric: str, direction: Direction, reason: str)
     )
 
 
-def _adjust(p: list[float], correction: Correction) -> list[float]:
+def _adjust(p: list[float], correction: Correction, family_size: int | None = None) -> list[float]:
+    """Adjusted p-values. Bonferroni multiplies by ``family_size`` (>= len(p)), the number of
+    tests in the whole family when only some are known yet: Holm's first step, valid for a gate
+    run inside one test item before the session's other cases exist."""
     if not p:
         return []
+    if correction == "bonferroni":
+        m = max(len(p), family_size or 0)
+        return [min(1.0, float(x) * m) for x in p]
     if correction == "holm":
         return [float(x) for x in holm(p)]
     return [float(x) for x in stats.false_discovery_control(p, method="bh")]
 
 
 def compare_session(
-    cases: Sequence[CaseComparison], alpha: float = 0.05, correction: Correction = "holm"
+    cases: Sequence[CaseComparison],
+    alpha: float = 0.05,
+    correction: Correction = "holm",
+    *,
+    family_size: int | None = None,
 ) -> list[Verdict]:
     """Every comparison of a session, corrected together: Holm (family-wise error <= alpha) for
     a gate, ``correction="bh"`` (false discovery rate) for a report. Comparisons whose values
-    cannot be used become INCONCLUSIVE with the reason, instead of failing the whole session."""
-    if correction not in ("holm", "bh"):
-        raise ValueError(f"correction {correction!r} must be 'holm' or 'bh'")
+    cannot be used become INCONCLUSIVE with the reason, instead of failing the whole session.
+
+    ``family_size`` is the number of tests in the whole family when only some are given now
+    (a gate run per test item, before later cases ran); ``"bonferroni"`` with it is the valid
+    in-item gate, Holm over everything at the session's end the more powerful report."""
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction {correction!r} must be one of {', '.join(CORRECTIONS)}")
+    if family_size is not None and (family_size < 1 or correction != "bonferroni"):
+        raise ValueError(
+            f"family_size={family_size}: only Bonferroni can count tests not seen yet "
+            "(correction='bonferroni', family_size >= 1)"
+        )
     computed: list[_Stats | Verdict] = []
     for case in cases:
         try:
@@ -494,10 +514,12 @@ def compare_session(
         except ValueError as exc:
             computed.append(_make(case, Outcome.INCONCLUSIVE, str(exc)))
     tested = [s for s in computed if isinstance(s, _Stats) and s.p_less is not None]
-    harm = _adjust([s.p_harm for s in tested], correction)
-    better = _adjust([s.p_better for s in tested], correction)
+    harm = _adjust([s.p_harm for s in tested], correction, family_size)
+    better = _adjust([s.p_better for s in tested], correction, family_size)
     adj = {id(s): (h, b) for s, h, b in zip(tested, harm, better, strict=True)}
-    label = f"{'Holm' if correction == 'holm' else 'BH'}, {len(tested)} tests"
+    m = max(len(tested), family_size or 0)
+    name = {"holm": "Holm", "bh": "BH", "bonferroni": "Bonferroni"}[correction]
+    label = f"{name}, {m} tests" if m == len(tested) else f"{name}, m={m}"
     out: list[Verdict] = []
     for s in computed:
         if isinstance(s, Verdict):
@@ -515,27 +537,33 @@ def _fmt_p(p: float | None) -> str:
     return "-" if p is None else f"{p:.3g}"
 
 
-def format_table(verdicts: Sequence[Verdict]) -> str:
-    """A fixed-width table, then the message of every verdict that asks for attention."""
-    header = ("case", "metric", "verdict", "change", "CI", "p", "p_adj", "CoV base/cur", "n")
+def format_table(verdicts: Sequence[Verdict], *, bh: Sequence[Verdict] | None = None) -> str:
+    """A fixed-width table, then the message of every verdict that asks for attention.
+    ``bh``: the same comparisons corrected with Benjamini-Hochberg, shown as a p_BH column
+    (the false discovery rate view for reports; the verdicts stay the gate's)."""
+    p_bh = {(v.case_id, v.metric): v.p_adj for v in bh or ()}
+    header: tuple[str, ...] = ("case", "metric", "verdict", "change", "CI", "p", "p_adj")
+    if bh is not None:
+        header += ("p_BH",)
+    header += ("CoV base/cur", "n")
     rows = [header]
     for v in verdicts:
         ci = "-"
         if v.ci_low is not None and v.ci_high is not None:
             ci = f"[{_change(v.ci_low)}, {_change(v.ci_high)}]"
-        rows.append(
-            (
-                v.case_id,
-                v.metric,
-                str(v.verdict),
-                "-" if v.ratio is None else _change(v.ratio),
-                ci,
-                _fmt_p(v.p),
-                _fmt_p(v.p_adj),
-                f"{_pct(v.cov_baseline)}/{_pct(v.cov_current)}",
-                f"{v.n_baseline}/{v.n_current}",
-            )
+        row: tuple[str, ...] = (
+            v.case_id,
+            v.metric,
+            str(v.verdict),
+            "-" if v.ratio is None else _change(v.ratio),
+            ci,
+            _fmt_p(v.p),
+            _fmt_p(v.p_adj),
         )
+        if bh is not None:
+            row += (_fmt_p(p_bh.get((v.case_id, v.metric))),)
+        row += (f"{_pct(v.cov_baseline)}/{_pct(v.cov_current)}", f"{v.n_baseline}/{v.n_current}")
+        rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows

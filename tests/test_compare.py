@@ -200,6 +200,35 @@ def test_bh_for_reports_is_less_strict_than_holm() -> None:
     assert "BH" in bh_v[0].message
 
 
+def test_bonferroni_over_a_family_not_yet_seen() -> None:
+    """The in-item gate: one case's tests, multiplied by the whole session's m."""
+    target = ([100.0, 103.0, 97.0, 101.0, 99.0], [92.0, 97.0, 89.0, 93.0, 99.0])
+    alone = compare_metric(*target, direction="higher")
+    assert alone.p is not None
+    (v,) = compare_session(
+        [CaseComparison("a", "tput", "higher", *target)], correction="bonferroni", family_size=40
+    )
+    assert v.p_adj == pytest.approx(min(1.0, alone.p * 40))
+    assert v.verdict is Outcome.INCONCLUSIVE
+    assert "Bonferroni, m=40" in v.message
+    # Holm's first step is Bonferroni: with the whole family known, Holm is never stricter
+    cases = _session(target, 19)
+    bonf = compare_session(cases, correction="bonferroni", family_size=20)
+    for h, b in zip(compare_session(cases), bonf, strict=True):
+        assert h.p_adj is not None and b.p_adj is not None and h.p_adj <= b.p_adj + 1e-12
+    with pytest.raises(ValueError, match="only Bonferroni"):
+        compare_session(cases, family_size=40)
+    with pytest.raises(ValueError, match="only Bonferroni"):
+        compare_session(cases, correction="bonferroni", family_size=0)
+
+
+def test_format_table_shows_bh_beside_holm() -> None:
+    cases = _session(([100.0, 103.0, 97.0, 101.0, 99.0], [92.0, 97.0, 89.0, 93.0, 99.0]), 3)
+    text = format_table(compare_session(cases), bh=compare_session(cases, correction="bh"))
+    header = text.splitlines()[0].split()
+    assert header[header.index("p_adj") + 1] == "p_BH"
+
+
 def test_session_keeps_going_past_unusable_values() -> None:
     cases = [
         CaseComparison("a", "p99_e2el_ms", "lower", (1.0, 2.0), (math.nan, 1.0)),

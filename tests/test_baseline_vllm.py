@@ -1,0 +1,204 @@
+"""Baselines and A/B comparison on real vLLM CPU servers (the tiny dense model).
+
+One extra server only (a boot costs about a minute on 2 cores): the degraded one, started with
+``--max-num-seqs 1``, so at concurrency 16 it serves one sequence at a time. Runs interleave
+(A B B A …) through ``ab.run_ab`` so slow drift of this shared machine hits both sides alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from pytest_llmperf.ab import ABResult, run_ab
+from pytest_llmperf.baseline_session import BaselineSession
+from pytest_llmperf.compare import Outcome
+from pytest_llmperf.config import Gates, ModelSpec, PerfCase, WorkloadRef, default_config
+from pytest_llmperf.engine import EngineOptions, PerfEngine
+from pytest_llmperf.fingerprint import Fingerprint
+from pytest_llmperf.platforms import Accelerators, detect_accelerators
+from pytest_llmperf.report import CaseResult
+from pytest_llmperf.server import VLLMServer
+
+pytestmark = pytest.mark.vllm
+Runs = tuple[Mapping[str, float], ...]
+
+RUNS = 3
+SUITE = "vllm-cpu"
+CASE = PerfCase(
+    model=ModelSpec(name="dense-gqa", tiny="dense-gqa"),
+    workload=WorkloadRef.from_preset("text", name="t", input_tokens=64, output_tokens=32),
+    concurrency=16,
+    requests=48,
+    runs=RUNS,
+    warmup_requests=4,
+    gates=Gates(),
+)
+CASE_ID = "dense-gqa-t-c16"
+# Gate each case as a 10-case nightly suite would: Bonferroni m = 10 cases x 4 tested metrics.
+EXPECTED_CASES = 10
+
+
+class Servers:
+    """Engine stand-in for ``run_ab``: variant name -> an already started server."""
+
+    def __init__(self, by_name: dict[str, VLLMServer]) -> None:
+        self.by_name = by_name
+
+    def server_for(self, spec: ModelSpec) -> VLLMServer:
+        return self.by_name[spec.name]
+
+
+def interleaved(a: VLLMServer, b: VLLMServer) -> ABResult:
+    result = run_ab(
+        Servers({"a": a, "b": b}),
+        CASE,
+        dataclasses.replace(CASE.model, name="a"),
+        dataclasses.replace(CASE.model, name="b"),
+        RUNS,
+    )
+    print(result.table)  # visible with -s: the measured figures
+    return result
+
+
+def case_result(runs: Runs) -> CaseResult:
+    return CaseResult(case_id=CASE_ID, model="dense-gqa", workload="t", concurrency=16, runs=runs)
+
+
+def fingerprint(server: VLLMServer, accelerators: Accelerators) -> Fingerprint:
+    """What the plugin records for a case served by ``server`` (its launch plan, weights)."""
+    spec = server.spec
+    resolved = SimpleNamespace(
+        spec=CASE.model,
+        plan=SimpleNamespace(
+            args=spec.args, env={k: v for k, v in spec.env if k != "VLLM_CACHE_ROOT"}
+        ),
+        server=spec,
+        model_path=spec.model,
+    )
+    session = BaselineSession(Path("unused"), SUITE, save=False, compare=False)
+    return session.fingerprint_for(case_result(()), resolved, accelerators, None, case=CASE)
+
+
+def save(directory: Path, runs: Runs, fp: Fingerprint) -> Path:
+    s = BaselineSession(directory, SUITE, save=True, compare=False, expected_cases=1)
+    s.check(case_result(runs), fp)
+    s.finish([case_result(runs)])
+    assert len(s.saved) == 1
+    return s.saved[0]
+
+
+def compare(directory: Path, runs: Runs, fp: Fingerprint, **kw: Any) -> Any:
+    s = BaselineSession(
+        directory, SUITE, save=False, compare=True, expected_cases=EXPECTED_CASES, **kw
+    )
+    return s, s.check(case_result(runs), fp)
+
+
+@pytest.fixture(scope="module")
+def accelerators() -> Accelerators:
+    return detect_accelerators()
+
+
+@pytest.fixture(scope="module")
+def same_config(dense_server: VLLMServer, tmp_path_factory: pytest.TempPathFactory) -> ABResult:
+    """2 x RUNS interleaved runs of one server, split into two samples (A and B), through the
+    real engine (pointed at the running server as an external endpoint, so nothing boots)."""
+    engine = PerfEngine(
+        default_config(),
+        EngineOptions(
+            rootdir=Path.cwd(),
+            report_dir=tmp_path_factory.mktemp("ab-report"),
+            external_url=dense_server.base_url,
+            external_model=dense_server.served_model_name,
+        ),
+    )
+    try:
+        result = run_ab(
+            engine,
+            CASE,
+            dataclasses.replace(CASE.model, name="a"),
+            dataclasses.replace(CASE.model, name="b"),
+            RUNS,
+        )
+    finally:
+        engine.finish()
+    print(result.table)
+    return result
+
+
+def test_two_baselines_of_the_same_configuration_are_no_regression(
+    same_config: ABResult,
+    dense_server: VLLMServer,
+    accelerators: Accelerators,
+    tmp_path: Path,
+) -> None:
+    a, b = same_config.a_runs[16], same_config.b_runs[16]
+    assert len(a) == len(b) == RUNS
+    assert not same_config.regressed, same_config.table
+    fp = fingerprint(dense_server, accelerators)
+    path = save(tmp_path, a, fp)
+    stored = json.loads(path.read_text())
+    assert len(stored["cases"][CASE_ID]["metrics"]["p99_itl_ms"]["values"]) == RUNS
+    session, check = compare(tmp_path, b, fp)
+    assert check.failure is None, check.failure
+    assert check.status != Outcome.REGRESSION.value
+    assert {v.metric for v in check.verdicts} >= {"total_token_throughput", "p99_e2el_ms"}
+    lines = session.finish([case_result(b)], report_dir=tmp_path / "report")
+    assert any("p_BH" in line for line in lines)
+    assert (tmp_path / "report" / "comparison.json").is_file()
+
+
+def test_a_degraded_configuration_is_a_throughput_regression(
+    dense_server: VLLMServer,
+    tiny_server_factory: Callable[..., VLLMServer],
+    accelerators: Accelerators,
+    tmp_path: Path,
+) -> None:
+    degraded = tiny_server_factory("dense-gqa", extra_args=("--max-num-seqs", "1"))
+    result = interleaved(dense_server, degraded)
+    tput = result.verdict("total_token_throughput", 16)
+    assert tput.verdict is Outcome.REGRESSION, result.table
+    assert tput.ratio is not None and tput.ratio < 0.6  # one sequence at a time of 16
+    assert result.verdict("output_throughput", 16).verdict is Outcome.REGRESSION
+
+    # The same through the stored-baseline gate: a launch flag that changed under the user
+    # (here declared ignorable, as after an upgrade that changes defaults) is caught by the
+    # numbers; left undeclared, the comparison refuses and names the field.
+    fp_a, fp_b = fingerprint(dense_server, accelerators), fingerprint(degraded, accelerators)
+    save(tmp_path, result.a_runs[16], fp_a)
+    _, refused = compare(tmp_path, result.b_runs[16], fp_b)
+    assert refused.status == Outcome.NOT_COMPARABLE.value
+    assert "launch_argv" in refused.message
+    _, check = compare(tmp_path, result.b_runs[16], fp_b, ignore=("launch_argv",))
+    assert check.regressed
+    assert check.failure is not None
+    assert "total_token_throughput" in check.failure and "ratio" in check.failure
+    assert (
+        "p_adj=" in check.failure
+        and "CoV" in check.failure
+        and f"n={RUNS} vs {RUNS}" in (check.failure)
+    )
+
+
+def test_a_baseline_from_another_fingerprint_is_not_comparable(
+    same_config: ABResult,
+    dense_server: VLLMServer,
+    accelerators: Accelerators,
+    tmp_path: Path,
+) -> None:
+    fp = fingerprint(dense_server, accelerators)
+    save(tmp_path, same_config.a_runs[16], dataclasses.replace(fp, vllm_version="0.31.0"))
+    _, check = compare(tmp_path, same_config.b_runs[16], fp)
+    assert check.status == Outcome.NOT_COMPARABLE.value
+    assert check.failure is None
+    assert "vllm_version '0.31.0' -> " in check.message
+    assert all(v.verdict is Outcome.NOT_COMPARABLE for v in check.verdicts)
+    _, strict = compare(tmp_path, same_config.b_runs[16], fp, strict=True)
+    assert strict.failure is not None and "vllm_version" in strict.failure
