@@ -209,6 +209,7 @@ class VLLMServer:
         self._log_path = Path(log_path) if log_path else None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_fh: object | None = None
+        self._log_offset = 0  # where this launch's output starts in an appended log
         self.startup_seconds: float | None = None
 
     # -- introspection -------------------------------------------------------------------
@@ -271,8 +272,12 @@ class VLLMServer:
         return argv  # the API key goes in the environment (VLLM_API_KEY), never in argv
 
     def log_text(self) -> str:
+        """This launch's part of the log (a restarted server appends to the same file, and an
+        earlier life's errors are not this one's root cause)."""
         try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
+            with open(self.log_path, "rb") as fh:
+                fh.seek(self._log_offset)
+                return fh.read().decode("utf-8", errors="replace")
         except (OSError, ServerError):
             return ""
 
@@ -342,6 +347,7 @@ class VLLMServer:
         try:
             self._log_path.parent.mkdir(parents=True, exist_ok=True)
             log_fh = open(self._log_path, "ab")
+            self._log_offset = log_fh.tell()
         except OSError as exc:
             raise ServerError(
                 f"cannot write the server log {self._log_path}: {exc.strerror}; choose a "

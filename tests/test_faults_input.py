@@ -102,7 +102,14 @@ path = "{bare}"
 {GOOD_WORKLOAD}""",
     )
     t0 = time.monotonic()
-    result = pytester.runpytest("--llmperf", "-p", "no:cacheprovider")
+    result = pytester.runpytest(
+        "--llmperf",
+        "-p",
+        "no:cacheprovider",
+        "--llmperf-platform=cpu",
+        "--llmperf-gpus=0",
+        "--llmperf-vllm-version=0.32.0",
+    )
     assert time.monotonic() - t0 < 60
     result.assert_outcomes(failed=2)
     out = result.stdout.str()

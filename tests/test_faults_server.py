@@ -56,13 +56,23 @@ def pids_matching(*needles: str) -> list[int]:
     return found
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll an observable condition (a file, a process table) until it holds or time runs out."""
+def wait_for(
+    condition: Callable[[], Any],
+    timeout: float,
+    what: str,
+    proc: subprocess.Popen[Any] | None = None,
+    output: Path | None = None,
+) -> Any:
+    """Poll an observable condition (a file, a process table) until it holds or time runs out;
+    give up at once if ``proc`` (the process expected to make it true) has exited."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
+        if proc is not None and proc.poll() is not None:
+            tail = output.read_text()[-4000:] if output is not None else ""
+            raise AssertionError(f"exited ({proc.returncode}) before {what}:\n{tail}")
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.2)
@@ -179,6 +189,20 @@ def test_early_death_reports_the_root_cause_line_within_seconds(
     assert "exited with code 1" in str(err)
     assert PLANTED_KEY not in str(err)  # the fake echoed it to its log; the message redacts it
     assert "***" in str(err)
+
+
+def test_root_cause_comes_from_this_launch_not_an_earlier_life(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    log = tmp_path / "server.log"  # a restarted server appends to its log
+    log.write_text("WARNING [core_client.py:817] engine core exited unexpectedly\n")
+    srv = VLLMServer(model_dir, launcher=fake_launcher(tmp_path, "crash"), log_path=log)
+    with pytest.raises(ServerError) as info:
+        srv.start()
+    assert info.value.root_cause == (
+        "RuntimeError: Unsupported CPU attention configuration: head_dim=16"
+    )
+    assert "exited unexpectedly" in log.read_text()
 
 
 def test_stop_escalates_to_sigkill_and_reaps_the_whole_group(
@@ -358,6 +382,8 @@ name = "{name}"
 tiny = "dense-gqa"
 workloads = ["small"]
 env = {{ VLLM_CACHE_ROOT = "{cache}" }}
+# A small memory reservation, so the restart does not depend on what else the machine runs.
+extra_args = ["--gpu-memory-utilization", "0.08"]
 
 [[workloads]]
 name = "small"
@@ -374,10 +400,10 @@ def engine_core_pid(name: str) -> int | None:
     for pid in pids_matching("--served-model-name", name):
         for child in _group_members(os.getpgid(pid)):
             try:
-                comm = Path(f"/proc/{child}/comm").read_text().strip()
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
             except OSError:
                 continue
-            if "EngineCore" in comm:
+            if b"EngineCore" in cmdline:  # vLLM retitles it "VLLM::EngineCore"
                 return child
     return None
 
@@ -413,6 +439,7 @@ def test_server_death_mid_run_then_restart_then_sigterm(inner_project: tuple[Pat
     out = root / "out"
     key_file = root / "key"
     key_file.write_text(PLANTED_KEY + "\n")
+    sink = (root / "stdout.txt").open("w")  # a file: a full pipe would block pytest
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "pytest", "--llmperf", "-p", "no:cacheprovider", "-rA",
@@ -420,15 +447,15 @@ def test_server_death_mid_run_then_restart_then_sigterm(inner_project: tuple[Pat
             "--llmperf-request-timeout=30",
         ],
         cwd=root,
-        stdout=subprocess.PIPE,
+        stdout=sink,
         stderr=subprocess.STDOUT,
-        text=True,
         start_new_session=True,
     )  # fmt: skip
     try:
         first = out / "records" / f"{name}-small-c4-run1.jsonl"
         second = out / "records" / f"{name}-small-c8-run1.jsonl"
-        wait_for(lambda: jsonl_lines(first) >= 20, 300, "the first case's records")
+        stdout_file = root / "stdout.txt"
+        wait_for(lambda: jsonl_lines(first) >= 20, 600, "first records", proc, stdout_file)
         core = engine_core_pid(name)
         assert core is not None, "no EngineCore process in the server's group"
         killed_at = time.monotonic()
@@ -436,15 +463,17 @@ def test_server_death_mid_run_then_restart_then_sigterm(inner_project: tuple[Pat
         wait_for(lambda: (out / "results.json").is_file(), 60, "the failed case's results")
         case_end = time.monotonic() - killed_at
         results = json.loads((out / "results.json").read_text())
-        wait_for(lambda: jsonl_lines(second) >= 20, 300, "the restarted server's records")
+        wait_for(lambda: jsonl_lines(second) >= 20, 600, "restarted records", proc, stdout_file)
         os.kill(proc.pid, signal.SIGTERM)
         sigterm_at = time.monotonic()
-        stdout, _ = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
         exit_s = time.monotonic() - sigterm_at
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+            proc.wait()
+        sink.close()
+    stdout = (root / "stdout.txt").read_text()
 
     # Death: the failed case was recorded within seconds, with failures of the right kind.
     assert case_end < 30, case_end
@@ -467,7 +496,7 @@ def test_server_death_mid_run_then_restart_then_sigterm(inner_project: tuple[Pat
     final = json.loads((out / "results.json").read_text())
     assert [c["case_id"] for c in final["cases"]] == [f"{name}-small-c4"]
     # The planted API key reached neither output nor logs nor the process table.
-    for path in [*out.rglob("*"), root / "junit.xml"]:
+    for path in [*out.rglob("*"), root / "junit.xml", root / "stdout.txt"]:
         if path.is_file() and "vllm-cache" not in path.parts:
             assert PLANTED_KEY.encode() not in path.read_bytes(), path
     assert PLANTED_KEY not in stdout
@@ -500,7 +529,7 @@ def test_interrupt_mid_run_keeps_partial_results(tmp_path: Path, sig: signal.Sig
     from pytest_llmperf.instrument import Instrument
 
     (tmp_path / "llmperf.toml").write_text(EXTERNAL_CONFIG)
-    with Instrument() as inst:
+    with Instrument() as inst, (tmp_path / "stdout.txt").open("w") as sink:
         proc = subprocess.Popen(
             [
                 sys.executable, "-m", "pytest", "--llmperf", "-p", "no:cacheprovider", "-rA",
@@ -508,22 +537,28 @@ def test_interrupt_mid_run_keeps_partial_results(tmp_path: Path, sig: signal.Sig
                 "--llmperf-served-model=instrument?ttft=0.005&itl=0.02",
             ],
             cwd=tmp_path,
-            stdout=subprocess.PIPE,
+            stdout=sink,
             stderr=subprocess.STDOUT,
-            text=True,
         )  # fmt: skip
         try:
             records = tmp_path / "out" / "records" / "dense-gqa-small-c2-run1.jsonl"
-            wait_for(lambda: jsonl_lines(records) >= 10, 120, "the second case's records")
+            wait_for(
+                lambda: jsonl_lines(records) >= 10,
+                120,
+                "the second case's records",
+                proc,
+                tmp_path / "stdout.txt",
+            )
             proc.send_signal(sig)
             t0 = time.monotonic()
-            stdout, _ = proc.communicate(timeout=60)
+            proc.wait(timeout=60)
             exit_s = time.monotonic() - t0
         finally:
             if proc.poll() is None:
                 proc.kill()
-                proc.communicate()
+                proc.wait()
         assert inst.alive  # external mode never stops a server it did not launch
+    stdout = (tmp_path / "stdout.txt").read_text()
     assert exit_s < 30, exit_s
     assert proc.returncode == 2, stdout[-3000:]
     assert "KeyboardInterrupt" in stdout
