@@ -150,7 +150,12 @@ def main() -> None:
         server = VLLMServer(
             model_dir,
             args=("--gpu-memory-utilization", "0.2", "--max-model-len", "2048"),
-            env={"HF_HUB_OFFLINE": "1", "VLLM_CACHE_ROOT": "/tmp/vllm-cache-bench"},
+            # 1 GiB of KV cache holds all 1,000 sequences; more only invites the OOM killer
+            env={
+                "HF_HUB_OFFLINE": "1",
+                "VLLM_CACHE_ROOT": "/tmp/vllm-cache-bench",
+                "VLLM_CPU_KVCACHE_SPACE": "1",
+            },
             served_model_name="tiny",
         ).start()
         base_url, model = server.base_url, "tiny"
