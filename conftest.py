@@ -17,7 +17,7 @@ CPU_VLLM_VERSION_FALLBACK = "0.32.0"
 
 
 def tiny_plan_args(
-    arch: str, *, name: str | None = None, extra_args: Sequence[str] = (), max_len: int = 4096
+    arch: str, *, name: str | None = None, extra_args: Sequence[str] = (), max_len: int = 2048
 ) -> tuple[str, tuple[str, ...], dict[str, str]]:
     """The model folder, vLLM arguments and environment the launch planner gives a tiny model
     on this CPU machine (so the tests boot exactly what users' plans boot)."""
