@@ -136,9 +136,12 @@ def main() -> None:
     ap.add_argument("--base-url", help="use an already running vLLM server")
     ap.add_argument("--model-dir", help="its model directory (for vLLM's client tokenizer)")
     ap.add_argument("--repeats", type=int, default=2, help="runs of each client per level")
+    ap.add_argument("--levels", nargs="*", help="concurrency:requests pairs, e.g. 100:300")
     a = ap.parse_args()
 
     levels = [(1000, 1000)] if a.quick else [(1000, 1000), (100, 300), (1, 30)]
+    if a.levels:
+        levels = [(int(c), int(n)) for c, n in (lv.split(":") for lv in a.levels)]
     if a.base_url:
         server = None
         base_url, model_dir, model = a.base_url, a.model_dir, "tiny"
