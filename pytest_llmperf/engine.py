@@ -444,9 +444,11 @@ class PerfEngine:
             code = proc.returncode if proc is not None else None
             if not exc.root_cause and code is not None and code < 0:
                 # A killed process logs nothing; the signal is the root cause.
-                text += f"\n  root cause: killed by {_signal_name(-code)} " + (
-                    "(from outside vLLM: the OOM killer, a user, or a CI timeout)"
-                )
+                head, _, tail = text.partition("\n")
+                cause = f"  root cause: killed by {_signal_name(-code)} (from outside vLLM: "
+                cause += "the OOM killer, a user, or a CI timeout)"
+                empty_tail = tail.strip() in ("", "log tail:")
+                text = "\n".join((head, cause) if empty_tail else (head, cause, tail))
             return text
         return "server died during the run"
 

@@ -354,7 +354,8 @@ def _progress(config: pytest.Config) -> Callable[[str], None] | None:
         if now - last[0] >= 0.5:
             last[0] = now
             # Longer than the terminal, it would wrap and "\r" could no longer rewind it.
-            tr.rewrite(f"  llmperf: {line}"[: max(tw.fullwidth - 1, 10)], erase=True)
+            with _uncaptured(config):
+                tr.rewrite(f"  llmperf: {line}"[: max(tw.fullwidth - 1, 10)], erase=True)
 
     return show
 
@@ -364,14 +365,24 @@ def _end_progress(config: pytest.Config) -> None:
     if tr is None or not tr.isatty():
         return
     saved = config.stash.get(_LINE_KEY, None)
-    tr.rewrite("", erase=True)
-    if isinstance(saved, str) and hasattr(tr._tw, "_current_line"):
-        # Restore pytest's line (its location prefix and result letters) and its idea of the
-        # line's width, so the next "PASSED" or "." lands where pytest expects it.
-        tr._tw.write("\r" + saved)
-        tr._tw._current_line = saved
-    else:  # pragma: no cover - a pytest without TerminalWriter._current_line
-        tr.currentfspath = None  # the next result starts a fresh line with its location
+    with _uncaptured(config):
+        tr.rewrite("", erase=True)
+        if isinstance(saved, str) and hasattr(tr._tw, "_current_line"):
+            # Restore pytest's line (its location prefix and result letters) and its idea of
+            # the line's width, so the next "PASSED" or "." lands where pytest expects it.
+            tr._tw.write("\r" + saved)
+            tr._tw._current_line = saved
+        else:  # pragma: no cover - a pytest without TerminalWriter._current_line
+            tr.currentfspath = None  # the next result starts a fresh line with its location
+
+
+def _uncaptured(config: pytest.Config) -> Any:
+    """Output capture off while the line is drawn: during a test, pytest's fd capture
+    would otherwise swallow it (pytest's live logging does the same)."""
+    import contextlib
+
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    return capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
 
 
 @pytest.hookimpl(tryfirst=True)

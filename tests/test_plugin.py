@@ -28,22 +28,31 @@ from pytest_llmperf.report import schema
 SUBPROCESS_TIMEOUT = 600
 
 
+#: These tests check gates and reports, not the client-health check (tested on its own
+#: below): on a CI box shared with other jobs the OS may run the client late by more than a
+#: short run's latencies, which rightly makes a run client-bound, so its limit is lifted here.
+LENIENT_CLIENT = "[client]\nloop_lag_p99_ms = 60000\n"
+
+
 def perf_toml(
     *,
     levels: str = "1, 4",
     requests: int = 8,
     model: str = "dense-gqa",
     tail: str = "",
+    client: str = LENIENT_CLIENT,
+    model_lines: str = "",
 ) -> str:
     """A one-model, one-workload matrix small enough for a test."""
     return f"""\
 concurrency = [{levels}]
 min_requests = {requests}
 warmup_requests = 2
-
+{client}
 [[models]]
 name = "{model}"
 tiny = "dense-gqa"
+{model_lines}
 
 [[workloads]]
 name = "text"
@@ -345,18 +354,13 @@ def test_multi_run_statistics(pytester: pytest.Pytester, dense_server: Any) -> N
     ]
 
 
-@pytest.mark.vllm
-def test_live_progress_line_keeps_pytest_output_intact(
-    pytester: pytest.Pytester, dense_server: Any
-) -> None:
-    """On a terminal the progress line is drawn over pytest's current line and then put back."""
+def run_in_terminal(cwd: Path, args: list[str]) -> tuple[int, str]:
+    """Run pytest on a pseudo-terminal, as a person at a shell would; returns the raw bytes."""
     pty = pytest.importorskip("pty")
-    pytester.path.joinpath("llmperf.toml").write_text(perf_toml(levels="1, 2", requests=24))
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", *against(dense_server)]
     main, sub = pty.openpty()
     proc = subprocess.Popen(
-        cmd,
-        cwd=pytester.path,
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
         stdin=sub,
         stdout=sub,
         stderr=sub,
@@ -374,16 +378,67 @@ def test_live_progress_line_keeps_pytest_output_intact(
         chunks.append(data)
     proc.wait(timeout=SUBPROCESS_TIMEOUT)
     os.close(main)
-    raw = b"".join(chunks).decode(errors="replace")
-    assert proc.returncode == 0, raw
-    assert "llmperf: dense-gqa-text-c1: " in raw and " requests, " in raw  # the live line
-    # What a person sees: each line as left after carriage returns, colours removed.
-    screen = [ln.rsplit("\r", 1)[-1] for ln in re.sub(r"\x1b\[[0-9;]*m", "", raw).splitlines()]
-    passed = [ln for ln in screen if " PASSED" in ln]
-    assert [ln.split(" PASSED")[0] for ln in passed] == [
-        "llmperf::test_perf[dense-gqa-text-c1]",
-        "llmperf::test_perf[dense-gqa-text-c2]",
-    ], screen
+    return proc.returncode, b"".join(chunks).decode(errors="replace")
+
+
+def screen_lines(raw: str) -> list[str]:
+    """Each line as a person sees it: what is left after carriage returns, colours removed."""
+    return [ln.rsplit("\r", 1)[-1] for ln in re.sub(r"\x1b\[[0-9;]*m", "", raw).split("\r\n")]
+
+
+@pytest.mark.parametrize("verbose", [True, False])
+def test_live_progress_line_keeps_pytest_output_intact(
+    pytester: pytest.Pytester, verbose: bool
+) -> None:
+    """On a terminal the progress line is drawn over pytest's current line and then put back.
+    (Served by the load generator's scripted instrument: this is about output, not speed.)"""
+    from pytest_llmperf.instrument import running_instrument
+
+    pytester.path.joinpath("llmperf.toml").write_text(perf_toml(levels="1, 2", requests=12))
+    with running_instrument() as inst:
+        args = ["--llmperf", "--llmperf-endpoint", inst.base_url]
+        args += ["--llmperf-served-model", "instrument?ttft=0.05&itl=0.01"]
+        code, raw = run_in_terminal(pytester.path, [*args, "-v"] if verbose else args)
+    assert code == 0, raw
+    assert "llmperf: dense-gqa-text-c1: 1/12 requests, " in raw  # the live line was drawn
+    assert "output tok/s" in raw
+    screen = screen_lines(raw)
+    assert not [ln for ln in screen if "llmperf: dense-gqa" in ln], screen  # and wiped
+    if verbose:
+        assert [ln.split(" PASSED")[0] for ln in screen if " PASSED" in ln] == [
+            "llmperf::test_perf[dense-gqa-text-c1]",
+            "llmperf::test_perf[dense-gqa-text-c2]",
+        ], screen
+    else:
+        lines = [ln for ln in screen if ln.startswith("llmperf ")]
+        assert len(lines) == 1 and re.fullmatch(r"llmperf \.\. +\[100%\]", lines[0]), screen
+
+
+def test_client_bound_run_fails_as_such(pytester: pytest.Pytester) -> None:
+    """A run whose client could not be trusted fails, blaming the measurement, not the server
+    (forced here with an impossible event-loop-lag limit)."""
+    from pytest_llmperf.instrument import running_instrument
+
+    strict = "[client]\nloop_lag_p99_ms = 0.001\n"
+    pytester.path.joinpath("llmperf.toml").write_text(
+        perf_toml(levels="2", requests=8, client=strict)
+    )
+    with running_instrument() as inst:
+        result = run(
+            pytester,
+            "--llmperf",
+            "--llmperf-endpoint",
+            inst.base_url,
+            "--llmperf-served-model",
+            "instrument?ttft=0.01&itl=0.002",
+        )
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert "dense-gqa-text-c2: client-bound measurement: event-loop lag p99 " in text
+    assert "> 0.001 ms" in text and "(not the server's fault)" in text
+    assert "!! dense-gqa-text-c2: client-bound measurement" in text  # summary highlights it
+    (case,) = results(pytester)["cases"]
+    assert case["client_bound"] is True and case["passed"] is False
 
 
 # -- a server that dies mid-run ---------------------------------------------------------------
@@ -410,7 +465,13 @@ def test_server_killed_mid_run_fails_with_root_cause(pytester: pytest.Pytester) 
     server is killed. The case must count the failures and say the server died, and why."""
     name = f"doomed-{uuid.uuid4().hex[:8]}"
     pytester.path.joinpath("llmperf.toml").write_text(
-        perf_toml(levels="4", requests=600, model=name)
+        # A small KV cache (1.2 GB): the shared dense_server may be running beside it.
+        perf_toml(
+            levels="4",
+            requests=600,
+            model=name,
+            model_lines='extra_args = ["--gpu-memory-utilization", "0.05"]',
+        )
     )
     records = pytester.path / ".llmperf" / "records" / f"{name}-text-c4-run1.jsonl"
     killed: list[int] = []
@@ -438,8 +499,8 @@ def test_server_killed_mid_run_fails_with_root_cause(pytester: pytest.Pytester) 
     assert killed, "the server was never killed: " + out(result)
     result.assert_outcomes(failed=1)
     text = result.stdout.str()
-    assert f"{name}-text-c4: server died during the run: server died (exit code -9)" in text, text
-    assert "root cause: killed by SIGKILL" in text
+    assert f"{name}-text-c4: server died during the run: server died" in text, text
+    assert "root cause: killed by SIGKILL (from outside vLLM" in text
     (case,) = results(pytester)["cases"]
     summary = case["runs"][0]["detail"]["summary"]
     assert 20 <= summary["completed"] < 600 and summary["metrics"]["success_rate"] < 1
