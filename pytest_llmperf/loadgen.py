@@ -488,7 +488,7 @@ def _parse_fast(times: Sequence[float], chunks: Sequence[bytes]) -> ParsedStream
         completion = int(m.group(1))
         k = completion - prev
         if k > 0:
-            pos = m.end()
+            pos = body.find(b"\n\n", m.end()) + 2  # the event counts when it is complete
             while ends[i] < pos:
                 i += 1
             ct.append(times[i])
