@@ -507,3 +507,25 @@ def test_server_killed_mid_run_fails_with_root_cause(pytester: pytest.Pytester) 
     assert sum(case["errors"].values()) == 600 - summary["completed"], case["errors"]
     assert "FAIL success_rate == 100.0%" in text and "errors " in text
     assert not _pids_serving(name)  # nothing left running
+
+
+def test_external_server_dying_mid_run_is_named(pytester: pytest.Pytester) -> None:
+    """A server this session did not launch (here the scripted instrument, which exits on its
+    first request) is reported as gone, with the failures counted, not as a slow server."""
+    from pytest_llmperf.instrument import running_instrument
+
+    pytester.path.joinpath("llmperf.toml").write_text(perf_toml(levels="2", requests=8))
+    with running_instrument() as inst:
+        result = run(
+            pytester,
+            "--llmperf",
+            "--llmperf-endpoint",
+            inst.base_url,
+            "--llmperf-served-model",
+            "instrument?ttft=0.01&itl=0.002&fault=die&fault_after=1",
+        )
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert f"the server at {inst.base_url} died or stopped answering during the run" in text
+    assert "look at its own log for the root cause" in text
+    assert "FAIL success_rate == 100.0%" in text
