@@ -57,6 +57,10 @@ _DEATH_NOTICES = (
     "died unexpectedly",
 )
 _NOT_AN_ERROR = re.compile(r"(?:^|\s)(?:WARNING|INFO|DEBUG) \d\d-\d\d ")
+# Exit-time chatter that would push the useful lines out of a log tail.
+_NOISE = re.compile(
+    r"^(?:nanobind: |\s*- leaked |\s*- \.\.\. skipped remainder|See https://nanobind)"
+)
 _LOCATION_TAG = re.compile(r"^.*?\[[\w./-]+:\d+\]\s*")
 _ERROR_LINE = re.compile(
     r"(?:^|[\s(])((?:[A-Za-z_][\w.]*(?:Error|Exception|Exit)|error|ERROR)\b:?\s.+)$"
@@ -282,8 +286,8 @@ class VLLMServer:
             return ""
 
     def log_tail(self, lines: int = 25) -> str:
-        text = self.log_text()
-        return "\n".join(text.splitlines()[-lines:])
+        kept = [ln for ln in self.log_text().splitlines() if not _NOISE.match(ln)]
+        return "\n".join(kept[-lines:])
 
     def root_cause(self) -> str | None:
         return find_root_cause(self.log_text())
