@@ -326,15 +326,24 @@ async def prepare_requests(
     async def one(index: int) -> PreparedRequest:
         tag = f"[{workload.seed}-{index}]"
         async with sem:
-            text = await _exact_text(
-                head=f"{shared}\n{tag}" if shared else tag,
-                rng=random.Random(f"{workload.name}:{workload.seed}:{index}"),
-                target=workload.input_tokens,
-                count_full=count_full,
-                costs=costs,
-                ones=ones,
-                what=f"workload {workload.name!r} request {index}",
-            )
+            # A rare word sequence can merge across a boundary and never converge; a fresh,
+            # still seeded, choice of words almost always does. Fail only if three do not.
+            for attempt in range(3):
+                suffix = f":{attempt}" if attempt else ""
+                try:
+                    text = await _exact_text(
+                        head=f"{shared}\n{tag}" if shared else tag,
+                        rng=random.Random(f"{workload.name}:{workload.seed}:{index}{suffix}"),
+                        target=workload.input_tokens,
+                        count_full=count_full,
+                        costs=costs,
+                        ones=ones,
+                        what=f"workload {workload.name!r} request {index}",
+                    )
+                    break
+                except PromptLengthError:
+                    if attempt == 2:
+                        raise
         images = [
             png_data_url(make_image_png(f"{workload.seed}:{index}:{j}", workload.image_size))
             for j in range(workload.images_per_request)
