@@ -232,7 +232,10 @@ def make_plan(
         b.flags["--tensor-parallel-size"] = str(tp)
     _block_size(b, ov, sources)
     _precision(b, ov, sources)
-    _memory(b, ov, sources, workload_max_len=workload_max_len, len_source=len_source)
+    kv_fixed = _kv_cache_space(b, ov, passthrough)
+    _memory(
+        b, ov, sources, workload_max_len=workload_max_len, len_source=len_source, kv_fixed=kv_fixed
+    )
     _offloading(b, ov, sources, passthrough)
     _vision(b, images_per_prompt)
     if served_model_name:
@@ -525,6 +528,25 @@ def _precision(b: _Builder, ov: PlanOverrides, sources: dict[str, _Source]) -> N
         b.decide(src.rule, b.flag("--trust-remote-code"), src.reason)
 
 
+_KV_SPACE_ENV = "VLLM_CPU_KVCACHE_SPACE"
+
+
+def _kv_cache_space(b: _Builder, ov: PlanOverrides, passthrough: Sequence[str]) -> bool:
+    """A fixed KV-cache size where a rule says so (CPU: ``VLLM_CPU_KVCACHE_SPACE``), unless the
+    user sized it: that env var in extra_env, ``--kv-cache-memory-bytes`` or a memory fraction.
+    Returns whether the KV cache has a fixed size (then no memory fraction is needed)."""
+    if _KV_SPACE_ENV in ov.extra_env:
+        return str(ov.extra_env[_KV_SPACE_ENV]).strip() != ""  # empty: vLLM uses the fraction
+    if any(_flag_name(a) == "--kv-cache-memory-bytes" for a in passthrough):
+        return True
+    rule = b.rule("kv-cache-space")
+    if rule is None or ov.gpu_memory_utilization is not None:
+        return False
+    for name, value in rule.value.items():
+        b.decide(rule.id, b.setenv(name, value), rule.reason)
+    return True
+
+
 def _memory(
     b: _Builder,
     ov: PlanOverrides,
@@ -532,6 +554,7 @@ def _memory(
     *,
     workload_max_len: int | None,
     len_source: _Source,
+    kv_fixed: bool = False,
 ) -> None:
     arch = b.arch
     limit = arch.max_position_embeddings
@@ -568,7 +591,7 @@ def _memory(
             )
         flag = b.flag("--gpu-memory-utilization", ov.gpu_memory_utilization)
         b.decide(src.rule, flag, src.reason)
-    else:
+    elif not kv_fixed:
         rule = b.rule("gpu-memory-utilization")
         if rule is not None:
             b.decide(rule.id, b.flag("--gpu-memory-utilization", rule.value), rule.reason)

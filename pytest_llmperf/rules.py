@@ -273,10 +273,21 @@ RULES: tuple[Rule, ...] = (
     ),
     # --- CPU platform -----------------------------------------------------------------------
     Rule(
+        "cpu-kv-cache-space",
+        "kv-cache-space",
+        "a fixed 1 GiB KV cache per CPU server (VLLM_CPU_KVCACHE_SPACE, read by vLLM's "
+        "platforms/cpu.py, overrides the memory fraction): sized as a share of the NUMA node, "
+        "several servers at once exhausted a 24 GB machine; set VLLM_CPU_KVCACHE_SPACE (GiB) in "
+        "the model's env, --kv-cache-memory-bytes or gpu_memory_utilization to size it yourself",
+        value={"VLLM_CPU_KVCACHE_SPACE": "1"},
+        platforms=_CPU,
+    ),
+    Rule(
         "cpu-kv-memory-fraction",
         "gpu-memory-utilization",
-        "on CPU this is the share of the NUMA node's memory for the KV cache; "
-        "the 0.92 default fails, 0.2 boots",
+        "on CPU this is the share of the NUMA node's memory for the KV cache, used only when "
+        "its size is not fixed (VLLM_CPU_KVCACHE_SPACE set empty); the 0.92 default fails, "
+        "0.2 boots",
         value=0.2,
         platforms=_CPU,
     ),

