@@ -15,6 +15,32 @@ from pytest_llmperf.server import VLLMServer
 
 CPU_VLLM_VERSION_FALLBACK = "0.32.0"
 
+# pytester's in-process runs restore sys.modules afterwards, dropping any module first imported
+# inside an inner session; C extensions (torch above all) cannot be imported a second time
+# ("SystemError: ... bad call flags"). Import them once, up front, for the whole suite.
+_PRELOAD = (
+    "numpy",
+    "scipy.stats",
+    "PIL.Image",
+    "aiohttp",
+    "uvloop",
+    "httptools",
+    "tokenizers",
+    "safetensors",
+    "torch",
+    "transformers",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import importlib
+
+    for name in _PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
 
 def tiny_plan_args(
     arch: str, *, name: str | None = None, extra_args: Sequence[str] = (), max_len: int = 2048
