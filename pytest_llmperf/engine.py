@@ -41,6 +41,34 @@ SHARED_CPU_LOOP_LAG_MS = 100.0
 #: while one comparable to the latencies measured (145 ms against 157 ms) fails the case.
 SHARED_CPU_LAG_FRACTION = 0.1
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0"})
+#: A baseline fingerprint's launch command for a server this session did not launch.
+EXTERNAL_ARGV = ("<external endpoint: launch plan unknown>",)
+
+
+#: Context sizing (``context_needed``): tokens allowed per image on top of the text (the
+#: workload's 112 px images become 32 tokens in BLIP-2, 16 in Qwen2-VL-style encoders), a
+#: margin for the chat template's role and joiner tokens, and the granularity of the result.
+IMAGE_TOKEN_ALLOWANCE = 256
+TEMPLATE_MARGIN = 64
+CONTEXT_GRANULE = 256
+
+
+def context_needed(workloads: Sequence[WorkloadRef], limit: int | None = None) -> int | None:
+    """The ``--max-model-len`` the workloads need: the longest request's prompt + output +
+    images x ``IMAGE_TOKEN_ALLOWANCE`` + ``TEMPLATE_MARGIN``, rounded up to a multiple of
+    ``CONTEXT_GRANULE`` (never more than that above the need). None without workloads: the
+    platform's rule decides. A bigger context only costs KV-cache memory and, on a model with
+    few positions, makes a workload that fits look impossible. The rounding stops at the
+    model's ``limit`` (its positions) where the need itself fits."""
+    if not workloads:
+        return None
+    need = max(
+        w.input_tokens + w.output_tokens + IMAGE_TOKEN_ALLOWANCE * w.images_per_request
+        for w in workloads
+    )
+    need += TEMPLATE_MARGIN
+    rounded = -(-need // CONTEXT_GRANULE) * CONTEXT_GRANULE
+    return limit if limit and need <= limit < rounded else rounded
 
 
 class PerfFailure(AssertionError):
@@ -164,10 +192,7 @@ class PerfEngine:
         from .launch_plan import PlanError, PlanOverrides, make_plan
 
         workloads = self.config.workloads_for(spec)
-        max_len = max((w.input_tokens + w.output_tokens for w in workloads), default=2048)
         images = max((w.images_per_request for w in workloads), default=0)
-        # Vision prompts carry image tokens on top of the text; leave room for them.
-        max_len = max(2048, 2 ** math.ceil(math.log2(max_len + 64 * images + 64)))
         overrides = PlanOverrides(
             extra_args=spec.extra_args, extra_env=dict(spec.env), max_num_seqs=spec.max_num_seqs
         )
@@ -188,6 +213,7 @@ class PerfEngine:
         else:
             model_path = str(Path(spec.path or "").expanduser())
             arch = detect(model_path, name=spec.name)
+        max_len = context_needed(workloads, getattr(arch, "max_position_embeddings", None))
         try:
             plan = make_plan(
                 arch,
@@ -472,6 +498,51 @@ class PerfEngine:
     @staticmethod
     def key_numbers(case: CaseResult) -> str:
         return key_numbers_line(gate_metrics(case.runs), case.errors) if case.runs else ""
+
+    # -- baselines --------------------------------------------------------------------------
+    def fingerprint(self, baseline: Any, case: PerfCase, result: CaseResult) -> Any:
+        """The fingerprint ``baseline`` (a ``BaselineSession``) compares ``result`` under.
+
+        An external endpoint's launch plan is unknown here: its argv is recorded as
+        ``EXTERNAL_ARGV`` and its env as empty, and the served model's name stands for the
+        model. A server on another host also runs on hardware and software this machine
+        cannot see, so those fields are recorded as unknown (None) unless
+        ``--llmperf-vllm-version`` says which vLLM it runs."""
+        if not self.options.external_url:
+            return baseline.fingerprint_for(
+                result,
+                self._resolved.get(case.model.name),
+                self.accelerators(),
+                self.options.vllm_version,
+                case=case,
+            )
+        from dataclasses import replace as _replace
+
+        fp = baseline.fingerprint_for(
+            result, None, self.accelerators(), self.options.vllm_version, case=case
+        )
+        served = self._external.endpoint.model if self._external is not None else None
+        fp = _replace(fp, launch_argv=EXTERNAL_ARGV, launch_env=(), model_name=served or None)
+        if not self.shares_host_with_server():
+            fp = _replace(
+                fp,
+                accelerator_model=None,
+                accelerator_count=0,
+                driver=None,
+                runtime_version=None,
+                vllm_version=self.options.vllm_version,
+                torch_version=None,
+                host_cpu=None,
+            )
+        return fp
+
+    def shares_host_with_server(self) -> bool:
+        """Whether the server runs on this machine (launched here, or a loopback endpoint)."""
+        if not self.options.external_url:
+            return True
+        from urllib.parse import urlsplit
+
+        return urlsplit(self.options.external_url).hostname in _LOOPBACK
 
     # -- session end ------------------------------------------------------------------------
     def environment(self) -> dict[str, Any]:

@@ -13,12 +13,18 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from .baseline_session import BaselineSession
     from .config import PerfCase
     from .engine import PerfEngine, ServerHandle
+    from .report import CaseResult
 
 SKIP_REASON = "perf test: run with --llmperf to measure (needs a vLLM server)"
 _ENGINE_KEY = pytest.StashKey["PerfEngine"]()
 _LINE_KEY = pytest.StashKey["str | None"]()
+_BASELINE_KEY = pytest.StashKey["BaselineSession | None"]()
+_BASELINE_LINES_KEY = pytest.StashKey["list[str]"]()
+_FAILED_KEY = pytest.StashKey["list[str]"]()
+_LAST_OF_MODEL_KEY = pytest.StashKey[bool]()
 MARKER_HELP = (
     "llmperf(model=..., workload='text', concurrency=1, requests=None, runs=1, "
     "throughput_floor=None, output_throughput_floor=None, p99_ceiling_ms=None, "
@@ -298,10 +304,11 @@ class PerfCaseItem(pytest.Item):
     def runtest(self) -> None:
         engine = _engine(self.config)
         try:
-            engine.run_case(self.case, nodeid=self.nodeid, progress=_progress(self.config))
+            result = engine.run_case(self.case, nodeid=self.nodeid, progress=_progress(self.config))
         finally:
             _end_progress(self.config)
             _add_properties(self, engine, self.case.id)
+        _check_baseline(self, engine, self.case, result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         from .engine import PerfFailure
@@ -332,6 +339,70 @@ def _add_properties(item: pytest.Item, engine: PerfEngine, case_id: str) -> None
             ):
                 if key in m:
                     item.user_properties.append((f"llmperf.{key}", round(m[key], 4)))
+
+
+# -- baselines ------------------------------------------------------------------------------
+
+
+def _baseline_session(config: pytest.Config, expected_cases: int) -> BaselineSession | None:
+    """The session's ``BaselineSession`` when --llmperf-save-baseline or --llmperf-compare is
+    given (None otherwise): created once, at the end of collection, when the number of
+    selected perf tests (its family size for the in-test correction) is known."""
+    if _BASELINE_KEY in config.stash:
+        return config.stash[_BASELINE_KEY]
+    save = bool(config.getoption("llmperf_save_baseline"))
+    compare = bool(config.getoption("llmperf_compare"))
+    session = None
+    if save or compare:
+        from .baseline_session import BaselineSession
+
+        engine = _engine(config)
+        option = config.getoption("llmperf_baseline_dir")
+        raw = Path(option) if option else engine.config.baseline_dir
+        directory = raw if raw.is_absolute() else Path(config.rootpath) / raw
+        try:
+            session = BaselineSession(
+                directory,
+                suite_name(engine.config.source),
+                save=save,
+                compare=compare,
+                strict=bool(config.getoption("llmperf_strict")),
+                ignore=tuple(config.getoption("llmperf_ignore_field") or ()),
+                expected_cases=expected_cases,
+            )
+        except ValueError as exc:
+            raise pytest.UsageError(f"pytest-llmperf: {exc}") from None
+    config.stash[_BASELINE_KEY] = session
+    return session
+
+
+def suite_name(source: str) -> str:
+    """The baseline suite of a config: its file's stem (``llmperf`` for llmperf.toml), or
+    ``default`` for the built-in default."""
+    if not source or source.startswith("<"):
+        return "default"
+    return Path(source).stem or "default"
+
+
+def _check_baseline(item: pytest.Item, engine: PerfEngine, case: PerfCase, result: Any) -> None:
+    """Compare a finished case with the stored baseline (see ``BaselineSession.check``); a
+    REGRESSION, or with --llmperf-strict an unsure verdict, fails the item."""
+    session = item.config.stash.get(_BASELINE_KEY, None)
+    if session is None:
+        return
+    from .engine import PerfFailure
+
+    try:
+        fingerprint = engine.fingerprint(session, case, result)
+    except Exception as exc:  # a fingerprint that cannot be taken must not pass silently
+        raise PerfFailure(
+            f"{case.id}: cannot take the environment fingerprint for the baseline "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+    check = session.check(result, fingerprint)
+    item.user_properties.append(("llmperf.baseline", check.status))
+    if check.failure:
+        raise PerfFailure(check.failure)
 
 
 def _progress(config: pytest.Config) -> Callable[[str], None] | None:
@@ -411,23 +482,40 @@ def _model_of(item: pytest.Item) -> str | None:
 
 
 def _mark_last_users(items: list[pytest.Item]) -> None:
-    """Tag each matrix item that is the last selected test needing its model, so its server
-    is stopped right after it (``pytest_runtest_teardown``) instead of idling to the end."""
+    """Tag each perf test (matrix item or hand-written marker test) that is the last selected
+    test needing its model, so its server is stopped right after it
+    (``pytest_runtest_teardown``) instead of idling to the end of the session."""
     seen: set[str] = set()
     for item in reversed(items):
         model = _model_of(item)
         if model is None or model in seen:
             continue
         seen.add(model)
+        item.stash[_LAST_OF_MODEL_KEY] = True
         if isinstance(item, PerfCaseItem):
             item.last_of_model = True
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    if getattr(item, "last_of_model", False) and isinstance(item, PerfCaseItem):
-        engine = item.config.stash.get(_ENGINE_KEY, None)
-        if engine is not None:
-            engine.release(item.case.model)
+    if not item.stash.get(_LAST_OF_MODEL_KEY, False):
+        return
+    engine = item.config.stash.get(_ENGINE_KEY, None)
+    if engine is None:
+        return
+    if isinstance(item, PerfCaseItem):
+        engine.release(item.case.model)
+        return
+    marker = item.get_closest_marker("llmperf")
+    if marker is None:
+        return
+    from .config import ConfigError
+    from .engine import case_from_marker
+
+    try:
+        spec = case_from_marker(engine.config, marker.kwargs).model
+    except ConfigError:  # the test itself failed on it; nothing was started for it
+        return
+    engine.release(spec)
 
 
 @pytest.hookimpl(trylast=True)
@@ -435,6 +523,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
     if config.getoption("llmperf") and not config.getoption("llmperf_plan"):
         _mark_last_users(session.items)
+        _baseline_session(config, sum(_model_of(i) is not None for i in session.items))
     if not config.getoption("llmperf_plan"):
         return
     engine = _engine(config)
@@ -492,15 +581,17 @@ def llmperf_run(
     base = dict(marker.kwargs) if marker else {}
     config = request.config
 
-    def run(**overrides: Any) -> Any:
+    def run(**overrides: Any) -> CaseResult:
         case = case_from_marker(llmperf_engine.config, {**base, **overrides})
         try:
-            return llmperf_engine.run_case(
+            result = llmperf_engine.run_case(
                 case, nodeid=request.node.nodeid, progress=_progress(config)
             )
         finally:
             _end_progress(config)
             _add_properties(request.node, llmperf_engine, case.id)
+        _check_baseline(request.node, llmperf_engine, case, result)
+        return result
 
     yield run
 
@@ -515,6 +606,36 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     engine = session.config.stash.get(_ENGINE_KEY, None)
     if engine is not None:
         engine.report_paths = engine.finish()
+        baseline = session.config.stash.get(_BASELINE_KEY, None)
+        if baseline is not None:
+            session.config.stash[_BASELINE_LINES_KEY] = _finish_baseline(
+                baseline, engine, session.config.stash.get(_FAILED_KEY, [])
+            )
+
+
+def _finish_baseline(baseline: BaselineSession, engine: PerfEngine, failed: list[str]) -> list[str]:
+    """Session end of the baseline side: the verdict table and comparison.json, and the
+    baseline saved only from a run whose perf tests all passed. A failing run (a gate, a dead
+    server, a REGRESSION against the stored baseline) must not become the reference: saving it
+    would hide the failure from the next comparison."""
+    lines: list[str] = []
+    if baseline.save and failed:
+        baseline.save = False
+        lines.append(
+            f"baseline NOT saved: {len(failed)} perf test(s) failed in this run "
+            f"({', '.join(failed[:5])}{', ...' if len(failed) > 5 else ''}); a failing run "
+            "must not become the reference. Fix or deselect them and save again."
+        )
+    return baseline.finish(engine.results, report_dir=engine.report_dir) + lines
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Remember failed perf tests (for the baseline-save decision at session end)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _BASELINE_KEY in item.config.stash and _model_of(item) is not None:
+        item.config.stash.setdefault(_FAILED_KEY, []).append(item.nodeid)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -531,3 +652,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if paths is not None:
         terminalreporter.write_line(f"report: {paths.html}")
         terminalreporter.write_line(f"results: {paths.results}")
+    baseline_lines = config.stash.get(_BASELINE_LINES_KEY, None)
+    if baseline_lines:
+        terminalreporter.section("llmperf baseline")
+        for line in baseline_lines:
+            bad = any(w in line for w in ("REGRESSION", "NOT COMPARABLE", "NOT saved"))
+            terminalreporter.write_line(line, red=bad)

@@ -221,10 +221,43 @@ def test_plan_prints_every_launch_and_starts_nothing(pytester: pytest.Pytester) 
     text = result.stdout.str()
     assert "== dense-gqa" in text
     command = next(ln for ln in result.stdout.lines if ln.strip().startswith("command:"))
-    assert "--served-model-name dense-gqa" in command and "--max-model-len" in command
+    assert "--served-model-name dense-gqa" in command
+    # 64 + 16 tokens + the template margin, rounded up to 256; a fixed 1 GiB CPU KV cache
+    assert "--max-model-len 256" in command and "--gpu-memory-utilization" not in command
+    assert "VLLM_CPU_KVCACHE_SPACE=1" in text
     assert "nothing was started" in text
     assert not (pytester.path / ".llmperf" / "server-logs").exists()
     assert time.monotonic() - t0 < 60  # no server boot hidden in there
+
+
+@pytest.mark.parametrize(
+    ("shapes", "limit", "expected"),
+    [
+        ([(64, 16, 0)], None, 256),  # 144 needed
+        ([(500, 100, 0), (64, 16, 0)], None, 768),  # the longest request decides
+        ([(100, 200, 1)], 2048, 768),  # vision: 256 tokens allowed per image
+        ([(100, 200, 3)], 2048, 1280),
+        ([(4096, 512, 0)], 5000, 4864),  # fits a 5000-position model (a power of two did not)
+        ([(4096, 512, 0)], 4700, 4700),  # rounding stops at the model's positions
+        ([(8192, 512, 0)], 8192, 8960),  # needs more than 8192: the plan refuses it
+        ([], None, None),  # no workload: the platform's rule decides
+    ],
+)
+def test_context_is_sized_to_the_workload(
+    shapes: list[tuple[int, int, int]], limit: int | None, expected: int | None
+) -> None:
+    from pytest_llmperf.config import WorkloadRef
+    from pytest_llmperf.engine import CONTEXT_GRANULE, context_needed
+
+    refs = [
+        WorkloadRef(f"w{i}", "text", a, b, n, "chat" if n else "completions")
+        for i, (a, b, n) in enumerate(shapes)
+    ]
+    got = context_needed(refs, limit)
+    assert got == expected
+    if got is not None and limit is None:
+        need = max(a + b + 256 * n + 64 for a, b, n in shapes)
+        assert need <= got < need + CONTEXT_GRANULE and got % CONTEXT_GRANULE == 0
 
 
 # -- against the shared real server -----------------------------------------------------------
@@ -465,13 +498,8 @@ def test_server_killed_mid_run_fails_with_root_cause(pytester: pytest.Pytester) 
     server is killed. The case must count the failures and say the server died, and why."""
     name = f"doomed-{uuid.uuid4().hex[:8]}"
     pytester.path.joinpath("llmperf.toml").write_text(
-        # A small KV cache (1.2 GB): the shared dense_server may be running beside it.
-        perf_toml(
-            levels="4",
-            requests=600,
-            model=name,
-            model_lines='extra_args = ["--gpu-memory-utilization", "0.05"]',
-        )
+        # The CPU plan's fixed 1 GiB KV cache: the shared dense_server may be running beside it.
+        perf_toml(levels="4", requests=600, model=name)
     )
     records = pytester.path / ".llmperf" / "records" / f"{name}-text-c4-run1.jsonl"
     killed: list[int] = []
@@ -529,3 +557,60 @@ def test_external_server_dying_mid_run_is_named(pytester: pytest.Pytester) -> No
     assert f"the server at {inst.base_url} died or stopped answering during the run" in text
     assert "look at its own log for the root cause" in text
     assert "FAIL success_rate == 100.0%" in text
+
+
+def test_marker_tests_stop_their_server_after_the_last_one(pytester: pytest.Pytester) -> None:
+    """A server used only by hand-written tests is released right after the last test that
+    needs its model, not at session end (here against the scripted instrument, with
+    ``PerfEngine.release`` recorded)."""
+    from pytest_llmperf.instrument import running_instrument
+
+    pytester.path.joinpath("llmperf.toml").write_text(perf_toml(levels="1", requests=2))
+    pytester.makeconftest(
+        """
+        import pytest_llmperf.engine as engine
+
+        events = []
+        _release = engine.PerfEngine.release
+
+        def release(self, spec):
+            events.append("release " + spec.name)
+            _release(self, spec)
+
+        engine.PerfEngine.release = release
+
+        def pytest_sessionfinish(session):
+            (session.config.rootpath / "events.txt").write_text("\\n".join(events))
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+        from conftest import events
+
+        @pytest.mark.llmperf(model="dense-gqa", requests=2)
+        def test_a(llmperf_run):
+            llmperf_run(); events.append("ran a")
+
+        @pytest.mark.llmperf(model="moe-gqa", requests=2)
+        def test_b(llmperf_run):
+            llmperf_run(); events.append("ran b")
+
+        @pytest.mark.llmperf(model="dense-gqa", requests=2)
+        def test_c(llmperf_run):
+            llmperf_run(); events.append("ran c")
+        """
+    )
+    with running_instrument() as inst:
+        result = run(
+            pytester,
+            "--llmperf",
+            "--llmperf-no-matrix",
+            "--llmperf-endpoint",
+            inst.base_url,
+            "--llmperf-served-model",
+            "instrument?ttft=0.001&itl=0.001",
+        )
+    result.assert_outcomes(passed=3)
+    events = (pytester.path / "events.txt").read_text().splitlines()
+    assert events == ["ran a", "ran b", "release moe-gqa", "ran c", "release dense-gqa"], events
