@@ -15,31 +15,47 @@ from pytest_llmperf.server import VLLMServer
 
 CPU_VLLM_VERSION_FALLBACK = "0.32.0"
 
-# pytester's in-process runs restore sys.modules afterwards, dropping any module first imported
-# inside an inner session; C extensions (torch above all) cannot be imported a second time
-# ("SystemError: ... bad call flags"). Import them once, up front, for the whole suite.
-_PRELOAD = (
+# pytester's in-process runs restore sys.modules afterwards, dropping every module first
+# imported inside an inner session. C-extension packages (torch above all: "Only a single
+# TORCH_LIBRARY can be used...", "bad call flags") cannot be imported a second time, so the
+# snapshot is told to keep them, as it already keeps zope and readline.
+_KEEP_IMPORTED = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "vllm",
+    "triton",
     "numpy",
-    "scipy.stats",
-    "PIL.Image",
+    "scipy",
+    "PIL",
+    "matplotlib",
     "aiohttp",
     "uvloop",
     "httptools",
-    "tokenizers",
-    "safetensors",
-    "torch",
-    "transformers",
+    "huggingface_hub",
+    "yarl",
+    "multidict",
+    "frozenlist",
+    "propcache",
 )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    import importlib
+    from _pytest import pytester
 
-    for name in _PRELOAD:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
+    original = pytester.SysModulesSnapshot.__init__
+    if getattr(original, "_llmperf_patched", False):
+        return
+
+    def init(self: object, preserve: Callable[[str], bool] | None = None) -> None:
+        def keep(name: str) -> bool:
+            return name.startswith(_KEEP_IMPORTED) or bool(preserve and preserve(name))
+
+        original(self, preserve=keep)  # type: ignore[arg-type]
+
+    init._llmperf_patched = True  # type: ignore[attr-defined]
+    pytester.SysModulesSnapshot.__init__ = init  # type: ignore[method-assign]
 
 
 def tiny_plan_args(
@@ -68,8 +84,16 @@ def tiny_plan_args(
 
 
 @pytest.fixture(scope="session")
-def vllm_cache_root(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(tmp_path_factory.mktemp("vllm-cache"))
+def vllm_cache_root() -> str:
+    """One vLLM compile cache for every test server, kept across sessions (a warm cache saves
+    part of each boot); ``LLMPERF_VLLM_CACHE`` moves it."""
+    import os
+    from pathlib import Path
+
+    default = Path.home() / ".cache" / "pytest-llmperf" / "vllm-cache"
+    root = Path(os.environ.get("LLMPERF_VLLM_CACHE", default))
+    root.mkdir(parents=True, exist_ok=True)
+    return str(root)
 
 
 @pytest.fixture(scope="session")
