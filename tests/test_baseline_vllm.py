@@ -162,11 +162,11 @@ def test_two_baselines_of_the_same_configuration_are_no_regression(
 
 def test_a_degraded_configuration_is_a_throughput_regression(
     dense_server: VLLMServer,
-    tiny_server_factory: Callable[..., VLLMServer],
+    own_tiny_server: Callable[..., VLLMServer],
     accelerators: Accelerators,
     tmp_path: Path,
 ) -> None:
-    degraded = tiny_server_factory("dense-gqa", extra_args=("--max-num-seqs", "1"))
+    degraded = own_tiny_server("dense-gqa", extra_args=("--max-num-seqs", "1"))
     result = interleaved(dense_server, degraded, metrics=THROUGHPUT)
     tput = result.verdict("total_token_throughput", 16)
     assert tput.verdict is Outcome.REGRESSION, result.table
