@@ -157,7 +157,15 @@ class PerfEngine:
         self._accel: Any | None = None
         self._external: ServerHandle | None = None
         self._launched: dict[str, VLLMServer] = {}
+        self._expected: dict[str, list[WorkloadRef]] = {}
         self.started = time.time()
+
+    def expect(self, case: PerfCase) -> None:
+        """Note a case the session will run that the config's matrix does not list (a
+        hand-written test's workload), so its model's server gets the context it needs."""
+        seen = self._expected.setdefault(case.model.name, [])
+        if case.workload not in seen:
+            seen.append(case.workload)
 
     # -- where things run -------------------------------------------------------------------
     def accelerators(self) -> Any:
@@ -191,7 +199,7 @@ class PerfEngine:
         from .architectures import detect
         from .launch_plan import PlanError, PlanOverrides, make_plan
 
-        workloads = self.config.workloads_for(spec)
+        workloads = (*self.config.workloads_for(spec), *self._expected.get(spec.name, ()))
         images = max((w.images_per_request for w in workloads), default=0)
         overrides = PlanOverrides(
             extra_args=spec.extra_args, extra_env=dict(spec.env), max_num_seqs=spec.max_num_seqs

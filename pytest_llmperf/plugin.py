@@ -521,11 +521,12 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
-    if config.getoption("llmperf") and not config.getoption("llmperf_plan"):
+    planning = config.getoption("llmperf_plan")
+    if not config.getoption("llmperf") and not planning:
+        return
+    if not planning:
         _mark_last_users(session.items)
         _baseline_session(config, sum(_model_of(i) is not None for i in session.items))
-    if not config.getoption("llmperf_plan"):
-        return
     engine = _engine(config)
     models: dict[str, Any] = {}
     for item in session.items:
@@ -534,10 +535,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         else:
             marker = item.get_closest_marker("llmperf")
             if marker is not None:
+                from .config import ConfigError
                 from .engine import case_from_marker
 
-                case = case_from_marker(engine.config, marker.kwargs)
+                try:
+                    case = case_from_marker(engine.config, marker.kwargs)
+                except ConfigError:
+                    if planning:
+                        raise
+                    continue  # the test fails on it itself, with the message
+                engine.expect(case)  # its workload sizes its model's context too
                 models.setdefault(case.model.name, case.model)
+    if not planning:
+        return
     tr = config.pluginmanager.get_plugin("terminalreporter")
     lines = engine.describe_plans(list(models.values())) or ["no perf tests selected"]
     for line in lines:

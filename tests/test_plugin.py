@@ -230,6 +230,26 @@ def test_plan_prints_every_launch_and_starts_nothing(pytester: pytest.Pytester) 
     assert time.monotonic() - t0 < 60  # no server boot hidden in there
 
 
+def test_plan_sizes_the_context_for_hand_written_tests_too(pytester: pytest.Pytester) -> None:
+    """A marker test's workload that the config's matrix does not list still sizes its
+    model's server (500 + 1000 + 64 -> 1792), so its requests fit."""
+    pytester.path.joinpath("llmperf.toml").write_text(perf_toml())
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.llmperf(model="dense-gqa", workload="long-output")
+        def test_long(llmperf_run):
+            llmperf_run()
+        """
+    )
+    args = ("--llmperf-platform", "cpu", "--llmperf-vllm-version", "0.32.0")
+    result = run(pytester, "--llmperf-plan", *args)
+    assert result.ret == 0, out(result)
+    command = next(ln for ln in result.stdout.lines if ln.strip().startswith("command:"))
+    assert "--max-model-len 1792" in command, command
+
+
 @pytest.mark.parametrize(
     ("shapes", "limit", "expected"),
     [

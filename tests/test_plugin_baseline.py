@@ -2,9 +2,10 @@
 against the shared real vLLM ``dense_server`` (``--llmperf-endpoint``: nothing boots).
 
 Every inner run is tiny: 64 in / 16 out tokens, concurrency 4, 24 requests, 3 runs (6 for
-the regression check). Runs this short vary a lot on a shared box (CoV 20-45% measured), so
-the 3x drop is checked with 6 current runs against the 3 stored: at 3 vs 3 a -58% change
-measured at CoV 45% was (rightly) INCONCLUSIVE after the correction.
+the regression check). Runs this short vary a lot on a shared box (CoV 20-55% measured), so
+the 3x drop is checked with 6 current runs against a hand-made baseline of 3x the measured
+mean at CoV 2%: 3x each measured value kept the stored side's 39% CoV, and -58% at 3 vs 3
+(or 3 vs 6) runs was (rightly) INCONCLUSIVE after the correction.
 """
 
 from __future__ import annotations
@@ -110,8 +111,11 @@ def test_three_times_faster_baseline_is_a_regression_and_not_saved_over(
     (path,) = baseline_files(pytester)
     data = json.loads(path.read_text())
     for name in ("total_token_throughput", "output_throughput"):
+        # 3x the measured mean, at a quiet machine's spread (CoV 2%): three real runs this
+        # short can vary by 40% here, and a baseline that noisy rightly cannot convict.
         metric = data["cases"][CASE]["metrics"][name]
-        metric["values"] = [3 * v for v in metric["values"]]
+        mean = sum(metric["values"]) / len(metric["values"])
+        metric["values"] = [3 * mean * f for f in (0.98, 1.0, 1.02)]
     hand_made = json.dumps(data, indent=2)
     path.write_text(hand_made)
 
