@@ -210,13 +210,36 @@ def _install_sigterm_handler() -> None:
     if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
         return
 
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"received signal {signum}")
+    def handler(signum: int, frame: Any) -> None:
+        # Do what Ctrl-C would do *now*: inside the load generator that is asyncio.Runner's
+        # SIGINT handler, which cancels the run cleanly. Raising KeyboardInterrupt directly
+        # could land inside an event-loop callback, where uvloop logs it and carries on.
+        current = signal.getsignal(signal.SIGINT)
+        if callable(current) and current is not handler:
+            current(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt(f"received signal {signum}")
 
     try:
         signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread (e.g. pytest run inside another tool)
         pass
+
+
+def _check_writable(folder: Path) -> None:
+    """Fail before any server starts if the report folder cannot be written: a results file
+    that cannot be saved would lose everything the run measures."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".llmperf-write-check"):
+            pass
+    except OSError as exc:
+        raise pytest.UsageError(
+            f"pytest-llmperf: cannot write the report folder {folder} ({exc.strerror}); "
+            "choose a writable one with --llmperf-report-dir"
+        ) from None
 
 
 def _split_csv(value: str | None) -> list[str] | None:
@@ -276,6 +299,7 @@ def _engine(config: pytest.Config) -> PerfEngine:
         host=config.getoption("llmperf_host"),
         request_timeout=config.getoption("llmperf_request_timeout"),
     )
+    _check_writable(options.report_dir)
     engine = PerfEngine(perf, options)
     config.stash[_ENGINE_KEY] = engine
     return engine

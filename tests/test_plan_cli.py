@@ -72,7 +72,7 @@ def test_model_directory_on_cpu(tmp_path: Path) -> None:
     data = json.loads(text)
     assert data["argv"][:2] == ["--model", str(model)]
     assert data["argv"][-2:] == ["--limit-mm-per-prompt", '{"image":1,"video":0}']
-    assert data["env"] == {"HF_HUB_OFFLINE": "1"}
+    assert data["env"] == {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
 
 
 def test_config_file_path_plans_its_directory(tmp_path: Path) -> None:
