@@ -440,6 +440,8 @@ class PerfEngine:
             env["launch_argv"] = list(plan.plan.args)
             env["launch_env"] = dict(plan.plan.env)
         env["endpoint"] = handle.endpoint.base_url
+        if handle.server is not None and handle.server.startup_seconds is not None:
+            env["server_ready_s"] = round(handle.server.startup_seconds, 1)
         case_result = CaseResult(
             case_id=case.id,
             model=case.model.name,
