@@ -7,7 +7,7 @@ keeps the raw per-chunk timestamps and token deltas so metrics can be recomputed
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 ErrorKind = Literal[
     "http_4xx",
@@ -22,18 +22,7 @@ ErrorKind = Literal[
     "server_died",
 ]
 
-ERROR_KINDS: Final[tuple[str, ...]] = (
-    "http_4xx",
-    "http_429",
-    "http_5xx",
-    "timeout",
-    "connection",
-    "malformed_stream",
-    "early_stop",
-    "stream_error",
-    "usage_missing",
-    "server_died",
-)
+ERROR_KINDS: Final[tuple[str, ...]] = get_args(ErrorKind)
 
 
 @dataclass(frozen=True, slots=True)
