@@ -150,7 +150,7 @@ import os, signal, pytest
 from pytest_llmperf.server import VLLMServer
 
 def test_starts_then_fails(tmp_path):
-    s = VLLMServer({model!r}, args={args!r}, env={{"VLLM_CACHE_ROOT": {cache!r}}},
+    s = VLLMServer({model!r}, args={args!r}, env={env!r},
                    served_model_name="inner", log_path=tmp_path / "s.log")
     s.start()
     open({pidfile!r}, "w").write(str(s.pid))
@@ -162,12 +162,11 @@ def test_no_server_outlives_a_failing_session(tmp_path: Path) -> None:
     """A test that leaves its server running and fails: the session still stops the group."""
     from conftest import tiny_plan_args
 
-    model, args, _ = tiny_plan_args("dense-gqa", name="inner")
+    model, args, env = tiny_plan_args("dense-gqa", name="inner")
+    env["VLLM_CACHE_ROOT"] = str(tmp_path / "vc")
     pidfile = tmp_path / "pid"
     (tmp_path / "test_inner.py").write_text(
-        INNER_SESSION.format(
-            model=model, args=list(args), cache=str(tmp_path / "vc"), pidfile=str(pidfile)
-        )
+        INNER_SESSION.format(model=model, args=list(args), env=env, pidfile=str(pidfile))
     )
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
@@ -177,6 +176,7 @@ def test_no_server_outlives_a_failing_session(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert "1 failed" in proc.stdout, proc.stdout[-2000:]
+    assert pidfile.is_file(), "the inner server never started:\n" + proc.stdout[-3000:]
     pgid = int(pidfile.read_text())
     with pytest.raises(ProcessLookupError):
         os.killpg(pgid, 0)
