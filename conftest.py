@@ -155,3 +155,30 @@ def own_tiny_server(
     yield start
     for server in mine:
         server.stop()
+
+
+#: The API-key-protected tiny server shared by the fault and security tests, and the key planted
+#: in it (searched for in every output, where it must never appear).
+KEYED_ARGS = ("--uvicorn-log-level", "info")
+PLANTED_KEY = "sk-llmperf-canary-5e1f0c9a7b3d"
+
+
+@pytest.fixture
+def keyed_server(tiny_server_factory: Callable[..., VLLMServer]) -> VLLMServer:
+    """The session's API-key-protected tiny server (one boot for every test that needs it)."""
+    return tiny_server_factory("dense-gqa", KEYED_ARGS, api_key=PLANTED_KEY)
+
+
+def process_group_members(pgid: int) -> list[int]:
+    """Every live process in group ``pgid`` (a server's group: API server, engine, workers)."""
+    import os
+
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getpgid(int(entry)) == pgid:
+                    out.append(int(entry))
+            except OSError:
+                continue
+    return out

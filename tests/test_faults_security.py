@@ -15,12 +15,12 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import pytest_llmperf
+from conftest import PLANTED_KEY, process_group_members
 from pytest_llmperf.baseline import BaselineError
 from pytest_llmperf.baseline import load as load_baseline
 from pytest_llmperf.config import ConfigError, load_config
@@ -28,26 +28,6 @@ from pytest_llmperf.endpoint import Endpoint, resolve_api_key
 from pytest_llmperf.server import VLLMServer
 
 PACKAGE = Path(pytest_llmperf.__file__).parent
-#: Same arguments and key as tests/test_faults_server.py: both files share one keyed server.
-KEYED_ARGS = ("--uvicorn-log-level", "info")
-PLANTED_KEY = "sk-llmperf-canary-5e1f0c9a7b3d"
-
-
-@pytest.fixture
-def keyed_server(tiny_server_factory: Callable[..., VLLMServer]) -> VLLMServer:
-    return tiny_server_factory("dense-gqa", KEYED_ARGS, api_key=PLANTED_KEY)
-
-
-def _group_pids(pgid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.getpgid(int(entry)) == pgid:
-                    out.append(int(entry))
-            except OSError:
-                continue
-    return out
 
 
 def _listening_addresses(port: int) -> list[str]:
@@ -124,7 +104,7 @@ def test_keyed_server_keeps_the_key_out_of_its_process_table_and_log(
     keyed_server: VLLMServer,
 ) -> None:
     assert keyed_server.pid is not None
-    for pid in _group_pids(keyed_server.pid):
+    for pid in process_group_members(keyed_server.pid):
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         assert PLANTED_KEY.encode() not in cmdline
     assert PLANTED_KEY not in keyed_server.log_text()

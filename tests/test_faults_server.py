@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from conftest import PLANTED_KEY, process_group_members
 from pytest_llmperf import server as server_mod
 from pytest_llmperf.atomic import read_jsonl
 from pytest_llmperf.loadgen import LoadSpec, run_load
@@ -31,9 +32,6 @@ from pytest_llmperf.server import ServerError, ServerStartTimeout, VLLMServer
 from pytest_llmperf.workload import Workload
 
 SMALL = Workload("t", input_tokens=32, output_tokens=8)
-#: The shared keyed server (see tests/test_faults_security.py): same arguments, same server.
-KEYED_ARGS = ("--uvicorn-log-level", "info")
-PLANTED_KEY = "sk-llmperf-canary-5e1f0c9a7b3d"
 
 
 # --------------------------------------------------------------------------------------------
@@ -324,12 +322,6 @@ def test_model_dir_without_a_tokenizer_fails_before_launch(tmp_path: Path) -> No
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def keyed_server(tiny_server_factory: Callable[..., VLLMServer]) -> VLLMServer:
-    """The session's API-key-protected tiny server (shared with the security tests)."""
-    return tiny_server_factory("dense-gqa", KEYED_ARGS, api_key=PLANTED_KEY)
-
-
 @pytest.mark.vllm
 def test_hung_server_per_request_timeouts_fire_and_the_run_ends(keyed_server: VLLMServer) -> None:
     pgid = keyed_server.pid
@@ -408,7 +400,7 @@ def xfail_if_sigterm_was_swallowed(returncode: int, stdout: str) -> None:
 
 def engine_core_pid(name: str) -> int | None:
     for pid in pids_matching("--served-model-name", name):
-        for child in _group_members(os.getpgid(pid)):
+        for child in process_group_members(os.getpgid(pid)):
             try:
                 cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
             except OSError:
@@ -416,18 +408,6 @@ def engine_core_pid(name: str) -> int | None:
             if b"EngineCore" in cmdline:  # vLLM retitles it "VLLM::EngineCore"
                 return child
     return None
-
-
-def _group_members(pgid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.getpgid(int(entry)) == pgid:
-                    out.append(int(entry))
-            except OSError:
-                continue
-    return out
 
 
 @pytest.fixture
