@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
-from pytest_llmperf.server import VLLMServer
+from pytest_llmperf.server.process import VLLMServer
 
 CPU_VLLM_VERSION_FALLBACK = "0.32.0"
 
@@ -63,10 +63,10 @@ def tiny_plan_args(
 ) -> tuple[str, tuple[str, ...], dict[str, str]]:
     """The model folder, vLLM arguments and environment the launch planner gives a tiny model
     on this CPU machine (so the tests boot exactly what users' plans boot)."""
-    from pytest_llmperf.architectures import detect
-    from pytest_llmperf.engine import installed_vllm_version
-    from pytest_llmperf.launch_plan import PlanOverrides, make_plan
-    from pytest_llmperf.tiny_models import build_tiny_model
+    from pytest_llmperf.plan.architectures import detect
+    from pytest_llmperf.plan.launch_plan import PlanOverrides, make_plan
+    from pytest_llmperf.server.tiny_models import build_tiny_model
+    from pytest_llmperf.session.engine import installed_vllm_version
 
     model = str(build_tiny_model(arch))
     plan = make_plan(

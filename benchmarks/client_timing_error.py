@@ -21,9 +21,9 @@ import os
 
 import numpy as np
 
-from pytest_llmperf.instrument import Instrument
-from pytest_llmperf.loadgen import LoadSpec, run_load
-from pytest_llmperf.workload import Workload
+from pytest_llmperf.loadgen.run import LoadSpec, run_load
+from pytest_llmperf.testing.instrument import Instrument
+from pytest_llmperf.workload.prompts import Workload
 
 TTFT_S, ITL_S, OUT = 0.5, 0.1, 20
 

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from pytest_llmperf.compare import decide, holm, log_welch, min_detectable_log_change
+from pytest_llmperf.verdicts.compare import decide, holm, log_welch, min_detectable_log_change
 
 ALPHA = 0.05
 TOLERANCE = 0.05

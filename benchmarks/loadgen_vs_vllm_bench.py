@@ -35,9 +35,9 @@ def _rusage() -> tuple[float, float]:
 
 
 def client_ours(base_url: str, model: str, n: int, c: int) -> dict[str, Any]:
-    from pytest_llmperf.endpoint import Endpoint
-    from pytest_llmperf.loadgen import LoadSpec, run_load
-    from pytest_llmperf.workload import Workload, prepare_requests_sync
+    from pytest_llmperf.core.endpoint import Endpoint
+    from pytest_llmperf.loadgen.run import LoadSpec, run_load
+    from pytest_llmperf.workload.prompts import Workload, prepare_requests_sync
 
     ep = Endpoint(base_url, model)
     w = Workload("bench", input_tokens=IN_TOKENS, output_tokens=OUT_TOKENS, seed=int(time.time()))
@@ -146,8 +146,8 @@ def main() -> None:
         server = None
         base_url, model_dir, model = a.base_url, a.model_dir, "tiny"
     else:
-        from pytest_llmperf.server import VLLMServer
-        from pytest_llmperf.tiny_models import build_tiny_model
+        from pytest_llmperf.server.process import VLLMServer
+        from pytest_llmperf.server.tiny_models import build_tiny_model
 
         model_dir = str(build_tiny_model("dense-gqa"))
         server = VLLMServer(

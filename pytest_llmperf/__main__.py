@@ -18,7 +18,7 @@ commands:
 
 
 def _tiny_model(argv: Sequence[str]) -> int:
-    from .tiny_models import ARCHS, build_tiny_model
+    from pytest_llmperf.server.tiny_models import ARCHS, build_tiny_model
 
     parser = argparse.ArgumentParser(prog="python -m pytest_llmperf tiny-model")
     parser.add_argument("--arch", required=True, choices=ARCHS)
@@ -41,11 +41,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "tiny-model":
         return _tiny_model(rest)
     if command == "plan":
-        from .plan_cli import main as plan_main
+        from pytest_llmperf.cli.plan import main as plan_main
 
         return plan_main(rest)
     if command == "compare":
-        from .compare_cli import main as compare_main
+        from pytest_llmperf.cli.compare import main as compare_main
 
         return compare_main(rest)
     print(f"unknown command {command!r}\n\n{USAGE}", file=sys.stderr)

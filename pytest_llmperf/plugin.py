@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .baseline_session import BaselineSession
-    from .config import PerfCase
-    from .engine import PerfEngine, ServerHandle
-    from .report import CaseResult
+    from pytest_llmperf.config import PerfCase
+    from pytest_llmperf.report.outputs import CaseResult
+    from pytest_llmperf.session.baselines import BaselineSession
+    from pytest_llmperf.session.engine import PerfEngine, ServerHandle
 
 SKIP_REASON = "perf test: run with --llmperf to measure (needs a vLLM server)"
 _ENGINE_KEY = pytest.StashKey["PerfEngine"]()
@@ -253,9 +253,9 @@ def _engine(config: pytest.Config) -> PerfEngine:
     engine = config.stash.get(_ENGINE_KEY, None)
     if engine is not None:
         return engine
-    from .config import ConfigError, apply_overrides, load_config
-    from .endpoint import resolve_api_key
-    from .engine import EngineOptions, PerfEngine, default_report_dir
+    from pytest_llmperf.config import ConfigError, apply_overrides, load_config
+    from pytest_llmperf.core.endpoint import resolve_api_key
+    from pytest_llmperf.session.engine import EngineOptions, PerfEngine, default_report_dir
 
     rootdir = Path(config.rootpath)
     explicit = config.getoption("llmperf_config")
@@ -335,8 +335,8 @@ class PerfCaseItem(pytest.Item):
         _check_baseline(self, engine, self.case, result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        from .engine import PerfFailure
-        from .server import ServerError
+        from pytest_llmperf.server.process import ServerError
+        from pytest_llmperf.session.engine import PerfFailure
 
         if isinstance(excinfo.value, PerfFailure | ServerError):
             return str(excinfo.value)
@@ -349,7 +349,7 @@ class PerfCaseItem(pytest.Item):
 def _add_properties(item: pytest.Item, engine: PerfEngine, case_id: str) -> None:
     for res in engine.results:
         if res.case_id == case_id and res.runs:
-            from .gates import gate_metrics
+            from pytest_llmperf.verdicts.gates import gate_metrics
 
             m = gate_metrics(res.runs)
             for key in (
@@ -378,7 +378,7 @@ def _baseline_session(config: pytest.Config, expected_cases: int) -> BaselineSes
     compare = bool(config.getoption("llmperf_compare"))
     session = None
     if save or compare:
-        from .baseline_session import BaselineSession
+        from pytest_llmperf.session.baselines import BaselineSession
 
         engine = _engine(config)
         option = config.getoption("llmperf_baseline_dir")
@@ -414,7 +414,7 @@ def _check_baseline(item: pytest.Item, engine: PerfEngine, case: PerfCase, resul
     session = item.config.stash.get(_BASELINE_KEY, None)
     if session is None:
         return
-    from .engine import PerfFailure
+    from pytest_llmperf.session.engine import PerfFailure
 
     try:
         fingerprint = engine.fingerprint(session, case, result)
@@ -532,8 +532,8 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     marker = item.get_closest_marker("llmperf")
     if marker is None:
         return
-    from .config import ConfigError
-    from .engine import case_from_marker
+    from pytest_llmperf.config import ConfigError
+    from pytest_llmperf.session.engine import case_from_marker
 
     try:
         spec = case_from_marker(engine.config, marker.kwargs).model
@@ -559,8 +559,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         else:
             marker = item.get_closest_marker("llmperf")
             if marker is not None:
-                from .config import ConfigError
-                from .engine import case_from_marker
+                from pytest_llmperf.config import ConfigError
+                from pytest_llmperf.session.engine import case_from_marker
 
                 try:
                     case = case_from_marker(engine.config, marker.kwargs)
@@ -597,7 +597,7 @@ def llmperf_engine(pytestconfig: pytest.Config) -> PerfEngine:
 def llmperf_server(request: pytest.FixtureRequest, llmperf_engine: PerfEngine) -> ServerHandle:
     """A ready server for the test's ``@pytest.mark.llmperf(model=...)``; the server itself is
     shared by every test of the session that needs the same launch plan."""
-    from .engine import case_from_marker
+    from pytest_llmperf.session.engine import case_from_marker
 
     marker = request.node.get_closest_marker("llmperf")
     case = case_from_marker(llmperf_engine.config, marker.kwargs if marker else {})
@@ -609,7 +609,7 @@ def llmperf_run(
     request: pytest.FixtureRequest, llmperf_engine: PerfEngine
 ) -> Iterator[Callable[..., Any]]:
     """Run the marker's case (keyword arguments override the marker's); gates fail the test."""
-    from .engine import case_from_marker
+    from pytest_llmperf.session.engine import case_from_marker
 
     marker = request.node.get_closest_marker("llmperf")
     base = dict(marker.kwargs) if marker else {}
@@ -676,7 +676,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     engine = config.stash.get(_ENGINE_KEY, None)
     if engine is None or not engine.results:
         return
-    from .report import terminal_summary_lines, with_status
+    from pytest_llmperf.report.outputs import terminal_summary_lines, with_status
 
     terminalreporter.section("llmperf summary")
     for line in terminal_summary_lines(with_status(engine.results)):

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from pytest_llmperf import loadgen
-from pytest_llmperf.ab import ABStep, ab_order, ab_report, run_ab, spec_differences
-from pytest_llmperf.compare import Outcome
 from pytest_llmperf.config import Gates, ModelSpec, PerfCase, WorkloadRef
+from pytest_llmperf.loadgen import run as loadgen
+from pytest_llmperf.session.ab import ABStep, ab_order, ab_report, run_ab, spec_differences
+from pytest_llmperf.verdicts.compare import Outcome
 
 Z = (-1.0, 0.5, 1.0, -0.5, 0.0)
 

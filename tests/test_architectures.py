@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pytest_llmperf.architectures import detect, from_config, load_config
-from pytest_llmperf.profiles import PROFILES
+from pytest_llmperf.plan.architectures import detect, from_config, load_config
+from pytest_llmperf.plan.profiles import PROFILES
 
 # The architecture-relevant keys of transformers 5.19 ``Config(...).to_dict()`` for the tiny
 # models the CPU tests serve (``tiny_models.py``), with the key spellings transformers writes.

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_llmperf.atomic import JsonlWriter, read_jsonl, write_json_atomic
+from pytest_llmperf.core.atomic import JsonlWriter, read_jsonl, write_json_atomic
 
 
 def test_failed_write_keeps_previous_file(tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_llmperf import baseline as bl
-from pytest_llmperf.baseline import (
+from pytest_llmperf.verdicts import baseline as bl
+from pytest_llmperf.verdicts.baseline import (
     Baseline,
     BaselineError,
     CaseRecord,
@@ -22,8 +22,8 @@ from pytest_llmperf.baseline import (
     save,
     save_run,
 )
-from pytest_llmperf.compare import Outcome
-from pytest_llmperf.fingerprint import Fingerprint
+from pytest_llmperf.verdicts.compare import Outcome
+from pytest_llmperf.verdicts.fingerprint import Fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
 FP = Fingerprint(platform="cpu", host_cpu="AMD EPYC 9654", vllm_version="0.32.0")
@@ -336,7 +336,7 @@ def test_nan_metrics_are_skipped_and_never_written(tmp_path: Path) -> None:
 
 
 def test_not_comparable_is_reported_once_per_reason() -> None:
-    from pytest_llmperf.compare import format_table
+    from pytest_llmperf.verdicts.compare import format_table
 
     base = from_runs("s", FP, {c: runs([1.0, 1.0]) for c in ("a", "b", "c", "d")})
     cur = dataclasses.replace(base, fingerprint=dataclasses.replace(FP, driver="x"))

@@ -13,8 +13,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from pytest_llmperf.baseline import load
-from pytest_llmperf.baseline_session import (
+from pytest_llmperf.config import Gates, ModelSpec, PerfCase, WorkloadRef
+from pytest_llmperf.plan.platforms import Accelerators
+from pytest_llmperf.report.outputs import CaseResult
+from pytest_llmperf.session.baselines import (
     COMPARISON_FILE,
     KEY_METRICS,
     NO_BASELINE,
@@ -24,11 +26,9 @@ from pytest_llmperf.baseline_session import (
     environment_part,
     portable_argv,
 )
-from pytest_llmperf.compare import Outcome
-from pytest_llmperf.config import Gates, ModelSpec, PerfCase, WorkloadRef
-from pytest_llmperf.fingerprint import Fingerprint
-from pytest_llmperf.platforms import Accelerators
-from pytest_llmperf.report import CaseResult
+from pytest_llmperf.verdicts.baseline import load
+from pytest_llmperf.verdicts.compare import Outcome
+from pytest_llmperf.verdicts.fingerprint import Fingerprint
 
 SUITE = "nightly"
 CASE = "dense-gqa-text-c16"

@@ -12,7 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from pytest_llmperf.compare import (
+from pytest_llmperf.verdicts.compare import (
     CaseComparison,
     Outcome,
     Verdict,

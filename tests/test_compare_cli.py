@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmperf.baseline import from_runs, save
-from pytest_llmperf.compare_cli import main, parse_tolerances
-from pytest_llmperf.fingerprint import Fingerprint
+from pytest_llmperf.cli.compare import main, parse_tolerances
+from pytest_llmperf.verdicts.baseline import from_runs, save
+from pytest_llmperf.verdicts.fingerprint import Fingerprint
 
 FP = Fingerprint(platform="cpu", host_cpu="test cpu")
 
@@ -96,7 +96,7 @@ def test_parse_tolerances() -> None:
 
 
 def test_runs_as_a_real_process(files: dict[str, str]) -> None:
-    code = "import sys; from pytest_llmperf.compare_cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from pytest_llmperf.cli.compare import main; sys.exit(main(sys.argv[1:]))"
     done = subprocess.run(
         [sys.executable, "-c", code, files["base"], files["slow"]],
         capture_output=True,

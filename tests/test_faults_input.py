@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pytest_llmperf.instrument import Instrument
+from pytest_llmperf.testing.instrument import Instrument
 
 GOOD_WORKLOAD = """
 [[workloads]]
@@ -85,7 +85,7 @@ def test_model_dir_without_a_tokenizer_fails_fast_naming_the_dir(
 ) -> None:
     """No 60-second boot ending in a tokenizer traceback: the case fails before launch, and
     the next case for the same model fails fast instead of trying again."""
-    from pytest_llmperf.tiny_models import build_tiny_model
+    from pytest_llmperf.server.tiny_models import build_tiny_model
 
     bare = pytester.path / "no-tokenizer"
     shutil.copytree(

@@ -21,11 +21,11 @@ import pytest
 
 import pytest_llmperf
 from conftest import PLANTED_KEY, process_group_members
-from pytest_llmperf.baseline import BaselineError
-from pytest_llmperf.baseline import load as load_baseline
 from pytest_llmperf.config import ConfigError, load_config
-from pytest_llmperf.endpoint import Endpoint, resolve_api_key
-from pytest_llmperf.server import VLLMServer
+from pytest_llmperf.core.endpoint import Endpoint, resolve_api_key
+from pytest_llmperf.server.process import VLLMServer
+from pytest_llmperf.verdicts.baseline import BaselineError
+from pytest_llmperf.verdicts.baseline import load as load_baseline
 
 PACKAGE = Path(pytest_llmperf.__file__).parent
 
@@ -56,7 +56,7 @@ def _listening_addresses(port: int) -> list[str]:
 
 
 def test_loopback_is_the_default_everywhere() -> None:
-    from pytest_llmperf.engine import EngineOptions
+    from pytest_llmperf.session.engine import EngineOptions
 
     assert VLLMServer("/m").host == "127.0.0.1"
     assert EngineOptions(rootdir=Path("."), report_dir=Path(".")).host == "127.0.0.1"
@@ -233,8 +233,8 @@ def test_nothing_in_the_package_executes_or_unpickles_data() -> None:
                 ):
                     offenders.append(f"{where} calls {f.value.id}.{f.attr}()")
     assert not offenders, offenders
-    assert "import tomllib" in (PACKAGE / "config.py").read_text()
-    assert "import json" in (PACKAGE / "baseline.py").read_text()
+    assert "import tomllib" in (PACKAGE / "config" / "loader.py").read_text()
+    assert "import json" in (PACKAGE / "verdicts" / "baseline.py").read_text()
 
 
 _PAYLOAD = "__import__('os').system('touch {flag}')"

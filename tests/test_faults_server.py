@@ -25,11 +25,11 @@ from typing import Any
 import pytest
 
 from conftest import PLANTED_KEY, process_group_members
-from pytest_llmperf import server as server_mod
-from pytest_llmperf.atomic import read_jsonl
-from pytest_llmperf.loadgen import LoadSpec, run_load
-from pytest_llmperf.server import ServerError, ServerStartTimeout, VLLMServer
-from pytest_llmperf.workload import Workload
+from pytest_llmperf.core.atomic import read_jsonl
+from pytest_llmperf.loadgen.run import LoadSpec, run_load
+from pytest_llmperf.server import process as server_mod
+from pytest_llmperf.server.process import ServerError, ServerStartTimeout, VLLMServer
+from pytest_llmperf.workload.prompts import Workload
 
 SMALL = Workload("t", input_tokens=32, output_tokens=8)
 
@@ -219,7 +219,7 @@ def test_server_dies_with_its_parent_even_on_sigkill(tmp_path: Path, model_dir: 
     launcher = fake_launcher(tmp_path, "wrong-model")
     script = textwrap.dedent(
         f"""
-        from pytest_llmperf.server import VLLMServer
+        from pytest_llmperf.server.process import VLLMServer
         VLLMServer({str(model_dir)!r}, launcher={launcher!r}, ready_timeout=600).start()
         """
     )
@@ -303,7 +303,7 @@ def test_missing_vllm_with_the_default_launcher_fails_before_launch(
 
 
 def test_model_dir_without_a_tokenizer_fails_before_launch(tmp_path: Path) -> None:
-    from pytest_llmperf.tiny_models import build_tiny_model
+    from pytest_llmperf.server.tiny_models import build_tiny_model
 
     src = build_tiny_model("dense-gqa")
     bare = tmp_path / "no-tokenizer"
@@ -518,7 +518,7 @@ def test_interrupt_mid_run_keeps_partial_results(tmp_path: Path, sig: signal.Sig
     """Scripted server (it streams slowly and never tires) as an external endpoint: the
     interrupt ends pytest within seconds, the finished case is in results.json, the cut-off
     run's records are valid JSON lines, and the external server is left running."""
-    from pytest_llmperf.instrument import Instrument
+    from pytest_llmperf.testing.instrument import Instrument
 
     (tmp_path / "llmperf.toml").write_text(EXTERNAL_CONFIG)
     with Instrument() as inst, (tmp_path / "stdout.txt").open("w") as sink:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmperf import fingerprint as fp_mod
-from pytest_llmperf.fingerprint import FIELDS, Fingerprint, diff, gather, weights_sha256
-from pytest_llmperf.platforms import Accelerators
+from pytest_llmperf.plan.platforms import Accelerators
+from pytest_llmperf.verdicts import fingerprint as fp_mod
+from pytest_llmperf.verdicts.fingerprint import FIELDS, Fingerprint, diff, gather, weights_sha256
 
 MI325X = Fingerprint(
     platform="rocm",

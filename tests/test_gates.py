@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_llmperf.config import Gates
-from pytest_llmperf.gates import (
+from pytest_llmperf.verdicts.gates import (
     GateResult,
     case_passed,
     evaluate_gates,

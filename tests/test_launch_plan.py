@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_architectures import TINY
 
-from pytest_llmperf import rules
-from pytest_llmperf.architectures import Architecture, from_config
-from pytest_llmperf.launch_plan import LaunchPlan, PlanError, PlanOverrides, make_plan
-from pytest_llmperf.profiles import PROFILES, get_profile
+from pytest_llmperf.plan import rules
+from pytest_llmperf.plan.architectures import Architecture, from_config
+from pytest_llmperf.plan.launch_plan import LaunchPlan, PlanError, PlanOverrides, make_plan
+from pytest_llmperf.plan.profiles import PROFILES, get_profile
 
 OFFLOAD_FLAGS = {"--kv-offloading-size", "--kv-offloading-backend"}
 

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_llmperf.atomic import read_jsonl
-from pytest_llmperf.endpoint import Endpoint
-from pytest_llmperf.instrument import Instrument
-from pytest_llmperf.loadgen import (
+from pytest_llmperf.core.atomic import read_jsonl
+from pytest_llmperf.core.endpoint import Endpoint
+from pytest_llmperf.core.records import RequestRecord
+from pytest_llmperf.loadgen.run import (
     ClientCapacityError,
     LoadSpec,
     TokenCountMismatch,
@@ -27,8 +27,8 @@ from pytest_llmperf.loadgen import (
     raise_nofile,
     run_load,
 )
-from pytest_llmperf.records import RequestRecord
-from pytest_llmperf.workload import TokenizeUnavailable, Workload, prepare_requests_sync
+from pytest_llmperf.testing.instrument import Instrument
+from pytest_llmperf.workload.prompts import TokenizeUnavailable, Workload, prepare_requests_sync
 
 SMALL = Workload("small", input_tokens=40, output_tokens=8)
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from pytest_llmperf.endpoint import Endpoint
-from pytest_llmperf.loadgen import LoadSpec, run_load
-from pytest_llmperf.workload import Workload, prepare_requests_sync
+from pytest_llmperf.core.endpoint import Endpoint
+from pytest_llmperf.loadgen.run import LoadSpec, run_load
+from pytest_llmperf.workload.prompts import Workload, prepare_requests_sync
 
 pytestmark = pytest.mark.vllm
 

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_llmperf.metrics import (
+from pytest_llmperf.core.records import RequestRecord
+from pytest_llmperf.metrics.summary import (
     STATS,
     Stats,
     direction,
@@ -20,7 +21,6 @@ from pytest_llmperf.metrics import (
     peak_window_tokens,
     summarize,
 )
-from pytest_llmperf.records import RequestRecord
 
 
 def rec(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from test_architectures import TINY_BLIP2, TINY_DENSE_GQA, TINY_MOE_MLA
 
-from pytest_llmperf import plan_cli
+from pytest_llmperf.cli import plan as plan_cli
 
 DEEPSEEK_COMMAND = (
     "VLLM_ROCM_USE_AITER=1 AITER_ENABLE_VSKIP=0 python -m vllm.entrypoints.openai.api_server "
@@ -112,9 +112,9 @@ def test_bad_config_is_an_error_not_a_traceback(
 def test_platform_defaults_to_detected_accelerators(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake = types.ModuleType("pytest_llmperf.platforms")
+    fake = types.ModuleType("pytest_llmperf.plan.platforms")
     fake.detect_accelerators = lambda: types.SimpleNamespace(platform="rocm", count=8)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pytest_llmperf.platforms", fake)
+    monkeypatch.setitem(sys.modules, "pytest_llmperf.plan.platforms", fake)
     model = write_model(tmp_path, TINY_MOE_MLA)
     code, text = run("--model", str(model), "--vllm", "0.14.1", "--json")
     assert code == 0
@@ -126,7 +126,7 @@ def test_platform_defaults_to_detected_accelerators(
 def test_platform_falls_back_to_cpu_without_a_detector(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "pytest_llmperf.platforms", None)  # import fails
+    monkeypatch.setitem(sys.modules, "pytest_llmperf.plan.platforms", None)  # import fails
     model = write_model(tmp_path, TINY_DENSE_GQA)
     code, text = run("--model", str(model), "--vllm", "0.32.0", "--json")
     assert code == 0
@@ -173,9 +173,9 @@ def test_python_dash_m_dispatches_plan() -> None:
 def test_gpu_platform_without_gpus_asks_for_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake = types.ModuleType("pytest_llmperf.platforms")
+    fake = types.ModuleType("pytest_llmperf.plan.platforms")
     fake.detect_accelerators = lambda: types.SimpleNamespace(platform="cpu", count=0)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pytest_llmperf.platforms", fake)
+    monkeypatch.setitem(sys.modules, "pytest_llmperf.plan.platforms", fake)
     model = write_model(tmp_path, TINY_DENSE_GQA)
     code, _ = run("--model", str(model), "--platform", "cuda", "--vllm", "0.14.1")
     assert code == 2

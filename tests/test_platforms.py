@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmperf import platforms
-from pytest_llmperf.platforms import Accelerators, detect_accelerators, host_cpu_model
+from pytest_llmperf.plan import platforms
+from pytest_llmperf.plan.platforms import Accelerators, detect_accelerators, host_cpu_model
 
 NVIDIA_HEADER = """\
 +-----------------------------------------------------------------------------------------+

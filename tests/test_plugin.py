@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from pytest_llmperf.report import schema
+from pytest_llmperf.report.outputs import schema
 
 SUBPROCESS_TIMEOUT = 600
 
@@ -267,7 +267,7 @@ def test_context_is_sized_to_the_workload(
     shapes: list[tuple[int, int, int]], limit: int | None, expected: int | None
 ) -> None:
     from pytest_llmperf.config import WorkloadRef
-    from pytest_llmperf.engine import CONTEXT_GRANULE, context_needed
+    from pytest_llmperf.session.engine import CONTEXT_GRANULE, context_needed
 
     refs = [
         WorkloadRef(f"w{i}", "text", a, b, n, "chat" if n else "completions")
@@ -445,7 +445,7 @@ def test_live_progress_line_keeps_pytest_output_intact(
 ) -> None:
     """On a terminal the progress line is drawn over pytest's current line and then put back.
     (Served by the load generator's scripted instrument: this is about output, not speed.)"""
-    from pytest_llmperf.instrument import running_instrument
+    from pytest_llmperf.testing.instrument import running_instrument
 
     pytester.path.joinpath("llmperf.toml").write_text(perf_toml(levels="1, 2", requests=12))
     with running_instrument() as inst:
@@ -470,7 +470,7 @@ def test_live_progress_line_keeps_pytest_output_intact(
 def test_client_bound_run_fails_as_such(pytester: pytest.Pytester) -> None:
     """A run whose client could not be trusted fails, blaming the measurement, not the server
     (forced here with an impossible event-loop-lag limit)."""
-    from pytest_llmperf.instrument import running_instrument
+    from pytest_llmperf.testing.instrument import running_instrument
 
     strict = "[client]\nloop_lag_p99_ms = 0.001\n"
     pytester.path.joinpath("llmperf.toml").write_text(
@@ -560,7 +560,7 @@ def test_server_killed_mid_run_fails_with_root_cause(pytester: pytest.Pytester) 
 def test_external_server_dying_mid_run_is_named(pytester: pytest.Pytester) -> None:
     """A server this session did not launch (here the scripted instrument, which exits on its
     first request) is reported as gone, with the failures counted, not as a slow server."""
-    from pytest_llmperf.instrument import running_instrument
+    from pytest_llmperf.testing.instrument import running_instrument
 
     pytester.path.joinpath("llmperf.toml").write_text(perf_toml(levels="2", requests=8))
     with running_instrument() as inst:
@@ -583,12 +583,12 @@ def test_marker_tests_stop_their_server_after_the_last_one(pytester: pytest.Pyte
     """A server used only by hand-written tests is released right after the last test that
     needs its model, not at session end (here against the scripted instrument, with
     ``PerfEngine.release`` recorded)."""
-    from pytest_llmperf.instrument import running_instrument
+    from pytest_llmperf.testing.instrument import running_instrument
 
     pytester.path.joinpath("llmperf.toml").write_text(perf_toml(levels="1", requests=2))
     pytester.makeconftest(
         """
-        import pytest_llmperf.engine as engine
+        import pytest_llmperf.session.engine as engine
 
         events = []
         _release = engine.PerfEngine.release

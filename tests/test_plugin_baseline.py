@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from test_plugin import LENIENT_CLIENT, against, out, run
 
-from pytest_llmperf.engine import EXTERNAL_ARGV
+from pytest_llmperf.session.engine import EXTERNAL_ARGV
 
 CASE = "dense-gqa-text-c4"
 MARKER_TEST = """

@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 from pytest_llmperf.config import Gates
-from pytest_llmperf.gates import evaluate_gates
-from pytest_llmperf.report import (
+from pytest_llmperf.report.outputs import (
     CaseResult,
     benchmark_document,
     read_results,
@@ -32,6 +31,7 @@ from pytest_llmperf.report import (
     write_report,
     write_results,
 )
+from pytest_llmperf.verdicts.gates import evaluate_gates
 
 jsonschema = pytest.importorskip("jsonschema", reason="pip install jsonschema (test dependency)")
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from pytest_llmperf.saturation import (
+from pytest_llmperf.verdicts.saturation import (
     LevelPoint,
     classify_levels,
     classify_series,

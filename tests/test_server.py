@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmperf.server import ServerError, VLLMServer, find_root_cause
-from pytest_llmperf.tiny_models import build_tiny_model
+from pytest_llmperf.server.process import ServerError, VLLMServer, find_root_cause
+from pytest_llmperf.server.tiny_models import build_tiny_model
 
 pytestmark = pytest.mark.vllm
 
@@ -147,7 +147,7 @@ def test_root_cause_prefers_the_engine_error_over_the_wrapper() -> None:
 
 INNER_SESSION = """
 import os, signal, pytest
-from pytest_llmperf.server import VLLMServer
+from pytest_llmperf.server.process import VLLMServer
 
 def test_starts_then_fails(tmp_path):
     s = VLLMServer({model!r}, args={args!r}, env={env!r},

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from pytest_llmperf.atomic import read_jsonl
-from pytest_llmperf.loadgen import LoadSpec, run_load
-from pytest_llmperf.workload import Workload
+from pytest_llmperf.core.atomic import read_jsonl
+from pytest_llmperf.loadgen.run import LoadSpec, run_load
+from pytest_llmperf.workload.prompts import Workload
 
 CONCURRENCY = 1000
 SOAK = Workload("soak", input_tokens=32, output_tokens=8)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmperf.architectures import detect
-from pytest_llmperf.tiny_models import ARCHS, build_tiny_model
+from pytest_llmperf.plan.architectures import detect
+from pytest_llmperf.server.tiny_models import ARCHS, build_tiny_model
 
 
 def _digest(folder: Path) -> str:

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image
 
-from pytest_llmperf.instrument import Instrument
-from pytest_llmperf.workload import (
+from pytest_llmperf.testing.instrument import Instrument
+from pytest_llmperf.workload.prompts import (
     _WORDS,
     WORKLOADS,
     PromptLengthError,
@@ -65,7 +65,7 @@ def test_invalid_workloads_are_rejected(kwargs: dict, match: str) -> None:
 
 
 def _count(inst: Instrument, body: dict) -> int:
-    from pytest_llmperf.instrument import prompt_tokens
+    from pytest_llmperf.testing.instrument import prompt_tokens
 
     return len(prompt_tokens(body))
 

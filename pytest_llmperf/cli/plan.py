@@ -15,9 +15,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import TextIO
 
-from .architectures import detect
-from .launch_plan import LaunchPlan, PlanError, PlanOverrides, make_plan
-from .profiles import PROFILES, Profile
+from pytest_llmperf.plan.architectures import detect
+from pytest_llmperf.plan.launch_plan import LaunchPlan, PlanError, PlanOverrides, make_plan
+from pytest_llmperf.plan.profiles import PROFILES, Profile
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,7 +153,7 @@ def _default_gpus(
 def _detect_platform() -> tuple[str, int | None]:
     """The platform and device count here; CPU when the detector is not available."""
     try:
-        from .platforms import detect_accelerators
+        from pytest_llmperf.plan.platforms import detect_accelerators
     except ImportError:
         return "cpu", None
     found = detect_accelerators()

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from pytest_llmperf import __version__
-from pytest_llmperf.atomic import write_json_atomic, write_text_atomic
-from pytest_llmperf.gates import GateResult, case_passed
-from pytest_llmperf.saturation import (
+from pytest_llmperf.core.atomic import write_json_atomic, write_text_atomic
+from pytest_llmperf.verdicts.gates import GateResult, case_passed
+from pytest_llmperf.verdicts.saturation import (
     LevelStatus,
     MetricStats,
     SaturationResult,
@@ -209,7 +209,7 @@ def results_document(
     started: datetime | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The ``results.json`` document (schema: ``data/report.schema.json``).
+    """The ``results.json`` document (schema: ``report/report.schema.json``).
 
     ``complete`` is false while the session runs, so a reader of a file left by an interrupted
     session knows it holds only the cases measured so far. ``started`` is the session start
@@ -312,7 +312,7 @@ def schema() -> dict[str, Any]:
     """The JSON Schema of ``results.json``, shipped as package data."""
     from importlib.resources import files
 
-    text = files("pytest_llmperf").joinpath("data/report.schema.json").read_text("utf-8")
+    text = files("pytest_llmperf.report").joinpath("report.schema.json").read_text("utf-8")
     return json.loads(text)
 
 

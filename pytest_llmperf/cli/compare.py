@@ -12,9 +12,9 @@ import math
 import sys
 from collections.abc import Sequence
 
-from pytest_llmperf.baseline import BaselineError, compare, load
-from pytest_llmperf.compare import DEFAULT_TOLERANCE, Outcome, format_table
-from pytest_llmperf.fingerprint import FIELDS
+from pytest_llmperf.verdicts.baseline import BaselineError, compare, load
+from pytest_llmperf.verdicts.compare import DEFAULT_TOLERANCE, Outcome, format_table
+from pytest_llmperf.verdicts.fingerprint import FIELDS
 
 
 class _UsageError(Exception):

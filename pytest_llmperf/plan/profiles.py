@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from .architectures import Architecture, from_config
-from .launch_plan import LaunchPlan, PlanOverrides, make_plan
+from pytest_llmperf.plan.architectures import Architecture, from_config
+from pytest_llmperf.plan.launch_plan import LaunchPlan, PlanOverrides, make_plan
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
-from pytest_llmperf.endpoint import Endpoint
+from pytest_llmperf.core.endpoint import Endpoint
 
 FAULTS: Final[tuple[str, ...]] = (
     "http_400",
@@ -306,7 +306,7 @@ class Instrument:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self, timeout_s: float = 30.0) -> Instrument:
-        cmd = [sys.executable, "-m", "pytest_llmperf.instrument", "0"]
+        cmd = [sys.executable, "-m", "pytest_llmperf.testing.instrument", "0"]
         if not self.metrics:
             cmd.append("--no-metrics")
         self._proc = subprocess.Popen(

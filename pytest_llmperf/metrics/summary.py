@@ -19,7 +19,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
-from pytest_llmperf.records import RequestRecord
+from pytest_llmperf.core.records import RequestRecord
 
 LATENCIES: Final[tuple[str, ...]] = ("ttft", "tpot", "itl", "ichunk", "e2el")
 STATS: Final[tuple[str, ...]] = ("mean", "median", "std", "p50", "p90", "p95", "p99", "p99_9")

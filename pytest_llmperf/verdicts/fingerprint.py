@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from pytest_llmperf import __version__
-from pytest_llmperf.atomic import write_json_atomic
-from pytest_llmperf.platforms import Accelerators, detect_accelerators
+from pytest_llmperf.core.atomic import write_json_atomic
+from pytest_llmperf.plan.platforms import Accelerators, detect_accelerators
 
 SECRET_ENV: Final[re.Pattern[str]] = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|CREDENTIAL", re.I)
 REDACTED: Final[str] = "<redacted>"

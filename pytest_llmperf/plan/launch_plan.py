@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.version import Version
 
-from . import rules
-from .architectures import Architecture
+from pytest_llmperf.plan import rules
+from pytest_llmperf.plan.architectures import Architecture
 
 if TYPE_CHECKING:
-    from .profiles import Profile
+    from pytest_llmperf.plan.profiles import Profile
 
 DEFAULT_LAUNCHER: tuple[str, ...] = ("python", "-m", "vllm.entrypoints.openai.api_server")
 
@@ -270,7 +270,7 @@ def make_plan(
 def _resolve_profile(profile: Profile | str | None) -> Profile | None:
     if profile is None or not isinstance(profile, str):
         return profile
-    from .profiles import get_profile
+    from pytest_llmperf.plan.profiles import get_profile
 
     try:
         return get_profile(profile)

@@ -22,8 +22,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from pytest_llmperf.atomic import write_json_atomic
-from pytest_llmperf.baseline import (
+from pytest_llmperf.core.atomic import write_json_atomic
+from pytest_llmperf.plan.platforms import Accelerators
+from pytest_llmperf.verdicts.baseline import (
     CASE_FIELDS,
     Baseline,
     BaselineError,
@@ -35,15 +36,14 @@ from pytest_llmperf.baseline import (
     metric_direction,
     save_run,
 )
-from pytest_llmperf.compare import (
+from pytest_llmperf.verdicts.compare import (
     DEFAULT_TOLERANCE,
     CaseComparison,
     Outcome,
     Verdict,
     format_table,
 )
-from pytest_llmperf.fingerprint import FIELDS, Fingerprint, gather
-from pytest_llmperf.platforms import Accelerators
+from pytest_llmperf.verdicts.fingerprint import FIELDS, Fingerprint, gather
 
 KEY_METRICS: Final[tuple[str, ...]] = (
     "total_token_throughput",

@@ -20,7 +20,7 @@ from typing import Any, Final, Literal
 
 import aiohttp
 
-from pytest_llmperf.endpoint import Endpoint
+from pytest_llmperf.core.endpoint import Endpoint
 
 _WORDS: Final[tuple[str, ...]] = tuple(
     """the of and to in is was for on that with as by at from his her an were are which this be

@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
-from pytest_llmperf.atomic import write_json_atomic
-from pytest_llmperf.fingerprint import FIELDS, Fingerprint, diff
+from pytest_llmperf.core.atomic import write_json_atomic
+from pytest_llmperf.verdicts.fingerprint import FIELDS, Fingerprint, diff
 
 if TYPE_CHECKING:
-    from pytest_llmperf.compare import CaseComparison, Correction, Direction, Verdict
+    from pytest_llmperf.verdicts.compare import CaseComparison, Correction, Direction, Verdict
 
 SCHEMA_VERSION: Final[int] = 1
 CASE_FIELDS: Final[tuple[str, ...]] = (
@@ -400,7 +400,7 @@ def comparisons(
     """What ``compare`` tests, before any test: a ``CaseComparison`` per (case, metric) of the
     current run that can be compared, a NOT COMPARABLE ``Verdict`` (with the reason) for one
     that cannot. A session collects these across cases and corrects them together."""
-    from pytest_llmperf.compare import DEFAULT_TOLERANCE, CaseComparison, not_comparable
+    from pytest_llmperf.verdicts.compare import DEFAULT_TOLERANCE, CaseComparison, not_comparable
 
     tol = dict(tolerances or {})
     wanted = None if metrics is None else frozenset(metrics)
@@ -453,7 +453,7 @@ def judge(
 ) -> list[Verdict]:
     """Test the ``CaseComparison`` items together (one correction across all of them) and keep
     the ready verdicts, in the given order."""
-    from pytest_llmperf.compare import CaseComparison, compare_session
+    from pytest_llmperf.verdicts.compare import CaseComparison, compare_session
 
     todo = [c for c in items if isinstance(c, CaseComparison)]
     done = iter(compare_session(todo, alpha, correction, family_size=family_size))

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, NamedTuple, Protocol
 
-from pytest_llmperf.baseline import metric_direction
-from pytest_llmperf.compare import (
+from pytest_llmperf.verdicts.baseline import metric_direction
+from pytest_llmperf.verdicts.compare import (
     DEFAULT_TOLERANCE,
     CaseComparison,
     Outcome,
@@ -280,8 +280,8 @@ def run_ab(
     ``levels`` default to the case's concurrency; ``requests`` to ``max(case.requests, level)``.
     A server that dies raises ``server.ServerError`` from its liveness check.
     """
-    from pytest_llmperf.engine import to_load_workload
-    from pytest_llmperf.loadgen import HealthThresholds, LoadSpec, run_load
+    from pytest_llmperf.loadgen.run import HealthThresholds, LoadSpec, run_load
+    from pytest_llmperf.session.engine import to_load_workload
 
     if variant_a.name == variant_b.name:
         raise ValueError(

@@ -19,12 +19,23 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .config import ModelSpec, PerfCase, PerfConfig, WorkloadRef
-from .endpoint import Endpoint
-from .gates import evaluate_gates, gate_failure_message, gate_metrics, key_numbers_line
-from .report import CaseResult, write_report, write_results
-from .server import DEFAULT_LAUNCHER, ServerError, ServerPool, ServerSpec, VLLMServer
+from pytest_llmperf import __version__
+from pytest_llmperf.config import ModelSpec, PerfCase, PerfConfig, WorkloadRef
+from pytest_llmperf.core.endpoint import Endpoint
+from pytest_llmperf.report.outputs import CaseResult, write_report, write_results
+from pytest_llmperf.server.process import (
+    DEFAULT_LAUNCHER,
+    ServerError,
+    ServerPool,
+    ServerSpec,
+    VLLMServer,
+)
+from pytest_llmperf.verdicts.gates import (
+    evaluate_gates,
+    gate_failure_message,
+    gate_metrics,
+    key_numbers_line,
+)
 
 ProgressFn = Callable[[str], None]
 
@@ -134,7 +145,7 @@ def installed_vllm_version() -> str | None:
 
 def to_load_workload(ref: WorkloadRef) -> Any:
     """The load generator's ``Workload`` for a configured workload."""
-    from .workload import Workload
+    from pytest_llmperf.workload.prompts import Workload
 
     return Workload(
         ref.name,
@@ -170,7 +181,7 @@ class PerfEngine:
     # -- where things run -------------------------------------------------------------------
     def accelerators(self) -> Any:
         if self._accel is None:
-            from .platforms import detect_accelerators
+            from pytest_llmperf.plan.platforms import detect_accelerators
 
             self._accel = detect_accelerators()
         return self._accel
@@ -196,8 +207,8 @@ class PerfEngine:
             resolved = ResolvedModel(spec=spec, server=None)
             self._resolved[spec.name] = resolved
             return resolved
-        from .architectures import detect
-        from .launch_plan import PlanError, PlanOverrides, make_plan
+        from pytest_llmperf.plan.architectures import detect
+        from pytest_llmperf.plan.launch_plan import PlanError, PlanOverrides, make_plan
 
         workloads = (*self.config.workloads_for(spec), *self._expected.get(spec.name, ()))
         images = max((w.images_per_request for w in workloads), default=0)
@@ -208,12 +219,12 @@ class PerfEngine:
         gpus = self.options.gpus if self.options.gpus is not None else self.accelerators().count
         profile = None
         if spec.tiny is not None:
-            from .tiny_models import build_tiny_model
+            from pytest_llmperf.server.tiny_models import build_tiny_model
 
             model_path = str(build_tiny_model(spec.tiny))
             arch = detect(model_path, name=spec.name)
         elif spec.profile is not None:
-            from .profiles import get_profile
+            from pytest_llmperf.plan.profiles import get_profile
 
             profile = get_profile(spec.profile)
             model_path = profile.model
@@ -361,7 +372,7 @@ class PerfEngine:
         The result is appended to results.json before this returns (also when it failed), so
         an interrupted session keeps every finished case.
         """
-        from .loadgen import HealthThresholds, LoadSpec, run_load
+        from pytest_llmperf.loadgen.run import HealthThresholds, LoadSpec, run_load
 
         thresholds = HealthThresholds(**self.client_limits())
         handle = self.server_for(case.model)
@@ -612,7 +623,13 @@ def case_from_marker(
 ) -> PerfCase:
     """A ``PerfCase`` from ``@pytest.mark.llmperf(...)`` arguments, using the config's models
     and workloads (or a tiny model / preset by name), so marker tests share the matrix engine."""
-    from .config import PRESETS, ConfigError, Gates, ModelSpec, WorkloadRef
+    from pytest_llmperf.config import (
+        PRESETS,
+        ConfigError,
+        Gates,
+        ModelSpec,
+        WorkloadRef,
+    )
 
     known = {
         "model",
@@ -640,7 +657,7 @@ def case_from_marker(
     try:
         model = config.model(model_name)
     except KeyError:
-        from .tiny_models import ARCHS
+        from pytest_llmperf.server.tiny_models import ARCHS
 
         if model_name not in ARCHS:
             names = [m.name for m in config.models] + list(ARCHS)

@@ -15,7 +15,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from .architectures import Architecture
+from pytest_llmperf.plan.architectures import Architecture
 
 PLATFORMS = frozenset({"cpu", "cuda", "rocm"})
 GPU_PLATFORMS = frozenset({"cuda", "rocm"})

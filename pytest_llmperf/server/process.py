@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .endpoint import Endpoint
+from pytest_llmperf.core.endpoint import Endpoint
 
 DEFAULT_LAUNCHER: tuple[str, ...] = (sys.executable, "-m", "vllm.entrypoints.openai.api_server")
 DYING_WAIT_S = 15.0  # how long a server that stopped listening gets to exit on its own

@@ -38,11 +38,11 @@ from typing import Any, Final, Literal
 import aiohttp
 import numpy as np
 
-from pytest_llmperf.atomic import JsonlWriter
-from pytest_llmperf.endpoint import Endpoint
-from pytest_llmperf.metrics import RunSummary, summarize
-from pytest_llmperf.records import ErrorKind, RequestRecord
-from pytest_llmperf.workload import PreparedRequest, Workload, prepare_requests
+from pytest_llmperf.core.atomic import JsonlWriter
+from pytest_llmperf.core.endpoint import Endpoint
+from pytest_llmperf.core.records import ErrorKind, RequestRecord
+from pytest_llmperf.metrics.summary import RunSummary, summarize
+from pytest_llmperf.workload.prompts import PreparedRequest, Workload, prepare_requests
 
 MULTIPLIERS: Final[dict[str, float]] = {"quick": 0.5, "default": 1.0, "thorough": 3.0}
 READ_BUFSIZE: Final[int] = 4 * 1024 * 1024

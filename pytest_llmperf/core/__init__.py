@@ -1,0 +1,1 @@
+"""Records and small utilities every stage shares (endpoint, request records, atomic files)."""

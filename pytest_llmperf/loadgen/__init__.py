@@ -1,0 +1,1 @@
+"""Stage 4, the load generator: the measured hot path and the run orchestration."""

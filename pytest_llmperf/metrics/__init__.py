@@ -1,0 +1,1 @@
+"""Stage 5, metrics: per-run statistics from request records (pure)."""

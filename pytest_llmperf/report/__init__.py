@@ -1,0 +1,1 @@
+"""Outputs: results.json, plots, HTML, benchmark.json, terminal lines."""

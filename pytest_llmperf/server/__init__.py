@@ -1,0 +1,1 @@
+"""Stage 2, the server: launching and stopping vLLM processes; tiny local models."""

@@ -1,0 +1,1 @@
+"""Orchestration: the engine that runs a matrix, A/B, baseline sessions."""

@@ -1,0 +1,1 @@
+"""Test instruments (a scripted OpenAI-compatible server with known timings)."""

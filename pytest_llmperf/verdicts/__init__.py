@@ -1,0 +1,1 @@
+"""Stage 6, verdicts: gates, saturation, baselines, fingerprints and comparison."""
