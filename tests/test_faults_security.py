@@ -233,7 +233,7 @@ def test_nothing_in_the_package_executes_or_unpickles_data() -> None:
                 ):
                     offenders.append(f"{where} calls {f.value.id}.{f.attr}()")
     assert not offenders, offenders
-    assert "import tomllib" in (PACKAGE / "config" / "loader.py").read_text()
+    assert "import tomllib" in (PACKAGE / "config" / "files.py").read_text()
     assert "import json" in (PACKAGE / "verdicts" / "baseline.py").read_text()
 
 

@@ -1,0 +1,418 @@
+"""Parsing: a config document (a dict) into a ``PerfConfig``. Pure: no files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Final
+
+from pytest_llmperf.config.defaults import DEFAULT_GATES, DEFAULT_MODELS, DEFAULT_WORKLOADS
+from pytest_llmperf.config.records import (
+    _SELECTOR_KEYS,
+    CLIENT_KEYS,
+    GATE_KEYS,
+    PRESETS,
+    ClientLimits,
+    GateRule,
+    ModelSpec,
+    PerfConfig,
+    WorkloadRef,
+    _can_serve,
+)
+from pytest_llmperf.config.validate import (
+    KeyPath,
+    _choice,
+    _int,
+    _kind,
+    _levels,
+    _list,
+    _multiplier,
+    _name,
+    _number,
+    _str,
+    _str_list,
+    _table,
+)
+from pytest_llmperf.config.vocab import (
+    _MAX_CONCURRENCY,
+    _MAX_IMAGES,
+    _MAX_REQUESTS,
+    _MAX_RUNS,
+    _MAX_TOKENS,
+    ENDPOINTS,
+    STUDY_PROFILES,
+    TINY_ARCHS,
+)
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------------
+
+_TOP_KEYS: Final[tuple[str, ...]] = (
+    "models",
+    "workloads",
+    "concurrency",
+    "runs",
+    "multiplier",
+    "min_requests",
+    "requests_per_level",
+    "warmup_requests",
+    "report_dir",
+    "baseline_dir",
+    "gates",
+    "client",
+)
+_MODEL_KEYS: Final[tuple[str, ...]] = (
+    "name",
+    "tiny",
+    "profile",
+    "path",
+    "extra_args",
+    "env",
+    "launch_prefix",
+    "max_num_seqs",
+    "workloads",
+    "concurrency",
+)
+_WORKLOAD_KEYS: Final[tuple[str, ...]] = (
+    "name",
+    "preset",
+    "input_tokens",
+    "output_tokens",
+    "images_per_request",
+    "endpoint",
+)
+
+
+def _parse_workload(value: object, at: KeyPath) -> WorkloadRef:
+    if isinstance(value, str):
+        return WorkloadRef.from_preset(_choice(value, at, tuple(PRESETS), what="workload preset"))
+    t = _table(value, at, _WORKLOAD_KEYS)
+    if "name" not in t and "preset" not in t:
+        at.fail("a workload needs a name", f"set name = one of {', '.join(PRESETS)}")
+    if "preset" in t:
+        preset = _choice(t["preset"], at.key("preset"), tuple(PRESETS), what="workload preset")
+        name = _name(t.get("name", preset), at.key("name"), what="workload name")
+    else:
+        preset = _choice(t["name"], at.key("name"), tuple(PRESETS), what="workload preset")
+        name = preset
+    ints: dict[str, int | None] = {}
+    for key, minimum, maximum in (
+        ("input_tokens", 1, _MAX_TOKENS),
+        ("output_tokens", 1, _MAX_TOKENS),
+        ("images_per_request", 0, _MAX_IMAGES),
+    ):
+        ints[key] = (
+            _int(t[key], at.key(key), minimum=minimum, maximum=maximum, what=key.replace("_", " "))
+            if key in t
+            else None
+        )
+    endpoint = (
+        _choice(t["endpoint"], at.key("endpoint"), ENDPOINTS, what="endpoint")
+        if "endpoint" in t
+        else None
+    )
+    w = WorkloadRef.from_preset(
+        preset,
+        name=name,
+        input_tokens=ints["input_tokens"],
+        output_tokens=ints["output_tokens"],
+        images_per_request=ints["images_per_request"],
+        endpoint=endpoint,  # type: ignore[arg-type]
+    )
+    if w.images_per_request and w.endpoint != "chat":
+        at.fail(
+            "images need the chat endpoint (completions cannot carry images)",
+            'set endpoint = "chat" or images_per_request = 0',
+        )
+    return w
+
+
+def _parse_model(value: object, at: KeyPath) -> ModelSpec:
+    if isinstance(value, str):
+        if value in TINY_ARCHS:
+            return ModelSpec(name=value, tiny=value)
+        if value in STUDY_PROFILES:
+            return ModelSpec(name=value, profile=value)
+        _choice(value, at, (*TINY_ARCHS, *STUDY_PROFILES), what="model")
+    t = _table(value, at, _MODEL_KEYS)
+    sources = [k for k in ("tiny", "profile", "path") if k in t]
+    if len(sources) != 1:
+        at.fail(
+            f"a model needs exactly one of tiny, profile or path (got {len(sources)})",
+            f'e.g. tiny = "dense-gqa", profile = "deepseek-v3.2" or path = "/models/x"; '
+            f"tiny is one of {', '.join(TINY_ARCHS)}, profile one of {', '.join(STUDY_PROFILES)}",
+        )
+    src = sources[0]
+    tiny = profile = path = None
+    if src == "tiny":
+        tiny = _choice(t["tiny"], at.key("tiny"), TINY_ARCHS, what="tiny architecture")
+    elif src == "profile":
+        profile = _choice(t["profile"], at.key("profile"), STUDY_PROFILES, what="study profile")
+    else:
+        path = _str(t["path"], at.key("path"), what="a model directory")
+    if "name" in t:
+        name = _name(t["name"], at.key("name"), what="model name")
+    elif path is None:
+        name = tiny or profile or ""
+    else:
+        at.key("name").fail(
+            "a model loaded from a path needs a name", 'add name = "my-model" (used in test ids)'
+        )
+    env: dict[str, str] = {}
+    if "env" in t:
+        env_at = at.key("env")
+        env_t = t["env"]
+        if not isinstance(env_t, Mapping):
+            env_at.fail(f"expected a table, got {_kind(env_t)}", 'write env = { NAME = "value" }')
+        for k, v in env_t.items():
+            if not isinstance(k, str) or not k or not isinstance(v, str):
+                env_at.key(str(k)).fail(
+                    f"environment values must be strings, got {_kind(v)} {v!r}",
+                    'quote the value, e.g. VLLM_CPU_KVCACHE_SPACE = "4"',
+                )
+            env[k] = v
+    return ModelSpec(
+        name=name,
+        tiny=tiny,
+        profile=profile,
+        path=path,
+        extra_args=(
+            _str_list(t["extra_args"], at.key("extra_args"), what="arguments")
+            if "extra_args" in t
+            else ()
+        ),
+        env=env,
+        launch_prefix=(
+            _str_list(t["launch_prefix"], at.key("launch_prefix"), what="arguments")
+            if "launch_prefix" in t
+            else ()
+        ),
+        max_num_seqs=(
+            _int(
+                t["max_num_seqs"],
+                at.key("max_num_seqs"),
+                minimum=1,
+                maximum=_MAX_CONCURRENCY,
+                what="max_num_seqs",
+            )
+            if "max_num_seqs" in t
+            else None
+        ),
+        workloads=(
+            _str_list(t["workloads"], at.key("workloads"), what="workload names")
+            if "workloads" in t
+            else None
+        ),
+        concurrency=_levels(t["concurrency"], at.key("concurrency"))
+        if "concurrency" in t
+        else None,
+    )
+
+
+def _parse_gate_rule(value: object, at: KeyPath) -> GateRule:
+    t = _table(value, at, (*_SELECTOR_KEYS, *GATE_KEYS))
+    limits: list[tuple[str, float]] = []
+    for key in GATE_KEYS:
+        if key not in t:
+            continue
+        if key == "success_rate_min":
+            x = _number(t[key], at.key(key), minimum=0.0, maximum=1.0, what="a success fraction")
+        elif key.endswith("_min"):
+            x = _number(t[key], at.key(key), minimum=0.0, maximum=1e12, what="a throughput floor")
+        else:
+            x = _number(
+                t[key],
+                at.key(key),
+                minimum=0.0,
+                maximum=1e12,
+                what="a latency ceiling",
+                open_min=True,
+            )
+        limits.append((key, x))
+    return GateRule(
+        limits=tuple(limits),
+        model=_name(t["model"], at.key("model"), what="model name") if "model" in t else None,
+        workload=(
+            _name(t["workload"], at.key("workload"), what="workload name")
+            if "workload" in t
+            else None
+        ),
+        concurrency=_levels(t["concurrency"], at.key("concurrency"))
+        if "concurrency" in t
+        else None,
+    )
+
+
+def _parse_client(value: object, at: KeyPath) -> ClientLimits:
+    t = _table(value, at, CLIENT_KEYS)
+    out: dict[str, float] = {}
+    for key in CLIENT_KEYS:
+        if key in t:
+            if key == "cpu_fraction":
+                out[key] = _number(
+                    t[key],
+                    at.key(key),
+                    minimum=0.0,
+                    maximum=1.0,
+                    what="a fraction of one core",
+                    open_min=True,
+                )
+            else:
+                out[key] = _number(
+                    t[key],
+                    at.key(key),
+                    minimum=0.0,
+                    maximum=1e6,
+                    what="a lag in ms",
+                    open_min=True,
+                )
+    return ClientLimits(**out)
+
+
+def _requests_table(value: object, at: KeyPath) -> tuple[tuple[int, int], ...]:
+    if not isinstance(value, Mapping):
+        at.fail(
+            f"expected a table of concurrency -> requests, got {_kind(value)}",
+            'write requests_per_level = { "1" = 20, "1000" = 1000 }',
+        )
+    out: dict[int, int] = {}
+    for k, v in value.items():
+        kat = at.key(str(k))
+        try:
+            c = int(k) if isinstance(k, str | int) and not isinstance(k, bool) else None
+        except ValueError:
+            c = None
+        if c is None or not 1 <= c <= _MAX_CONCURRENCY:
+            kat.fail("keys must be concurrency levels", 'use quoted integers, e.g. "500" = 1000')
+        out[c] = _int(v, kat, minimum=1, maximum=_MAX_REQUESTS, what="a request count")
+        if out[c] < c:
+            kat.fail(
+                f"{out[c]} requests never reach {c} concurrent users",
+                f"use at least {c} requests for this level",
+            )
+    return tuple(sorted(out.items()))
+
+
+def _path(value: object, at: KeyPath) -> Path:
+    return Path(_str(value, at, what="a folder path"))
+
+
+def parse_config(
+    data: Mapping[str, Any], *, source: str = "<config>", prefix: str = ""
+) -> PerfConfig:
+    """Validate a decoded TOML document into a ``PerfConfig``. ``prefix`` is the key path of
+    ``data`` in its file (``tool.llmperf`` in pyproject.toml), so errors point at the line."""
+    root = KeyPath(source, prefix)
+    t = _table(data, root, _TOP_KEYS)
+
+    if "models" in t:
+        mat = root.key("models")
+        items = _list(t["models"], mat, what="models")
+        if not items:
+            mat.fail("no models given", 'add at least one, e.g. models = ["dense-gqa"]')
+        models = tuple(_parse_model(v, mat.index(i)) for i, v in enumerate(items))
+    else:
+        models = DEFAULT_MODELS
+    _unique([m.name for m in models], root.key("models"), what="model name")
+
+    if "workloads" in t:
+        wat = root.key("workloads")
+        items = _list(t["workloads"], wat, what="workloads")
+        if not items:
+            wat.fail("no workloads given", 'add at least one, e.g. workloads = ["text"]')
+        workloads = tuple(_parse_workload(v, wat.index(i)) for i, v in enumerate(items))
+    else:
+        workloads = (
+            DEFAULT_WORKLOADS
+            if "models" not in t
+            else tuple(WorkloadRef.from_preset(p) for p in ("text", "vision"))
+        )
+    _unique([w.name for w in workloads], root.key("workloads"), what="workload name")
+
+    cfg = PerfConfig(models=models, workloads=workloads, source=source)
+    updates: dict[str, Any] = {}
+    if "concurrency" in t:
+        updates["concurrency"] = _levels(t["concurrency"], root.key("concurrency"))
+    if "runs" in t:
+        updates["runs"] = _int(
+            t["runs"], root.key("runs"), minimum=1, maximum=_MAX_RUNS, what="runs per level"
+        )
+    if "multiplier" in t:
+        updates["multiplier"] = _multiplier(t["multiplier"], root.key("multiplier"))
+    if "min_requests" in t:
+        updates["min_requests"] = _int(
+            t["min_requests"],
+            root.key("min_requests"),
+            minimum=1,
+            maximum=_MAX_REQUESTS,
+            what="minimum requests per level",
+        )
+    if "requests_per_level" in t:
+        updates["requests_per_level"] = _requests_table(
+            t["requests_per_level"], root.key("requests_per_level")
+        )
+    if "warmup_requests" in t:
+        updates["warmup_requests"] = _int(
+            t["warmup_requests"],
+            root.key("warmup_requests"),
+            minimum=0,
+            maximum=_MAX_REQUESTS,
+            what="warm-up requests",
+        )
+    if "report_dir" in t:
+        updates["report_dir"] = _path(t["report_dir"], root.key("report_dir"))
+    if "baseline_dir" in t:
+        updates["baseline_dir"] = _path(t["baseline_dir"], root.key("baseline_dir"))
+    if "gates" in t:
+        gat = root.key("gates")
+        raw = t["gates"]
+        if isinstance(raw, Mapping):
+            updates["gates"] = (_parse_gate_rule(raw, gat),)
+        else:
+            items = _list(raw, gat, what="gate tables")
+            updates["gates"] = tuple(_parse_gate_rule(v, gat.index(i)) for i, v in enumerate(items))
+    elif "models" not in t:
+        updates["gates"] = DEFAULT_GATES
+    if "client" in t:
+        updates["client"] = _parse_client(t["client"], root.key("client"))
+    cfg = replace(cfg, **updates)
+    _check_references(cfg, root, gates_indexed=isinstance(t.get("gates"), list))
+    return cfg
+
+
+def _unique(names: Sequence[str], at: KeyPath, *, what: str) -> None:
+    seen: set[str] = set()
+    for i, n in enumerate(names):
+        if n in seen:
+            at.index(i).fail(f"duplicate {what} {n!r}", "give each entry its own name")
+        seen.add(n)
+
+
+def _check_references(cfg: PerfConfig, root: KeyPath, *, gates_indexed: bool) -> None:
+    """Cross-checks: every named model/workload exists and every model has something to run."""
+    wnames = tuple(w.name for w in cfg.workloads)
+    mnames = tuple(m.name for m in cfg.models)
+    mat = root.key("models")
+    for i, m in enumerate(cfg.models):
+        for j, wn in enumerate(m.workloads or ()):
+            wat = mat.index(i).key("workloads").index(j)
+            _choice(wn, wat, wnames, what="workload")
+            if not _can_serve(m, cfg.workload(wn)):
+                wat.fail(
+                    f"model {m.name!r} cannot take images but workload {wn!r} sends them",
+                    "remove the workload from this model or use a vision model",
+                )
+        if not cfg.workloads_for(m):
+            mat.index(i).fail(
+                f"model {m.name!r} can serve none of the workloads ({', '.join(wnames)})",
+                "add a text workload or set this model's workloads",
+            )
+    gat = root.key("gates")
+    for i, rule in enumerate(cfg.gates):
+        at = gat.index(i) if gates_indexed else gat
+        if rule.model is not None:
+            _choice(rule.model, at.key("model"), mnames, what="model")
+        if rule.workload is not None:
+            _choice(rule.workload, at.key("workload"), wnames, what="workload")

@@ -1,0 +1,286 @@
+"""Config records: models, workloads, gates, client limits, cases and the matrix."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Final, Literal
+
+from pytest_llmperf.config.vocab import (
+    DEFAULT_MIN_REQUESTS,
+    DEFAULT_WARMUP_REQUESTS,
+    STUDY_CONCURRENCY,
+    VISION_MODELS,
+)
+
+# --------------------------------------------------------------------------------------------
+# Records
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkloadShape:
+    """What each request of a workload looks like."""
+
+    input_tokens: int
+    output_tokens: int
+    images_per_request: int = 0
+    endpoint: Literal["completions", "chat"] = "completions"
+
+
+#: Workload presets from the study: text 500/100, vision 100 + 1 image / 200, the multi-run
+#: 2,048/512, 4K and 8K contexts (512 out, as the multi-run workload), 1,000-token outputs.
+#: Kept equal to ``workload.WORKLOADS``, which this pure module does not import.
+PRESETS: Final[dict[str, WorkloadShape]] = {
+    "text": WorkloadShape(500, 100),
+    "vision": WorkloadShape(100, 200, images_per_request=1, endpoint="chat"),
+    "long-context-2k": WorkloadShape(2048, 512),
+    "long-context-4k": WorkloadShape(4096, 512),
+    "long-context-8k": WorkloadShape(8192, 512),
+    "long-output": WorkloadShape(500, 1000),
+}
+
+
+@dataclass(frozen=True)
+class WorkloadRef:
+    """A workload as configured: a preset with any overrides already applied.
+
+    ``name`` is what case ids show; it equals ``preset`` unless the user named a variant.
+    """
+
+    name: str
+    preset: str
+    input_tokens: int
+    output_tokens: int
+    images_per_request: int
+    endpoint: Literal["completions", "chat"]
+
+    @classmethod
+    def from_preset(
+        cls,
+        preset: str,
+        *,
+        name: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        images_per_request: int | None = None,
+        endpoint: Literal["completions", "chat"] | None = None,
+    ) -> WorkloadRef:
+        base = PRESETS[preset]
+        return cls(
+            name=name or preset,
+            preset=preset,
+            input_tokens=base.input_tokens if input_tokens is None else input_tokens,
+            output_tokens=base.output_tokens if output_tokens is None else output_tokens,
+            images_per_request=(
+                base.images_per_request if images_per_request is None else images_per_request
+            ),
+            endpoint=base.endpoint if endpoint is None else endpoint,
+        )
+
+    @property
+    def shape(self) -> WorkloadShape:
+        return WorkloadShape(
+            self.input_tokens, self.output_tokens, self.images_per_request, self.endpoint
+        )
+
+    @property
+    def needs_vision(self) -> bool:
+        return self.images_per_request > 0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model to serve: exactly one source (``tiny``, ``profile`` or ``path``) plus launch
+    overrides. ``workloads``/``concurrency`` of ``None`` mean "the config-wide ones"."""
+
+    name: str
+    tiny: str | None = None
+    profile: str | None = None
+    path: str | None = None
+    extra_args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict, hash=False)
+    launch_prefix: tuple[str, ...] = ()
+    max_num_seqs: int | None = None
+    workloads: tuple[str, ...] | None = None
+    concurrency: tuple[int, ...] | None = None
+
+    @property
+    def source(self) -> Literal["tiny", "profile", "path"]:
+        if self.tiny is not None:
+            return "tiny"
+        if self.profile is not None:
+            return "profile"
+        return "path"
+
+    @property
+    def vision_capable(self) -> bool | None:
+        """True/False where known; ``None`` for a local path (we cannot tell, so we trust it)."""
+        key = self.tiny or self.profile
+        return None if key is None else key in VISION_MODELS
+
+
+@dataclass(frozen=True)
+class Gates:
+    """Absolute limits for one case. ``None`` means no gate. Field names are the metric name
+    (``RunSummary.metrics()``) plus ``_min`` (a floor) or ``_max`` (a ceiling)."""
+
+    total_token_throughput_min: float | None = None
+    output_throughput_min: float | None = None
+    p99_ttft_ms_max: float | None = None
+    p99_itl_ms_max: float | None = None
+    p99_e2el_ms_max: float | None = None
+    success_rate_min: float = 1.0
+
+
+GATE_KEYS: Final[tuple[str, ...]] = tuple(f.name for f in fields(Gates))
+_SELECTOR_KEYS: Final[tuple[str, ...]] = ("model", "workload", "concurrency")
+
+
+@dataclass(frozen=True)
+class GateRule:
+    """Gate limits that apply to the cases its selectors match (``None`` matches anything).
+
+    When several rules match, the more specific wins (more selectors set); on a tie the later
+    one in the file wins, so a file reads top-down like CSS.
+    """
+
+    limits: tuple[tuple[str, float], ...]
+    model: str | None = None
+    workload: str | None = None
+    concurrency: tuple[int, ...] | None = None
+
+    def matches(self, model: str, workload: str, concurrency: int) -> bool:
+        return (
+            (self.model is None or self.model == model)
+            and (self.workload is None or self.workload == workload)
+            and (self.concurrency is None or concurrency in self.concurrency)
+        )
+
+    @property
+    def specificity(self) -> int:
+        return sum(x is not None for x in (self.model, self.workload, self.concurrency))
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    """When the load generator's own numbers say a run measured the client, not the server
+    (passed to ``loadgen.run_load`` as its health thresholds). ``None`` leaves the choice to
+    the engine: the load generator's default, or a wider lag limit where client and server
+    share CPU cores (``engine.SHARED_CPU_LOOP_LAG_MS``)."""
+
+    loop_lag_p99_ms: float | None = None
+    schedule_lag_p99_ms: float | None = None
+    cpu_fraction: float | None = None
+
+
+CLIENT_KEYS: Final[tuple[str, ...]] = tuple(f.name for f in fields(ClientLimits))
+
+
+@dataclass(frozen=True)
+class PerfCase:
+    """One test: a model serving a workload at one concurrency level, ``runs`` times."""
+
+    model: ModelSpec
+    workload: WorkloadRef
+    concurrency: int
+    requests: int
+    runs: int
+    warmup_requests: int
+    gates: Gates
+
+    @property
+    def id(self) -> str:
+        return case_id(self.model.name, self.workload.name, self.concurrency)
+
+
+@dataclass(frozen=True)
+class PerfConfig:
+    """The whole perf matrix. Relative ``report_dir``/``baseline_dir`` are relative to pytest's
+    rootdir. ``source`` names where it came from, for messages."""
+
+    models: tuple[ModelSpec, ...]
+    workloads: tuple[WorkloadRef, ...]
+    concurrency: tuple[int, ...] = STUDY_CONCURRENCY
+    runs: int = 1
+    multiplier: float = 1.0
+    min_requests: int = DEFAULT_MIN_REQUESTS
+    requests_per_level: tuple[tuple[int, int], ...] = ()
+    warmup_requests: int = DEFAULT_WARMUP_REQUESTS
+    report_dir: Path = Path(".llmperf")
+    baseline_dir: Path = Path("baselines")
+    gates: tuple[GateRule, ...] = ()
+    client: ClientLimits = ClientLimits()
+    source: str = "<built-in>"
+
+    def requests_for(self, concurrency: int) -> int:
+        """Requests one run at ``concurrency`` sends.
+
+        ``ceil(base x multiplier)`` where ``base`` is ``requests_per_level[c]`` if set, else
+        ``max(c, min_requests)``; never fewer than ``c``, because a level with fewer requests
+        than its concurrency never reaches that concurrency and would be mislabelled.
+        """
+        base = dict(self.requests_per_level).get(concurrency, max(concurrency, self.min_requests))
+        return max(concurrency, math.ceil(base * self.multiplier))
+
+    def gates_for(self, model: str, workload: str, concurrency: int) -> Gates:
+        matching = [
+            (rule.specificity, i, rule)
+            for i, rule in enumerate(self.gates)
+            if rule.matches(model, workload, concurrency)
+        ]
+        merged: dict[str, float] = {}
+        for _, _, rule in sorted(matching, key=lambda t: (t[0], t[1])):
+            merged.update(rule.limits)
+        return Gates(**merged)
+
+    def model(self, name: str) -> ModelSpec:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def workload(self, name: str) -> WorkloadRef:
+        for w in self.workloads:
+            if w.name == name:
+                return w
+        raise KeyError(name)
+
+    def workloads_for(self, model: ModelSpec) -> tuple[WorkloadRef, ...]:
+        """The model's own list, else every configured workload it can serve."""
+        if model.workloads is not None:
+            names = set(model.workloads)
+            return tuple(w for w in self.workloads if w.name in names)
+        return tuple(w for w in self.workloads if _can_serve(model, w))
+
+    def cases(self) -> tuple[PerfCase, ...]:
+        """The matrix, in the order it should run: model, then workload, then concurrency
+        ascending (saturation is judged level by level, and one server serves each model)."""
+        out: list[PerfCase] = []
+        for m in self.models:
+            for w in self.workloads_for(m):
+                for c in m.concurrency or self.concurrency:
+                    out.append(
+                        PerfCase(
+                            model=m,
+                            workload=w,
+                            concurrency=c,
+                            requests=self.requests_for(c),
+                            runs=self.runs,
+                            warmup_requests=self.warmup_requests,
+                            gates=self.gates_for(m.name, w.name, c),
+                        )
+                    )
+        return tuple(out)
+
+
+def case_id(model: str, workload: str, concurrency: int) -> str:
+    """The pytest id of a case, e.g. ``dense-gqa-text-c500``; stable across runs and machines,
+    so baselines and ``-k`` expressions keep matching."""
+    return f"{model}-{workload}-c{concurrency}"
+
+
+def _can_serve(model: ModelSpec, workload: WorkloadRef) -> bool:
+    return not workload.needs_vision or model.vision_capable is not False

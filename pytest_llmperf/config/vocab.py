@@ -1,0 +1,54 @@
+"""Config vocabularies (presets, profiles, multipliers), bounds and ``ConfigError``."""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+# --------------------------------------------------------------------------------------------
+# Vocabularies
+# --------------------------------------------------------------------------------------------
+
+#: The study's concurrency levels (saturation sweep plus the low end of the AITER ablation).
+STUDY_CONCURRENCY: Final[tuple[int, ...]] = (1, 5, 10, 25, 50, 100, 150, 200, 300, 500, 750, 1000)
+#: Tiny random-weight CPU models, one per architecture family (see ``tiny_models.ARCHS``).
+TINY_ARCHS: Final[tuple[str, ...]] = ("dense-gqa", "moe-gqa", "moe-mla", "vision")
+#: The study's four models, by profile name; the launch-plan module maps each to its flags.
+STUDY_PROFILES: Final[tuple[str, ...]] = (
+    "deepseek-v3.2",
+    "kimi-k2.5",
+    "llama-3.1-405b",
+    "qwen3-vl-235b",
+)
+#: Models known to accept images; a ``path`` model's ability is unknown, so it is trusted.
+VISION_MODELS: Final[frozenset[str]] = frozenset({"vision", "kimi-k2.5", "qwen3-vl-235b"})
+#: Named request multipliers, as in the study (quick 0.5x, default 1x, thorough 3x).
+MULTIPLIERS: Final[dict[str, float]] = {"quick": 0.5, "default": 1.0, "thorough": 3.0}
+ENDPOINTS: Final[tuple[str, ...]] = ("completions", "chat")
+
+#: Fewest requests a level runs before the multiplier: p99 needs about 100 samples to be more
+#: than "the slowest request".
+DEFAULT_MIN_REQUESTS: Final[int] = 100
+DEFAULT_WARMUP_REQUESTS: Final[int] = 10
+
+# Bounds that catch typos (an extra zero, 1e9) before they become a hung session.
+_MAX_CONCURRENCY = 100_000
+_MAX_RUNS = 1_000
+_MAX_REQUESTS = 10_000_000
+_MAX_TOKENS = 10_000_000
+_MAX_IMAGES = 1_000
+_MAX_MULTIPLIER = 100.0
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class ConfigError(ValueError):
+    """A configuration mistake: where it is (file, key path), what is wrong, and what to do."""
+
+    def __init__(self, source: str, key: str, problem: str, fix: str) -> None:
+        self.source = source
+        self.key = key
+        self.problem = problem
+        self.fix = fix
+        where = f"{source}: {key}" if key else source
+        super().__init__(f"{where}: {problem}. {fix[:1].upper()}{fix[1:]}")
