@@ -14,9 +14,9 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_llmperf.config import PerfCase
-    from pytest_llmperf.report.outputs import CaseResult
     from pytest_llmperf.session.baselines import BaselineSession
     from pytest_llmperf.session.engine import PerfEngine, ServerHandle
+    from pytest_llmperf.verdicts.case_result import CaseResult
 
 SKIP_REASON = "perf test: run with --llmperf to measure (needs a vLLM server)"
 _ENGINE_KEY = pytest.StashKey["PerfEngine"]()
@@ -676,7 +676,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     engine = config.stash.get(_ENGINE_KEY, None)
     if engine is None or not engine.results:
         return
-    from pytest_llmperf.report.outputs import terminal_summary_lines, with_status
+    from pytest_llmperf.report import terminal_summary_lines
+    from pytest_llmperf.verdicts.case_result import with_status
 
     terminalreporter.section("llmperf summary")
     for line in terminal_summary_lines(with_status(engine.results)):

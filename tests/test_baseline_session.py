@@ -15,7 +15,6 @@ import pytest
 
 from pytest_llmperf.config import Gates, ModelSpec, PerfCase, WorkloadRef
 from pytest_llmperf.plan.platforms import Accelerators
-from pytest_llmperf.report.outputs import CaseResult
 from pytest_llmperf.session.baselines import (
     COMPARISON_FILE,
     KEY_METRICS,
@@ -27,6 +26,7 @@ from pytest_llmperf.session.baselines import (
     portable_argv,
 )
 from pytest_llmperf.verdicts.baseline import load
+from pytest_llmperf.verdicts.case_result import CaseResult
 from pytest_llmperf.verdicts.compare import Outcome
 from pytest_llmperf.verdicts.fingerprint import Fingerprint
 

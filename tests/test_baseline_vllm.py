@@ -18,11 +18,11 @@ import pytest
 
 from pytest_llmperf.config import Gates, ModelSpec, PerfCase, WorkloadRef, default_config
 from pytest_llmperf.plan.platforms import Accelerators, detect_accelerators
-from pytest_llmperf.report.outputs import CaseResult
 from pytest_llmperf.server.process import VLLMServer
 from pytest_llmperf.session.ab import ABResult, run_ab
 from pytest_llmperf.session.baselines import BaselineSession
 from pytest_llmperf.session.engine import EngineOptions, PerfEngine
+from pytest_llmperf.verdicts.case_result import CaseResult
 from pytest_llmperf.verdicts.compare import Outcome
 from pytest_llmperf.verdicts.fingerprint import Fingerprint
 

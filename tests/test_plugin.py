@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from pytest_llmperf.report.outputs import schema
+from pytest_llmperf.report import schema
 
 SUBPROCESS_TIMEOUT = 600
 

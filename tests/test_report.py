@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 from pytest_llmperf.config import Gates
-from pytest_llmperf.report.outputs import (
-    CaseResult,
+from pytest_llmperf.report import (
     benchmark_document,
     read_results,
     render_html,
@@ -27,10 +26,10 @@ from pytest_llmperf.report.outputs import (
     schema,
     terminal_summary_lines,
     throughput_png,
-    with_status,
     write_report,
     write_results,
 )
+from pytest_llmperf.verdicts.case_result import CaseResult, with_status
 from pytest_llmperf.verdicts.gates import evaluate_gates
 
 jsonschema = pytest.importorskip("jsonschema", reason="pip install jsonschema (test dependency)")

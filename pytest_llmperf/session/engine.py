@@ -22,7 +22,7 @@ from typing import Any
 from pytest_llmperf import __version__
 from pytest_llmperf.config import ModelSpec, PerfCase, PerfConfig, WorkloadRef
 from pytest_llmperf.core.endpoint import Endpoint
-from pytest_llmperf.report.outputs import CaseResult, write_report, write_results
+from pytest_llmperf.report import write_report, write_results
 from pytest_llmperf.server.process import (
     DEFAULT_LAUNCHER,
     ServerError,
@@ -30,6 +30,7 @@ from pytest_llmperf.server.process import (
     ServerSpec,
     VLLMServer,
 )
+from pytest_llmperf.verdicts.case_result import CaseResult
 from pytest_llmperf.verdicts.gates import (
     evaluate_gates,
     gate_failure_message,

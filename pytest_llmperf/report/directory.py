@@ -1,0 +1,73 @@
+"""Writing the whole report directory in one call."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pytest_llmperf.core.atomic import write_json_atomic, write_text_atomic
+from pytest_llmperf.report.benchmark_json import benchmark_document
+from pytest_llmperf.report.html_page import render_html
+from pytest_llmperf.report.layout import BENCHMARK_FILE, HTML_FILE, LATENCY_PNG, THROUGHPUT_PNG
+from pytest_llmperf.report.plots import latency_png, throughput_png
+from pytest_llmperf.report.results_json import write_results
+from pytest_llmperf.verdicts.case_result import CaseResult
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    results: Path
+    html: Path
+    benchmark: Path
+    plots: tuple[Path, ...]
+
+
+def write_report(
+    report_dir: Path,
+    cases: Sequence[CaseResult],
+    *,
+    environment: Mapping[str, Any],
+    machine_info: Mapping[str, Any] | None = None,
+    commit_info: Mapping[str, Any] | None = None,
+    started: datetime | None = None,
+) -> ReportPaths:
+    """Write everything at session end: final results.json (``complete``), the two PNGs,
+    report.html and benchmark.json."""
+    report_dir = Path(report_dir)
+    results = write_results(
+        report_dir, cases, environment=environment, complete=True, started=started
+    )
+    images = {"Throughput": throughput_png(cases), "Latency": latency_png(cases)}
+    plots = []
+    for fname, png in zip((THROUGHPUT_PNG, LATENCY_PNG), images.values(), strict=True):
+        plots.append(_write_bytes_atomic(report_dir / fname, png))
+    page = write_text_atomic(
+        report_dir / HTML_FILE, render_html(cases, environment=environment, images=images)
+    )
+    bench = write_json_atomic(
+        report_dir / BENCHMARK_FILE,
+        benchmark_document(
+            cases, machine_info=machine_info, commit_info=commit_info, environment=environment
+        ),
+    )
+    return ReportPaths(results, page, bench, tuple(plots))
+
+
+def _write_bytes_atomic(path: Path, data: bytes) -> Path:
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,134 @@
+"""One self-contained ``report.html``: PNGs inlined, no scripts, no network."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from pytest_llmperf import __version__
+from pytest_llmperf.report.layout import STATUS_COLOURS
+from pytest_llmperf.report.results_json import _jsonable
+from pytest_llmperf.verdicts.case_result import CaseResult, saturation_of, with_status
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:24px;color:#222}
+table{border-collapse:collapse;font-size:13px;margin:12px 0}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
+th{background:#eee} td.l,th.l{text-align:left} td{white-space:nowrap} td.gates{white-space:normal}
+tr.gatefail td.gates{color:#a00;font-weight:bold}
+tr.clientbound td{font-style:italic;color:#555}
+img{max-width:100%;border:1px solid #ddd;margin:8px 0}
+.badge{padding:1px 6px;border-radius:3px}
+"""
+
+
+_LEFT: Final[frozenset[str]] = frozenset({"model", "workload", "status", "gates"})
+
+
+def _f(x: float, digits: int = 0) -> str:
+    return "–" if math.isnan(x) else f"{x:,.{digits}f}"
+
+
+def _ms_pair(c: CaseResult, m: str) -> str:
+    return f"{_f(c.mean(f'p50_{m}_ms'), 1)} / {_f(c.mean(f'p99_{m}_ms'), 1)}"
+
+
+def _ci_text(c: CaseResult, metric: str) -> str:
+    st = c.stat(metric)
+    if st is None or math.isnan(st.ci_half_width):
+        return _f(c.mean(metric))
+    return f"{_f(st.mean)} ± {_f(st.ci_half_width)}"
+
+
+def _env_table(env: Mapping[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><th class='l'>{html.escape(str(k))}</th>"
+        f"<td class='l'>{html.escape(json.dumps(_jsonable(v)) if not isinstance(v, str) else v)}"
+        "</td></tr>"
+        for k, v in sorted(env.items())
+    )
+    return f"<table>{rows}</table>" if rows else "<p>(not recorded)</p>"
+
+
+def render_html(
+    cases: Sequence[CaseResult],
+    *,
+    environment: Mapping[str, Any],
+    images: Mapping[str, bytes],
+    title: str = "pytest-llmperf report",
+) -> str:
+    """The whole report as one HTML string: PNGs inlined as data URIs, no scripts, no
+    external files, so it can be attached to a CI run or mailed as is."""
+    cases = with_status(cases)
+    e = html.escape
+    head = ["model", "workload", "c", "runs", "total tok/s (± 95% CI)", "output tok/s",
+            "TTFT p50/p99 ms", "ITL p50/p99 ms", "E2E p50/p99 ms", "success", "errors",
+            "status", "gates"]  # fmt: skip
+    rows = []
+    for c in cases:
+        status = c.status or "–"
+        failed = c.failed_gates
+        if c.client_bound:
+            gates_cell = "client-bound: " + e("; ".join(c.client_reasons) or "client fell behind")
+        elif failed:
+            gates_cell = "FAIL: " + e(", ".join(g.describe().removeprefix("FAIL ") for g in failed))
+        else:
+            gates_cell = f"ok ({len(c.gates)})" if c.gates else "–"
+        errors = ", ".join(f"{k}×{v}" for k, v in sorted(c.errors.items())) or "0"
+        cls = "gatefail" if failed else ""
+        cls += " clientbound" if c.client_bound else ""
+        colour = STATUS_COLOURS.get(status, "#fff")
+        all_gates = e("\n".join(g.describe() for g in c.gates))
+        rows.append(
+            f"<tr class='{cls.strip()}' id='{e(c.case_id)}' title='{e(c.case_id)}'>"
+            f"<td class='l'>{e(c.model)}</td><td class='l'>{e(c.workload)}</td>"
+            f"<td>{c.concurrency}</td><td>{len(c.runs)}</td>"
+            f"<td>{_ci_text(c, 'total_token_throughput')}</td>"
+            f"<td>{_f(c.mean('output_throughput'))}</td>"
+            f"<td>{_ms_pair(c, 'ttft')}</td><td>{_ms_pair(c, 'itl')}</td>"
+            f"<td>{_ms_pair(c, 'e2el')}</td>"
+            f"<td>{_f(c.mean('success_rate') * 100, 1)}%</td><td>{e(errors)}</td>"
+            f"<td class='l' style='background:{colour}'>{e(status)}</td>"
+            f"<td class='l gates' title='{all_gates}'>{gates_cell}</td></tr>"
+        )
+    peaks = []
+    for (model, workload), res in sorted(saturation_of(cases).items()):
+        peak = (
+            f"{_f(res.peak_throughput or math.nan)} tok/s at c={res.peak_concurrency}"
+            if res.peak_concurrency is not None
+            else "no level succeeded"
+        )
+        sat = f"c={res.saturated_at}" if res.saturated_at is not None else "not reached"
+        peaks.append(
+            f"<tr><td class='l'>{e(model)}</td><td class='l'>{e(workload)}</td>"
+            f"<td>{peak}</td><td>{sat}</td></tr>"
+        )
+    imgs = "".join(
+        f"<h2>{e(name)}</h2><img alt='{e(name)}' "
+        f"src='data:image/png;base64,{base64.b64encode(png).decode('ascii')}'>"
+        for name, png in images.items()
+    )
+    n_fail = sum(not c.passed for c in cases)
+    legend = " ".join(
+        f"<span class='badge' style='background:{col}'>{s}</span>"
+        for s, col in STATUS_COLOURS.items()
+    )
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{e(title)}</h1>"
+        f"<p>{len(cases)} cases, {n_fail} failing. Status: {legend}</p>"
+        "<h2>Peaks</h2><table><tr><th class='l'>model</th><th class='l'>workload</th>"
+        "<th>peak total throughput</th><th>saturated from</th></tr>"
+        f"{''.join(peaks)}</table>"
+        f"{imgs}"
+        "<h2>Cases</h2><table><tr>"
+        + "".join(f"<th class='{'l' if h in _LEFT else ''}'>{e(h)}</th>" for h in head)
+        + f"</tr>{''.join(rows)}</table>"
+        f"<h2>Environment</h2>{_env_table(environment)}"
+        f"<p><small>pytest-llmperf {e(__version__)}</small></p></body></html>"
+    )

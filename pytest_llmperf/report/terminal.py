@@ -1,0 +1,70 @@
+"""The terminal summary rows."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from pytest_llmperf.report.html_page import _ci_text, _f, _ms_pair
+from pytest_llmperf.verdicts.case_result import CaseResult, saturation_of, with_status
+
+
+def terminal_summary_lines(cases: Sequence[CaseResult]) -> list[str]:
+    """One row per model/workload/level for pytest's terminal summary; failing gates and
+    client-bound runs are marked with ``!!`` and named, then each series' peak."""
+    if not cases:
+        return ["llmperf: no performance cases ran"]
+    cases = with_status(cases)
+    cols = ("", "model", "workload", "conc", "runs", "total tok/s", "out tok/s",
+            "TTFT p50/p99 ms", "ITL p50/p99 ms", "E2E p50/p99 ms", "success", "status")  # fmt: skip
+    rows: list[tuple[str, ...]] = []
+    notes: list[str] = []
+    for c in sorted(cases, key=lambda c: (c.model, c.workload, c.concurrency)):
+        failed = c.failed_gates
+        mark = "!!" if failed or c.client_bound else ""
+        rows.append(
+            (
+                mark,
+                c.model,
+                c.workload,
+                str(c.concurrency),
+                str(len(c.runs)),
+                _ci_text(c, "total_token_throughput"),
+                _f(c.mean("output_throughput")),
+                _ms_pair(c, "ttft"),
+                _ms_pair(c, "itl"),
+                _ms_pair(c, "e2el"),
+                f"{_f(c.mean('success_rate') * 100, 1)}%",
+                c.status or "-",
+            )
+        )
+        if c.client_bound:
+            why = "; ".join(c.client_reasons) or "the load generator fell behind"
+            notes.append(f"!! {c.case_id}: client-bound measurement ({why})")
+        if failed:
+            notes.append(
+                f"!! {c.case_id}: gate failed: "
+                + "; ".join(g.describe().removeprefix("FAIL ") for g in failed)
+            )
+    widths = [max(len(r[i]) for r in (cols, *rows)) for i in range(len(cols))]
+    left = {1, 2, 11}
+
+    def fmt(r: tuple[str, ...]) -> str:
+        return "  ".join(
+            v.ljust(w) if i in left or i == 0 else v.rjust(w)
+            for i, (v, w) in enumerate(zip(r, widths, strict=True))
+        ).rstrip()
+
+    n_fail = sum(not c.passed for c in cases)
+    lines = [f"llmperf: {len(cases)} cases, {n_fail} failing", fmt(cols)]
+    lines += [fmt(r) for r in rows]
+    for (model, workload), res in sorted(saturation_of(cases).items()):
+        if res.peak_concurrency is None:
+            lines.append(f"{model}/{workload}: no level succeeded")
+            continue
+        sat = f", saturated from c={res.saturated_at}" if res.saturated_at is not None else ""
+        lines.append(
+            f"{model}/{workload}: peak {_f(res.peak_throughput or math.nan)} tok/s "
+            f"at c={res.peak_concurrency}{sat}"
+        )
+    return lines + notes
