@@ -100,8 +100,26 @@ def test_profile_by_name_through_make_plan() -> None:
 def test_cpu_plans_match_what_boots(name: str) -> None:
     p = plan(name, platform="cpu", vllm_version="0.32.0", gpus=0, served_model_name="tiny")
     assert " ".join(p.args) == CPU_BOOTS[name]
-    assert dict(p.env) == {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    assert dict(p.env) == {"VLLM_CPU_KVCACHE_SPACE": "1"}  # "M" is a hub id: left online
     assert "--block-size" not in p.args
+
+
+@pytest.mark.parametrize("platform", ["cpu", "rocm", "cuda"])
+def test_hub_offline_only_for_a_local_model(platform: str) -> None:
+    gpus = 0 if platform == "cpu" else 8
+    local = plan("dense-gqa", platform=platform, gpus=gpus, model="/models/llama")
+    hub = plan("dense-gqa", platform=platform, gpus=gpus, model="meta-llama/Llama-3.1-8B")
+    assert local.env.get("HF_HUB_OFFLINE") == "1"
+    assert "HF_HUB_OFFLINE" not in hub.env
+    assert any(d.rule == "hub-model-online" for d in hub.decisions)
+
+
+def test_ray_executor_refused_on_cpu_and_planned_on_gpus() -> None:
+    with pytest.raises(PlanError, match="cpu-no-ray-executor"):
+        plan("dense-gqa", platform="cpu", gpus=0, vllm_version="0.32.0", executor_backend="ray")
+    p = plan("llama-3.1-405b", platform="rocm", executor_backend="ray")
+    assert flag(p, "--distributed-executor-backend") == "ray"
+    assert flag(p, "--pipeline-parallel-size") is None  # one node: no pipeline stages
 
 
 def test_cpu_kv_cache_is_a_fixed_gib_with_its_reason() -> None:

@@ -44,6 +44,7 @@ from pytest_llmperf.config.vocab import (
     STUDY_PROFILES,
     TINY_ARCHS,
 )
+from pytest_llmperf.server.launchers import LauncherConfig
 
 # --------------------------------------------------------------------------------------------
 # Parsing
@@ -74,7 +75,22 @@ _MODEL_KEYS: Final[tuple[str, ...]] = (
     "max_num_seqs",
     "workloads",
     "concurrency",
+    "launcher",
+    "vllm_version",
+    "platform",
+    "gpus",
+    "nodes",
 )
+#: ``[models.launcher]`` keys, by launcher kind (``kind`` and ``config_path`` go with all).
+_LAUNCHER_KEYS: Final[dict[str, tuple[str, ...]]] = {
+    "local": ("command",),
+    "prefix": ("command",),
+    "docker": ("cli", "image", "network", "volumes", "run_args", "devices", "command"),
+    "podman": ("cli", "image", "rootfs", "network", "volumes", "run_args", "devices", "command"),
+    "slurm": ("cli", "partition", "nodelist", "time_limit", "cpus_per_task", "run_args", "command"),
+    "ray": ("cli", "address", "start_head", "local_workers", "head_port", "num_cpus", "command"),
+}
+_PLATFORMS: Final[tuple[str, ...]] = ("cpu", "cuda", "rocm")
 _WORKLOAD_KEYS: Final[tuple[str, ...]] = (
     "name",
     "preset",
@@ -129,6 +145,80 @@ def _parse_workload(value: object, at: KeyPath) -> WorkloadRef:
     return w
 
 
+def _parse_launcher(value: object, at: KeyPath) -> LauncherConfig:
+    """``[models.launcher]``: ``kind`` and the settings that kind takes (others refused)."""
+    if not isinstance(value, Mapping):
+        at.fail(
+            f"expected a table, got {_kind(value)}", 'write launcher = { kind = "docker", ... }'
+        )
+    if "kind" not in value:
+        at.fail("a launcher needs a kind", f"set kind = one of {', '.join(_LAUNCHER_KEYS)}")
+    kind = _choice(value["kind"], at.key("kind"), tuple(_LAUNCHER_KEYS), what="launcher kind")
+    t = _table(value, at, ("kind", "config_path", *_LAUNCHER_KEYS[kind]))
+    out: dict[str, Any] = {"kind": kind}
+    for key in ("image", "rootfs", "config_path", "partition", "nodelist", "time_limit"):
+        if key in t:
+            out[key] = _str(t[key], at.key(key), what=key.replace("_", " "))
+    if "address" in t:
+        out["address"] = _str(t["address"], at.key("address"), what="a Ray address (HOST:PORT)")
+    if "network" in t:
+        out["network"] = _choice(
+            t["network"], at.key("network"), ("host", "publish"), what="network"
+        )
+    for key in ("command", "cli", "volumes", "run_args", "devices"):
+        if key in t:
+            out[key] = _str_list(t[key], at.key(key), what="arguments")
+    for key, low, high in (
+        ("cpus_per_task", 1, 4096),
+        ("local_workers", 0, 64),
+        ("head_port", 1, 65535),
+        ("num_cpus", 0, 4096),
+    ):
+        if key in t:
+            out[key] = _int(t[key], at.key(key), minimum=low, maximum=high, what=key)
+    if "start_head" in t:
+        if not isinstance(t["start_head"], bool):
+            at.key("start_head").fail(
+                f"expected true or false, got {_kind(t['start_head'])}", "write start_head = true"
+            )
+        out["start_head"] = t["start_head"]
+    if kind == "prefix" and not out.get("command"):
+        at.fail(
+            "a prefix launcher needs command = [...]",
+            'e.g. command = ["/opt/vllm/bin/python", "-m", "vllm.entrypoints.openai.api_server"]',
+        )
+    if kind in ("docker", "podman") and not out.get("image") and not out.get("rootfs"):
+        at.fail(
+            f"a {kind} launcher needs an image",
+            'e.g. image = "vllm/vllm-openai-rocm:v0.14.1"'
+            + (" (or rootfs = DIR)" if kind == "podman" else ""),
+        )
+    if kind == "ray" and not out.get("start_head") and "address" not in out:
+        import os
+
+        if not os.environ.get("RAY_ADDRESS"):
+            at.fail(
+                "a ray launcher needs a cluster to join",
+                'set address = "HEAD:6379" (or RAY_ADDRESS), or start_head = true for a local head',
+            )
+    if out.get("local_workers") and not out.get("start_head"):
+        at.key("local_workers").fail(
+            "local workers join a head this launcher starts", "set start_head = true too"
+        )
+    return LauncherConfig(**out)
+
+
+def _parse_version(value: object, at: KeyPath) -> str:
+    text = _str(value, at, what="a vLLM version")
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        Version(text.strip().lstrip("v"))
+    except InvalidVersion:
+        at.fail(f"{text!r} is not a version number", 'write it like vllm_version = "0.14.1"')
+    return text.strip().lstrip("v")
+
+
 def _parse_model(value: object, at: KeyPath) -> ModelSpec:
     if isinstance(value, str):
         if value in TINY_ARCHS:
@@ -159,6 +249,11 @@ def _parse_model(value: object, at: KeyPath) -> ModelSpec:
     else:
         at.key("name").fail(
             "a model loaded from a path needs a name", 'add name = "my-model" (used in test ids)'
+        )
+    if "launcher" in t and "launch_prefix" in t:
+        at.key("launch_prefix").fail(
+            "both launch_prefix and launcher are set",
+            "keep one: launcher = { kind = ... } (launch_prefix is a generic prefix)",
         )
     env: dict[str, str] = {}
     if "env" in t:
@@ -208,6 +303,27 @@ def _parse_model(value: object, at: KeyPath) -> ModelSpec:
         concurrency=_levels(t["concurrency"], at.key("concurrency"))
         if "concurrency" in t
         else None,
+        launcher=_parse_launcher(t["launcher"], at.key("launcher")) if "launcher" in t else None,
+        vllm_version=(
+            _parse_version(t["vllm_version"], at.key("vllm_version"))
+            if "vllm_version" in t
+            else None
+        ),
+        platform=(
+            _choice(t["platform"], at.key("platform"), _PLATFORMS, what="platform")
+            if "platform" in t
+            else None
+        ),
+        gpus=(
+            _int(t["gpus"], at.key("gpus"), minimum=0, maximum=1024, what="GPUs per node")
+            if "gpus" in t
+            else None
+        ),
+        nodes=(
+            _int(t["nodes"], at.key("nodes"), minimum=1, maximum=1024, what="nodes")
+            if "nodes" in t
+            else 1
+        ),
     )
 
 

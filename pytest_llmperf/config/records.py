@@ -14,6 +14,7 @@ from pytest_llmperf.config.vocab import (
     STUDY_CONCURRENCY,
     VISION_MODELS,
 )
+from pytest_llmperf.server.launchers import LauncherConfig
 
 # --------------------------------------------------------------------------------------------
 # Records
@@ -106,6 +107,15 @@ class ModelSpec:
     max_num_seqs: int | None = None
     workloads: tuple[str, ...] | None = None
     concurrency: tuple[int, ...] | None = None
+    #: ``[models.launcher]``: how this model's server starts (docker, podman, slurm, ray, …).
+    launcher: LauncherConfig | None = None
+    #: The vLLM version and platform this model's server runs (its image's), so each model
+    #: is planned by its own rules; ``None``: the session's (``--llmperf-vllm-version``, the
+    #: installed vLLM, the detected platform).
+    vllm_version: str | None = None
+    platform: str | None = None
+    gpus: int | None = None  # GPUs per node; None: the session's (detected, --llmperf-gpus)
+    nodes: int = 1  # nodes of a Ray cluster (> 1: a multi-node plan)
 
     @property
     def source(self) -> Literal["tiny", "profile", "path"]:

@@ -198,8 +198,10 @@ def make_plan(
     nodes: int = 1,
     profile: Profile | str | None = None,
     images_per_prompt: int | None = None,
+    executor_backend: str | None = None,
 ) -> LaunchPlan:
-    """Plan one vLLM server. ``gpus`` is per node; ``nodes`` > 1 plans a Ray multi-node run.
+    """Plan one vLLM server. ``gpus`` is per node; ``nodes`` > 1 plans a Ray multi-node run;
+    ``executor_backend="ray"`` (a Ray launcher) puts even one node's workers on Ray.
 
     ``profile`` (a study profile or its name) supplies its overrides and context length under
     the caller's; ``images_per_prompt`` sizes the multimodal limit for vision models.
@@ -225,6 +227,14 @@ def make_plan(
         len_source = _Source(f"profile:{prof.name}", "the study's context length")
 
     b = _Builder(arch, platform, version)
+    if executor_backend == "ray" and nodes == 1:
+        rule = b.rule("ray-executor")
+        assert rule is not None
+        if rule.value is False:
+            raise PlanError(
+                rule.id, f"{rule.reason}; use the local or a container launcher on {platform}"
+            )
+        b.decide(rule.id, b.flag("--distributed-executor-backend", "ray"), rule.reason)
     tp = _parallelism(b, ov, sources, gpus=gpus, nodes=nodes)
     unset_by = f"profile:{prof.name}" if prof and prof.aiter_unset else None
     tp = _aiter(b, ov, sources, tp=tp, gpus=gpus, leave_unset_by=unset_by)
@@ -241,9 +251,16 @@ def make_plan(
     if served_model_name:
         b.flag("--served-model-name", served_model_name)
     offline = b.rule("offline-env")
-    if offline is not None:
+    if offline is not None and is_local_model(model):
         for name, value in offline.value.items():
             b.decide(offline.id, b.setenv(name, value), offline.reason)
+    elif offline is not None:
+        b.decide(
+            "hub-model-online",
+            "HF_HUB_OFFLINE unset",
+            f"{model} is a hub id: the server downloads it (pass HF_TOKEN in your environment; "
+            "it reaches the server as a secret, never on a command line)",
+        )
     _extra_env(b, ov, sources)
 
     args: list[str] = ["--model", model]
@@ -265,6 +282,11 @@ def make_plan(
         vllm_version=str(version),
         profile=prof.name if prof else None,
     )
+
+
+def is_local_model(model: str) -> bool:
+    """A folder on disk (absolute, ``./``, ``~``) rather than a hub id such as ``org/name``."""
+    return model.startswith(("/", ".", "~"))
 
 
 def _resolve_profile(profile: Profile | str | None) -> Profile | None:

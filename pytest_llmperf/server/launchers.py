@@ -131,7 +131,7 @@ def secrets_from_environment(environ: Mapping[str, str] | None = None) -> dict[s
 def owned_name(served_name: str, port: int | None) -> str:
     """A container / job name the plugin owns: its prefix, the model, the port and our pid."""
     base = _NAME_BAD.sub("-", served_name).strip("-.") or "server"
-    return f"llmperf-{base}-{port if port is not None else 'port'}-{os.getpid()}"
+    return f"llmperf-{base}-{port if port is not None else PORT_PLACEHOLDER}-{os.getpid()}"
 
 
 def _private_env_file(values: Mapping[str, str]) -> tuple[Path, Path]:
@@ -339,6 +339,8 @@ class ContainerLauncher(Launcher):
         port: int,
     ) -> Prepared:
         self.name = owned_name(self.context.served_name, port)
+        for folder in self.context.extra_mounts:
+            Path(folder).mkdir(parents=True, exist_ok=True)  # else the runtime makes it root's
         values = {"PYTHONUNBUFFERED": "1", **plan_env, **secrets}
         folder, path = _private_env_file(values)
         env = {k: v for k, v in os.environ.items() if k not in secrets}

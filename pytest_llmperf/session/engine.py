@@ -216,29 +216,47 @@ class PerfEngine:
         overrides = PlanOverrides(
             extra_args=spec.extra_args, extra_env=dict(spec.env), max_num_seqs=spec.max_num_seqs
         )
-        platform = self.platform()
-        gpus = self.options.gpus if self.options.gpus is not None else self.accelerators().count
+        platform = spec.platform or self.platform()
         profile = None
-        if spec.tiny is not None:
-            from pytest_llmperf.server.tiny_models import build_tiny_model
+        launch = self._launcher_config(spec)
+        try:
+            if spec.tiny is not None:
+                from pytest_llmperf.server.tiny_models import build_tiny_model
 
-            model_path = str(build_tiny_model(spec.tiny))
-            arch = detect(model_path, name=spec.name)
-        elif spec.profile is not None:
-            from pytest_llmperf.plan.profiles import get_profile
+                model_path = str(build_tiny_model(spec.tiny))
+                arch = detect(model_path, name=spec.name)
+            elif spec.profile is not None:
+                from pytest_llmperf.plan.profiles import get_profile
 
-            profile = get_profile(spec.profile)
-            model_path = profile.model
-            arch = profile.architecture()
+                profile = get_profile(spec.profile)
+                model_path = profile.model
+                arch = profile.architecture()
+            else:
+                model_path = str(Path(spec.path or "").expanduser())
+                arch = self._model_facts(spec, model_path, launch, platform)
+        except (ValueError, OSError) as exc:
+            resolved = ResolvedModel(spec=spec, server=None, plan_error=f"[model] {exc}")
+            self._resolved[spec.name] = resolved
+            return resolved
+        if spec.gpus is not None:
+            gpus = spec.gpus
+        elif self.options.gpus is not None:
+            gpus = self.options.gpus
+        elif (
+            profile is not None
+            and platform == profile.platform
+            and platform != (self.accelerators().platform)
+        ):
+            gpus = profile.gpus  # planning the study's deployment from another host
         else:
-            model_path = str(Path(spec.path or "").expanduser())
-            arch = detect(model_path, name=spec.name)
+            gpus = self.accelerators().count
         max_len = context_needed(workloads, getattr(arch, "max_position_embeddings", None))
         try:
+            version = spec.vllm_version or self._vllm_version()
             plan = make_plan(
                 arch,
                 platform=platform,
-                vllm_version=self._vllm_version(),
+                vllm_version=version,
                 gpus=gpus,
                 model=model_path,
                 served_model_name=spec.name,
@@ -246,24 +264,73 @@ class PerfEngine:
                 overrides=overrides,
                 profile=profile,
                 images_per_prompt=images or None,
+                nodes=spec.nodes,
+                executor_backend="ray" if launch is not None and launch.kind == "ray" else None,
             )
-        except PlanError as exc:
+        except (PlanError, ServerError) as exc:
             resolved = ResolvedModel(spec=spec, server=None, plan_error=str(exc))
             self._resolved[spec.name] = resolved
             return resolved
         launcher = spec.launch_prefix or self.options.launcher or DEFAULT_LAUNCHER
         env = dict(plan.env)
-        env.setdefault("VLLM_CACHE_ROOT", str(self.report_dir / "vllm-cache"))
+        cache = str(self.report_dir / "vllm-cache")
+        env.setdefault("VLLM_CACHE_ROOT", cache)
         server = ServerSpec(
             model=model_path,
             args=tuple(plan.args),
             env=tuple(sorted(env.items())),
             served_model_name=spec.name,
             launcher=tuple(launcher),
+            launch=launch,
+            platform=platform,
+            nodes=spec.nodes,
+            gpus=gpus,
+            # The /version check: against a version the config or the command line names, or
+            # the installed one for a local launch (a container runs the image's vLLM).
+            expected_version=spec.vllm_version
+            or self.options.vllm_version
+            or (version if launch is None or launch.kind in ("local", "ray") else None),
+            extra_mounts=(env["VLLM_CACHE_ROOT"],)
+            if launch is not None and launch.is_container
+            else (),
         )
         resolved = ResolvedModel(spec=spec, server=server, plan=plan, model_path=model_path)
         self._resolved[spec.name] = resolved
         return resolved
+
+    def _launcher_config(self, spec: ModelSpec) -> Any:
+        """The model's launcher: its ``[models.launcher]`` table, else None (a prefix or the
+        local default, decided by ``launch_prefix`` / ``--llmperf-launcher``)."""
+        return spec.launcher
+
+    def _model_facts(self, spec: ModelSpec, model_path: str, launch: Any, platform: str) -> Any:
+        """The architecture from the config.json the server will read: a declared host copy
+        (``config_path``), the folder on this host, or inside the container image."""
+        from pytest_llmperf.plan.architectures import detect
+
+        declared = getattr(launch, "config_path", None)
+        if declared:
+            return detect(str(Path(declared).expanduser()), name=spec.name)
+        if Path(model_path).exists():
+            return detect(model_path, name=spec.name)
+        if launch is not None and launch.is_container:
+            from pytest_llmperf.server.launchers import LaunchContext, make_launcher
+
+            runtime = make_launcher(launch, LaunchContext(served_name=spec.name, platform=platform))
+            text = runtime.read_file(f"{model_path.rstrip('/')}/config.json")  # type: ignore[attr-defined]
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{model_path}/config.json inside the image is not JSON ({exc}); check the "
+                    "model path"
+                ) from None
+            return detect(data, name=spec.name)
+        raise ValueError(
+            f"model path {model_path} of {spec.name!r} does not exist on this host; if only the "
+            "server's container has it, use a docker/podman launcher (its config.json is then "
+            "read inside the image) or set launcher.config_path to a host copy of config.json"
+        )
 
     def _new_server(self, spec: ServerSpec) -> VLLMServer:
         logs = self.report_dir / "server-logs"
@@ -277,6 +344,12 @@ class PerfEngine:
             log_path=logs / f"{spec.name}.log",
             ready_timeout=self.options.ready_timeout,
             api_key=self.options.api_key,
+            launch=spec.launch,
+            platform=spec.platform,
+            nodes=spec.nodes,
+            gpus=spec.gpus,
+            expected_version=spec.expected_version,
+            extra_mounts=spec.extra_mounts,
         )
 
     def server_for(self, spec: ModelSpec) -> ServerHandle:
@@ -611,10 +684,37 @@ class PerfEngine:
             for d in plan.decisions:
                 lines.append(f"  - [{d.rule}] {d.outcome}: {d.reason}")
             assert resolved.server is not None
-            launcher = list(resolved.server.launcher)
-            lines.append("  command: " + " ".join([*launcher, *plan.args]))
-            if plan.env:
-                lines.append("  env: " + " ".join(f"{k}={v}" for k, v in plan.env.items()))
+            lines += self._describe_launch(resolved.server)
+        return lines
+
+    def _describe_launch(self, spec: ServerSpec) -> list[str]:
+        """The launcher, the exact command (port chosen at start) and where each environment
+        variable goes; secrets by name only."""
+        import shlex
+
+        try:
+            server = self._new_server(spec)
+        except ServerError as exc:
+            return [f"  REFUSED: {exc}"]
+        launcher = server.launcher
+        lines = [f"  {ln}" for ln in launcher.describe()]
+        if launcher.kind == "prefix" and Path(spec.launcher[0]).name in ("docker", "podman"):
+            lines.append(
+                "  WARNING: a bare docker/podman prefix gets the plan's environment and the API "
+                "key on the client, not inside the container; use [models.launcher] kind = "
+                f'"{Path(spec.launcher[0]).name}" instead'
+            )
+        lines.append("  command: " + shlex.join(server.command()))
+        env = dict(spec.env)
+        if "HF_HUB_OFFLINE" not in env and Path(spec.model).expanduser().is_dir():
+            env["HF_HUB_OFFLINE"] = "1"
+        if env:
+            lines.append("  env: " + " ".join(f"{k}={v}" for k, v in env.items()))
+        secrets = sorted(server.secrets())
+        lines.append("  where the environment goes:")
+        lines += [f"    {ln}" for ln in launcher.placement(env, secrets)]
+        if "HF_HUB_OFFLINE" not in env and "HF_TOKEN" not in secrets:
+            lines.append("    HF_TOKEN (secret): not set here; when set, it goes the same way")
         return lines
 
 
