@@ -10,7 +10,7 @@ PY="${PYTHON:-python3}"
 ready() {
   [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - <<'PY' 2>/dev/null
 import importlib.util, sys
-need = ["pytest_llmperf", "vllm", "pytest", "scipy", "matplotlib", "aiohttp", "hypothesis", "jsonschema"]
+need = ["pytest_llmperf", "vllm", "pytest", "scipy", "matplotlib", "aiohttp", "hypothesis", "jsonschema", "importlinter"]
 missing = [m for m in need if importlib.util.find_spec(m) is None]
 # torchvision/torchaudio/torchcodec from PyPI are CUDA builds that break the CPU torch
 broken = [m for m in ("torchvision", "torchaudio", "torchcodec") if importlib.util.find_spec(m)]

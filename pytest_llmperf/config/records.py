@@ -15,6 +15,7 @@ from pytest_llmperf.config.vocab import (
     VISION_MODELS,
 )
 from pytest_llmperf.server.launchers import LauncherConfig
+from pytest_llmperf.verdicts.gates import Gates
 
 # --------------------------------------------------------------------------------------------
 # Records
@@ -130,19 +131,6 @@ class ModelSpec:
         """True/False where known; ``None`` for a local path (we cannot tell, so we trust it)."""
         key = self.tiny or self.profile
         return None if key is None else key in VISION_MODELS
-
-
-@dataclass(frozen=True)
-class Gates:
-    """Absolute limits for one case. ``None`` means no gate. Field names are the metric name
-    (``RunSummary.metrics()``) plus ``_min`` (a floor) or ``_max`` (a ceiling)."""
-
-    total_token_throughput_min: float | None = None
-    output_throughput_min: float | None = None
-    p99_ttft_ms_max: float | None = None
-    p99_itl_ms_max: float | None = None
-    p99_e2el_ms_max: float | None = None
-    success_rate_min: float = 1.0
 
 
 GATE_KEYS: Final[tuple[str, ...]] = tuple(f.name for f in fields(Gates))

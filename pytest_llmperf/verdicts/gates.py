@@ -11,7 +11,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Final, Literal
 
-from pytest_llmperf.config import Gates
+
+@dataclass(frozen=True)
+class Gates:
+    """Absolute limits for one case. ``None`` means no gate. Field names are the metric name
+    (``RunSummary.metrics()``) plus ``_min`` (a floor) or ``_max`` (a ceiling)."""
+
+    total_token_throughput_min: float | None = None
+    output_throughput_min: float | None = None
+    p99_ttft_ms_max: float | None = None
+    p99_itl_ms_max: float | None = None
+    p99_e2el_ms_max: float | None = None
+    success_rate_min: float = 1.0
+
 
 GateKind = Literal["floor", "ceiling", "exact"]
 
