@@ -255,6 +255,11 @@ def _engine(config: pytest.Config) -> PerfEngine:
         return engine
     from pytest_llmperf.config import ConfigError, apply_overrides, load_config
     from pytest_llmperf.core.endpoint import resolve_api_key
+    from pytest_llmperf.core.redact import (
+        register_env_secrets,
+        register_process_secrets,
+        register_secret,
+    )
     from pytest_llmperf.session.engine import EngineOptions, PerfEngine, default_report_dir
 
     rootdir = Path(config.rootpath)
@@ -284,6 +289,11 @@ def _engine(config: pytest.Config) -> PerfEngine:
         api_key = resolve_api_key(key_file=config.getoption("llmperf_api_key_file"))
     except (ConfigError, ValueError) as exc:
         raise pytest.UsageError(f"pytest-llmperf: {exc}") from None
+    # Every secret this session knows of is redacted from whatever it writes or prints.
+    register_secret(api_key)
+    register_process_secrets()
+    for model in perf.models:
+        register_env_secrets(model.env)
     launcher = config.getoption("llmperf_launcher")
     options = EngineOptions(
         rootdir=rootdir,

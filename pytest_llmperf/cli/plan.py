@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TextIO
 
+from pytest_llmperf.core.redact import redact_env, redact_text
 from pytest_llmperf.plan.architectures import detect
 from pytest_llmperf.plan.launch_plan import LaunchPlan, PlanError, PlanOverrides, make_plan
 from pytest_llmperf.plan.profiles import PROFILES, Profile
@@ -70,7 +71,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         print(f"plan: error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        json.dump(plan.to_json(), out, indent=2)
+        doc = plan.to_json()
+        if isinstance(doc.get("env"), dict):
+            doc["env"] = redact_env(doc["env"])
+        out.write(redact_text(json.dumps(doc, indent=2)))
         out.write("\n")
     else:
         out.write(render(plan))
@@ -92,10 +96,10 @@ def render(plan: LaunchPlan) -> str:
         lines.append(f"  {d.rule:<{width}}  {d.outcome}")
         lines.append(f"  {'':<{width}}    {d.reason}")
     lines.append("env:")
-    lines += [f"  {k}={shlex.quote(v)}" for k, v in plan.env.items()] or ["  (none)"]
+    lines += [f"  {k}={shlex.quote(v)}" for k, v in redact_env(plan.env).items()] or ["  (none)"]
     lines.append("command:")
     lines.append(f"  {plan.shell()}")
-    return "\n".join(lines) + "\n"
+    return redact_text("\n".join(lines) + "\n")
 
 
 def _plan(args: argparse.Namespace) -> LaunchPlan:

@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pytest_llmperf.core.redact import redact_text
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -41,8 +43,8 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """``write_bytes_atomic`` for UTF-8 text."""
-    return write_bytes_atomic(path, text.encode("utf-8"))
+    """``write_bytes_atomic`` for UTF-8 text, with registered secrets redacted."""
+    return write_bytes_atomic(path, redact_text(text).encode("utf-8"))
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any, *, indent: int | None = 2) -> Path:
@@ -60,7 +62,7 @@ class JsonlWriter:
         self._fh = open(self.path, "a", encoding="utf-8")
 
     def write(self, record: Any) -> None:
-        self._fh.write(json.dumps(record, sort_keys=True) + "\n")
+        self._fh.write(redact_text(json.dumps(record, sort_keys=True)) + "\n")
         self._fh.flush()
 
     def close(self) -> None:

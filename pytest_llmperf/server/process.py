@@ -31,6 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_llmperf.core.endpoint import Endpoint
+from pytest_llmperf.core.redact import (
+    redact_argv,
+    redact_text,
+    register_env_secrets,
+    register_secret,
+)
 from pytest_llmperf.server.launchers import (
     LaunchContext,
     Launcher,
@@ -82,6 +88,9 @@ class ServerError(RuntimeError):
     """The server could not be started or died; the message carries the root cause."""
 
     def __init__(self, message: str, *, root_cause: str | None = None, log_tail: str = "") -> None:
+        # Messages quote log lines and commands: registered secrets never reach a traceback.
+        message, log_tail = redact_text(message), redact_text(log_tail)
+        root_cause = redact_text(root_cause) if root_cause else root_cause
         self.root_cause = root_cause
         self.log_tail = log_tail
         full = message
@@ -278,6 +287,8 @@ class VLLMServer:
         self.ready_timeout = ready_timeout
         self.stop_grace = stop_grace
         self.api_key = api_key
+        register_secret(api_key)
+        register_env_secrets(dict(self.spec.env))
         self._log_path = Path(log_path) if log_path else None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_fh: object | None = None
@@ -404,7 +415,7 @@ class VLLMServer:
     def _redact(self, text: str) -> str:
         for value in self.secrets().values():
             text = text.replace(value, "***")
-        return text
+        return redact_text(text)
 
     # -- lifecycle -----------------------------------------------------------------------
     def _preflight(self) -> None:
@@ -487,7 +498,8 @@ class VLLMServer:
             raise ServerError(f"cannot launch {self.served_model_name!r}: {exc}") from None
         self._prepared = prepared
         t0 = time.monotonic()
-        log_fh.write(f"# llmperf launch: {self._redact(shlex.join(prepared.argv))}\n".encode())
+        launch = self._redact(shlex.join(redact_argv(prepared.argv)))
+        log_fh.write(f"# llmperf launch: {launch}\n".encode())
         log_fh.flush()
         self._log_fh = log_fh
         with _LIVE_LOCK:

@@ -22,6 +22,7 @@ from typing import Any
 from pytest_llmperf import __version__
 from pytest_llmperf.config import ModelSpec, PerfCase, PerfConfig, WorkloadRef
 from pytest_llmperf.core.endpoint import Endpoint
+from pytest_llmperf.core.redact import redact_argv, redact_env, redact_text, register_env_secrets
 from pytest_llmperf.report import write_report, write_results
 from pytest_llmperf.server.process import (
     DEFAULT_LAUNCHER,
@@ -213,6 +214,7 @@ class PerfEngine:
 
         workloads = (*self.config.workloads_for(spec), *self._expected.get(spec.name, ()))
         images = max((w.images_per_request for w in workloads), default=0)
+        register_env_secrets(spec.env)  # before anything can print or write the plan
         overrides = PlanOverrides(
             extra_args=spec.extra_args, extra_env=dict(spec.env), max_num_seqs=spec.max_num_seqs
         )
@@ -522,8 +524,8 @@ class PerfEngine:
         plan = self._resolved.get(case.model.name)
         env: dict[str, Any] = {"model": case.model.name}
         if plan is not None and plan.plan is not None:
-            env["launch_argv"] = list(plan.plan.args)
-            env["launch_env"] = dict(plan.plan.env)
+            env["launch_argv"] = redact_argv(plan.plan.args)
+            env["launch_env"] = redact_env(plan.plan.env)
         env["endpoint"] = handle.endpoint.base_url
         if handle.server is not None and handle.server.startup_seconds is not None:
             env["server_ready_s"] = round(handle.server.startup_seconds, 1)
@@ -685,7 +687,7 @@ class PerfEngine:
                 lines.append(f"  - [{d.rule}] {d.outcome}: {d.reason}")
             assert resolved.server is not None
             lines += self._describe_launch(resolved.server)
-        return lines
+        return [redact_text(line) for line in lines]  # decisions quote the env's values too
 
     def _describe_launch(self, spec: ServerSpec) -> list[str]:
         """The launcher, the exact command (port chosen at start) and where each environment
@@ -704,12 +706,13 @@ class PerfEngine:
                 "key on the client, not inside the container; use [models.launcher] kind = "
                 f'"{Path(spec.launcher[0]).name}" instead'
             )
-        lines.append("  command: " + shlex.join(server.command()))
+        lines.append("  command: " + shlex.join(redact_argv(server.command())))
         env = dict(spec.env)
         if "HF_HUB_OFFLINE" not in env and Path(spec.model).expanduser().is_dir():
             env["HF_HUB_OFFLINE"] = "1"
         if env:
-            lines.append("  env: " + " ".join(f"{k}={v}" for k, v in env.items()))
+            shown = redact_env(env)
+            lines.append("  env: " + " ".join(f"{k}={v}" for k, v in shown.items()))
         secrets = sorted(server.secrets())
         lines.append("  where the environment goes:")
         lines += [f"    {ln}" for ln in launcher.placement(env, secrets)]

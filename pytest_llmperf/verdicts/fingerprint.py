@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import platform as _platform
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from importlib import metadata
@@ -20,10 +19,9 @@ from typing import Any, Final
 
 from pytest_llmperf import __version__
 from pytest_llmperf.core.atomic import write_json_atomic
+from pytest_llmperf.core.redact import redact_env as _redact_env
 from pytest_llmperf.plan.platforms import Accelerators, detect_accelerators
 
-SECRET_ENV: Final[re.Pattern[str]] = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|CREDENTIAL", re.I)
-REDACTED: Final[str] = "<redacted>"
 ID_LENGTH: Final[int] = 16
 
 
@@ -142,7 +140,7 @@ def package_version(name: str) -> str | None:
 def redact_env(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     """Launch environment for the record, with secrets (tokens, keys) replaced: baselines are
     committed to repositories and uploaded as CI artifacts."""
-    return tuple(sorted((k, REDACTED if SECRET_ENV.search(k) else v) for k, v in env.items()))
+    return tuple(sorted(_redact_env(env).items()))
 
 
 def _hash_file(path: Path) -> str:
