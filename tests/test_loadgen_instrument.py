@@ -18,15 +18,10 @@ from hypothesis import strategies as st
 from pytest_llmperf.core.atomic import read_jsonl
 from pytest_llmperf.core.endpoint import Endpoint
 from pytest_llmperf.core.records import RequestRecord
-from pytest_llmperf.loadgen.run import (
-    ClientCapacityError,
-    LoadSpec,
-    TokenCountMismatch,
-    _parse_slow,
-    parse_sse,
-    raise_nofile,
-    run_load,
-)
+from pytest_llmperf.loadgen.resources import raise_nofile
+from pytest_llmperf.loadgen.run import LoadSpec, run_load
+from pytest_llmperf.loadgen.spec import ClientCapacityError, TokenCountMismatch
+from pytest_llmperf.loadgen.sse import parse_sse, parse_sse_full
 from pytest_llmperf.testing.instrument import Instrument
 from pytest_llmperf.workload.prompts import TokenizeUnavailable, Workload, prepare_requests_sync
 
@@ -366,7 +361,7 @@ def test_fast_and_full_sse_parsers_agree(deltas: list[int], chat: bool, cuts: li
     points = sorted({int(c * len(blob)) for c in cuts} | {0, len(blob)})
     chunks = [blob[a:b] for a, b in itertools.pairwise(points) if b > a]
     times = [float(i) for i in range(len(chunks))]
-    fast, full = parse_sse(times, chunks), _parse_slow(times, chunks)
+    fast, full = parse_sse(times, chunks), parse_sse_full(times, chunks)
     assert fast == full
     assert fast.chunk_tokens == deltas and fast.completion_tokens == sum(deltas)
     assert fast.done and fast.error_kind is None

@@ -1,0 +1,148 @@
+"""The load generator's records: what to send (``LoadSpec``), the client's own health, the
+token cross-check, and a run's result. Plain frozen dataclasses; no I/O."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Final, Literal
+
+from pytest_llmperf.core.records import RequestRecord
+from pytest_llmperf.metrics.summary import RunSummary
+from pytest_llmperf.workload.prompts import Workload
+
+MULTIPLIERS: Final[dict[str, float]] = {"quick": 0.5, "default": 1.0, "thorough": 3.0}
+
+ProgressFn = Callable[[int, int, float], None]
+
+
+class ClientCapacityError(RuntimeError):
+    """The machine cannot give the client what the requested load needs (e.g. file handles)."""
+
+
+class TokenCountMismatch(AssertionError):
+    """Client, server ``usage`` and server ``/metrics`` disagree on token counts."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSpec:
+    """How to send: ``closed`` keeps ``concurrency`` requests in flight; ``open`` starts requests
+    at ``rate`` per second (``poisson`` or ``constant`` gaps), optionally capped at
+    ``concurrency`` in flight. Warm-up requests run first and are excluded from results."""
+
+    mode: Literal["closed", "open"] = "closed"
+    concurrency: int | None = 1
+    rate: float | None = None
+    arrival: Literal["poisson", "constant"] = "poisson"
+    num_requests: int = 100
+    warmup_requests: int = 0
+    timeout_s: float = 600.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("closed", "open"):
+            raise ValueError(f"mode must be 'closed' or 'open', got {self.mode!r}")
+        if self.mode == "closed" and (self.concurrency is None or self.concurrency < 1):
+            raise ValueError("closed-loop load needs concurrency >= 1")
+        if self.mode == "open" and (self.rate is None or not self.rate > 0):
+            raise ValueError("open-loop load needs rate > 0 (requests per second)")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ValueError("concurrency must be >= 1 (or None for an uncapped open loop)")
+        if self.arrival not in ("poisson", "constant"):
+            raise ValueError(f"arrival must be 'poisson' or 'constant', got {self.arrival!r}")
+        if self.num_requests < 1 or self.warmup_requests < 0:
+            raise ValueError("num_requests must be >= 1 and warmup_requests >= 0")
+        if not self.timeout_s > 0:
+            raise ValueError("timeout_s must be > 0")
+
+    def scaled(self, multiplier: float | str) -> LoadSpec:
+        """Request count times a multiplier (``quick`` 0.5, ``default`` 1, ``thorough`` 3)."""
+        m = MULTIPLIERS[multiplier] if isinstance(multiplier, str) else float(multiplier)
+        return replace(self, num_requests=max(1, math.ceil(self.num_requests * m)))
+
+    @property
+    def max_in_flight(self) -> int:
+        if self.concurrency is not None:
+            return min(self.concurrency, self.num_requests + self.warmup_requests)
+        return self.num_requests + self.warmup_requests
+
+
+@dataclass(frozen=True, slots=True)
+class HealthThresholds:
+    loop_lag_p99_ms: float = 25.0
+    schedule_lag_p99_ms: float = 25.0
+    cpu_fraction: float = 0.9  # of one core, over the measured window
+
+
+@dataclass(frozen=True, slots=True)
+class ClientHealth:
+    """How hard the client worked. ``client_bound`` means its numbers may be the client's."""
+
+    cpu_s: float
+    wall_s: float
+    cpu_per_request_ms: float
+    cpu_per_token_us: float
+    loop_lag_p99_ms: float
+    loop_lag_max_ms: float
+    schedule_lag_p99_ms: float
+    schedule_lag_max_ms: float
+    queue_wait_p99_ms: float
+    peak_rss_mb: float
+    event_loop: str
+    client_bound: bool
+    reasons: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self.__slots__}  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCheck:
+    """Three-way token agreement: client expectations, ``usage``, ``/metrics`` deltas."""
+
+    status: Literal["ok", "mismatch"]
+    metrics_status: Literal["ok", "mismatch", "unavailable", "skipped"]
+    reasons: tuple[str, ...]
+    client_input_tokens: int
+    client_output_tokens: int
+    usage_prompt_tokens: int
+    usage_completion_tokens: int
+    metrics_prompt_delta: float | None = None
+    metrics_generation_delta: float | None = None
+    image_tokens_per_image: float | None = None
+
+    def check(self) -> None:
+        if self.status == "mismatch":
+            raise TokenCountMismatch("token counts disagree: " + "; ".join(self.reasons))
+
+    def to_json(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self.__slots__}  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    records: tuple[RequestRecord, ...] = field(repr=False)
+    summary: RunSummary
+    health: ClientHealth
+    token_check: TokenCheck
+    spec: LoadSpec
+    workload: Workload
+    raw: dict[int, tuple[tuple[float, ...], tuple[bytes, ...]]] | None = field(
+        default=None, repr=False
+    )
+
+    def check(self) -> None:
+        """Raise ``TokenCountMismatch`` when token counts disagree."""
+        self.token_check.check()
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything but the per-request records (those go to the JSON-lines file)."""
+        return {
+            "workload": asdict(self.workload),
+            "spec": asdict(self.spec),
+            "summary": self.summary.to_json(),
+            "vllm_bench": self.summary.to_vllm_bench_json(),
+            "client_health": self.health.to_json(),
+            "token_check": self.token_check.to_json(),
+        }

@@ -1,0 +1,265 @@
+"""After a request ends: split its raw reads into SSE events and turn them into a
+``RequestRecord`` (token-carrying chunks from the usage deltas, errors classified)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import accumulate
+from typing import Any, Final
+
+from pytest_llmperf.core.records import ErrorKind, RequestRecord
+from pytest_llmperf.loadgen.transport import RawResponse
+from pytest_llmperf.workload.prompts import PreparedRequest
+
+
+@dataclass(slots=True)
+class ParsedStream:
+    chunk_times: list[float]
+    chunk_tokens: list[int]
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    done: bool
+    error_kind: ErrorKind | None
+    error_detail: str | None
+    continuous_usage: bool
+
+
+_USAGE_RE: Final = re.compile(rb'"prompt_tokens":\s*(\d+).*"completion_tokens":\s*(\d+)')
+_EMPTY_CHOICES: Final[tuple[bytes, bytes]] = (b'"choices":[]', b'"choices": []')
+
+
+def _fast_usage(payload: bytes) -> tuple[int, int, bool] | None:
+    """(prompt, completion, has_choices) read from a well-formed usage event without a JSON
+    decode (the common case: one per streamed chunk), or None to take the full parse."""
+    if not (payload.startswith(b"{") and payload.endswith(b"}")) or b'"error"' in payload:
+        return None
+    i = payload.rfind(b'"usage":')
+    if i < 0:
+        return None
+    m = _USAGE_RE.search(payload, i)
+    if m is None:
+        return None
+    has_choices = _EMPTY_CHOICES[0] not in payload and _EMPTY_CHOICES[1] not in payload
+    return int(m.group(1)), int(m.group(2)), has_choices
+
+
+def _events(times: Sequence[float], chunks: Sequence[bytes]) -> Iterator[tuple[float, bytes]]:
+    """SSE events with the time of the read that completed each (incomplete tail dropped)."""
+    body = b"".join(chunks)
+    if b"\r" in body:  # CRLF framing: normalise per read, keeping each event's read
+        buf = b""
+        for t, data in zip(times, chunks, strict=True):
+            buf = (buf + data).replace(b"\r\n", b"\n")
+            if b"\n\n" in buf:
+                *evs, buf = buf.split(b"\n\n")
+                for ev in evs:
+                    yield t, ev
+        return
+    ends = list(accumulate(map(len, chunks)))
+    evs = body.split(b"\n\n")
+    evs.pop()  # b"" after the final separator, or an incomplete event
+    pos = 0
+    i = 0
+    for ev in evs:
+        pos += len(ev) + 2
+        while ends[i] < pos:
+            i += 1
+        yield times[i], ev
+
+
+_COMPLETION_RE: Final = re.compile(rb'"completion_tokens":\s*(\d+)')
+_PROMPT_RE: Final = re.compile(rb'"prompt_tokens":\s*(\d+)')
+_DONE: Final = b"data: [DONE]\n\n"
+
+
+def _parse_sse_fast(times: Sequence[float], chunks: Sequence[bytes]) -> ParsedStream | None:
+    """Whole-body fast path for a clean stream in which every JSON event but the first
+    carries usage (vLLM with continuous usage stats): C-level scans, then a few operations
+    per event. Returns None whenever anything is unusual; the full parser then decodes and
+    validates every event."""
+    body = b"".join(chunks)
+    if not body.endswith(_DONE) or b"\r" in body or b'"error"' in body:
+        return None
+    found = list(_COMPLETION_RE.finditer(body))
+    if not found:
+        return None
+    n_events = body.count(b"\n\n") - 1  # JSON events, [DONE] excluded
+    unmatched = n_events - len(found)
+    head_end = body.find(b"\n\n") + 2
+    if unmatched == 1:
+        # the first event (e.g. a chat role chunk without usage): decode and validate it
+        if found[0].start() < head_end:
+            return None
+        first = parse_sse_full([times[0]], [body[:head_end]])
+        if first.error_kind is not None or first.chunk_tokens:
+            return None
+    elif unmatched != 0:
+        return None
+    out = ParsedStream([], [], None, None, True, None, None, True)
+    ends = list(accumulate(map(len, chunks)))
+    ct = out.chunk_times
+    ck = out.chunk_tokens
+    i = 0
+    prev = 0
+    for m in found:
+        completion = int(m.group(1))
+        k = completion - prev
+        if k > 0:
+            pos = body.find(b"\n\n", m.end()) + 2  # the event counts when it is complete
+            while ends[i] < pos:
+                i += 1
+            ct.append(times[i])
+            ck.append(k)
+            prev = completion
+        elif k < 0:
+            return None
+    last = found[-1]
+    pm = _PROMPT_RE.search(body, body.rfind(b"\n\ndata: {", 0, last.start()))
+    if pm is None:
+        return None
+    out.prompt_tokens = int(pm.group(1))
+    out.completion_tokens = prev
+    return out
+
+
+def parse_sse(times: Sequence[float], chunks: Sequence[bytes]) -> ParsedStream:
+    """Split raw reads into SSE events (an event's time is the read that completed it) and
+    derive token-carrying chunks from the usage deltas (one token per text chunk without)."""
+    fast = _parse_sse_fast(times, chunks)
+    return fast if fast is not None else parse_sse_full(times, chunks)
+
+
+def parse_sse_full(times: Sequence[float], chunks: Sequence[bytes]) -> ParsedStream:
+    """Split raw reads into SSE events (an event's time is the read that completed it) and
+    derive token-carrying chunks from the usage deltas (one token per text chunk without).
+
+    Usage-carrying events are read with a byte-level fast path; every other event (the first,
+    errors, events without usage) is decoded as JSON and validated."""
+    out = ParsedStream([], [], None, None, False, None, None, True)
+    prev_completion = 0
+    saw_usage_delta = False
+    saw_text_without_usage = False
+    first = True
+    chunk_times = out.chunk_times
+    chunk_tokens = out.chunk_tokens
+    for t, ev in _events(times, chunks):
+        if ev.startswith(b"data: ") and b"\n" not in ev:
+            payload = ev[6:]
+        else:
+            payload = b"\n".join(
+                line[5:].lstrip(b" ") for line in ev.split(b"\n") if line.startswith(b"data:")
+            )
+            if not payload:
+                continue
+        if payload == b"[DONE]":
+            out.done = True
+            break
+        fast = None if first else _fast_usage(payload)
+        first = False
+        if fast is not None:
+            out.prompt_tokens, completion, has_choices = fast
+            out.completion_tokens = completion
+            if has_choices:
+                k = completion - prev_completion
+                prev_completion = completion
+                saw_usage_delta = True
+                if k > 0:
+                    chunk_times.append(t)
+                    chunk_tokens.append(k)
+            continue
+        try:
+            obj = json.loads(payload)
+        except ValueError:
+            out.error_kind = "malformed_stream"
+            out.error_detail = f"invalid JSON in SSE event: {payload[:200]!r}"
+            return out
+        if not isinstance(obj, dict):
+            out.error_kind = "malformed_stream"
+            out.error_detail = f"SSE event is not a JSON object: {payload[:200]!r}"
+            return out
+        if "error" in obj or obj.get("object") == "error":
+            err = obj.get("error", obj)
+            msg = err.get("message", err) if isinstance(err, dict) else err
+            out.error_kind, out.error_detail = "stream_error", f"server error: {msg}"[:500]
+            return out
+        choices = obj.get("choices") or []
+        usage = obj.get("usage")
+        if usage:
+            out.prompt_tokens = usage.get("prompt_tokens", out.prompt_tokens)
+            out.completion_tokens = usage.get("completion_tokens", out.completion_tokens)
+        if not choices:
+            continue
+        if usage and "completion_tokens" in usage:
+            k = int(usage["completion_tokens"]) - prev_completion
+            prev_completion = int(usage["completion_tokens"])
+            saw_usage_delta = True
+        else:
+            c0 = choices[0]
+            text = c0.get("text") or (c0.get("delta") or {}).get("content")
+            k = 1 if text else 0
+            saw_text_without_usage = saw_text_without_usage or bool(text)
+        if k > 0:
+            chunk_times.append(t)
+            chunk_tokens.append(k)
+    out.continuous_usage = saw_usage_delta and not saw_text_without_usage
+    return out
+
+
+def to_record(
+    req: PreparedRequest, intended: float, start: float, raw: RawResponse
+) -> tuple[RequestRecord, bool]:
+    """Raw response -> record. Returns the record and whether per-chunk usage was present."""
+    base: dict[str, Any] = {
+        "index": req.index,
+        "intended_start": intended,
+        "start": start,
+        "end": raw.end,
+        "expected_output_tokens": req.output_tokens,
+        "status": raw.status,
+        "queue_wait": max(0.0, start - intended),
+    }
+    empty: dict[str, Any] = {
+        "first_token": None,
+        "chunk_times": (),
+        "chunk_tokens": (),
+        "prompt_tokens": None,
+        "completion_tokens": None,
+    }
+    if raw.error_kind is not None:
+        return RequestRecord(
+            **base, **empty, error_kind=raw.error_kind, error_detail=raw.error_detail
+        ), False
+    status = raw.status or 0
+    if status != 200:
+        kind: ErrorKind = (
+            "http_429" if status == 429 else "http_5xx" if status >= 500 else "http_4xx"
+        )
+        detail = b"".join(raw.chunks)[:300].decode("utf-8", "replace")
+        return RequestRecord(
+            **base, **empty, error_kind=kind, error_detail=f"HTTP {status}: {detail}"
+        ), False
+    p = parse_sse(raw.times, raw.chunks)
+    err, detail = p.error_kind, p.error_detail
+    if err is None and raw.content_type != "text/event-stream" and not p.chunk_times:
+        err, detail = "malformed_stream", f"expected text/event-stream, got {raw.content_type!r}"
+    if err is None and not p.done:
+        err, detail = "early_stop", "stream ended without [DONE]"
+    if err is None and p.completion_tokens is None:
+        err, detail = "usage_missing", "no usage in the stream (stream_options.include_usage)"
+    if err is None and p.completion_tokens is not None and p.completion_tokens < req.output_tokens:
+        err = "early_stop"
+        detail = f"{p.completion_tokens} of {req.output_tokens} output tokens"
+    rec = RequestRecord(
+        **base,
+        first_token=p.chunk_times[0] if p.chunk_times else None,
+        chunk_times=tuple(p.chunk_times),
+        chunk_tokens=tuple(p.chunk_tokens),
+        prompt_tokens=p.prompt_tokens,
+        completion_tokens=p.completion_tokens,
+        error_kind=err,
+        error_detail=detail,
+    )
+    return rec, p.continuous_usage
