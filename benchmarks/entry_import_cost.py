@@ -65,7 +65,8 @@ def main() -> int:
     delta = statistics.median(with_p) - statistics.median(without)
     print(f"import of pytest_llmperf.plugin after pytest (median of {args.repeat}): {imp:.1f} ms")
     print(
-        f"pytest --collect-only CPU time, plugin on vs -p no:llmperf: {statistics.median(with_p):.0f} ms"
+        "pytest --collect-only CPU time, plugin on vs -p no:llmperf: "
+        f"{statistics.median(with_p):.0f} ms"
         f" vs {statistics.median(without):.0f} ms (difference {delta:+.1f} ms)"
     )
     ok = imp <= GOAL_MS and delta <= GOAL_MS

@@ -332,7 +332,6 @@ class PerfCaseItem(pytest.Item):
     def __init__(self, *, case: PerfCase, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.case = case
-        self.last_of_model = False  # set at collection end: stop the server after this one
         self.add_marker("llmperf")
 
     def runtest(self) -> None:
@@ -526,8 +525,6 @@ def _mark_last_users(items: list[pytest.Item]) -> None:
             continue
         seen.add(model)
         item.stash[_LAST_OF_MODEL_KEY] = True
-        if isinstance(item, PerfCaseItem):
-            item.last_of_model = True
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pytest_llmperf.core.atomic import write_json_atomic, write_text_atomic
+from pytest_llmperf.core.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from pytest_llmperf.report.benchmark_json import benchmark_document
 from pytest_llmperf.report.html_page import render_html
 from pytest_llmperf.report.layout import BENCHMARK_FILE, HTML_FILE, LATENCY_PNG, THROUGHPUT_PNG
@@ -43,7 +43,7 @@ def write_report(
     images = {"Throughput": throughput_png(cases), "Latency": latency_png(cases)}
     plots = []
     for fname, png in zip((THROUGHPUT_PNG, LATENCY_PNG), images.values(), strict=True):
-        plots.append(_write_bytes_atomic(report_dir / fname, png))
+        plots.append(write_bytes_atomic(report_dir / fname, png))
     page = write_text_atomic(
         report_dir / HTML_FILE, render_html(cases, environment=environment, images=images)
     )
@@ -54,20 +54,3 @@ def write_report(
         ),
     )
     return ReportPaths(results, page, bench, tuple(plots))
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> Path:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

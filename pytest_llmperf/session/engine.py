@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform as _platform
 import sys
 import time
@@ -836,7 +835,3 @@ def _errors_text(errors: Mapping[str, int]) -> str:
 def default_report_dir(rootdir: Path, config: PerfConfig, option: str | None) -> Path:
     raw = Path(option) if option else config.report_dir
     return raw if raw.is_absolute() else rootdir / raw
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")

@@ -34,7 +34,6 @@ CASE_FIELDS: Final[tuple[str, ...]] = (
     "workload",
 )
 ENV_FIELDS: Final[tuple[str, ...]] = tuple(f for f in FIELDS if f not in CASE_FIELDS)
-DEFAULT_DIR: Final[str] = "baselines"
 Source = Literal["measured", "published"]
 SOURCES: Final[tuple[str, ...]] = ("measured", "published")
 DIRECTIONS: Final[tuple[str, ...]] = ("higher", "lower", "exact")
