@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pytest_llmperf.config import Gates, ModelSpec, PerfCase, WorkloadRef
+from pytest_llmperf.core.endpoint import Endpoint
 from pytest_llmperf.loadgen import run as loadgen
 from pytest_llmperf.session.ab import ABStep, ab_order, ab_report, run_ab, spec_differences
 from pytest_llmperf.verdicts.compare import Outcome
@@ -146,7 +147,9 @@ class FakeEngine:
         self.handles: dict[str, FakeHandle] = {}
 
     def server_for(self, spec: ModelSpec) -> FakeHandle:
-        return self.handles.setdefault(spec.name, FakeHandle(SimpleNamespace(model=spec.name)))
+        return self.handles.setdefault(
+            spec.name, FakeHandle(Endpoint("http://127.0.0.1:9", spec.name))
+        )
 
 
 def case(concurrency: int = 4) -> PerfCase:
@@ -207,3 +210,89 @@ def test_run_ab_needs_two_names() -> None:
     spec = ModelSpec(name="dense-gqa", tiny="dense-gqa")
     with pytest.raises(ValueError, match="different names"):
         run_ab(FakeEngine(), case(), spec, spec, 2)
+
+
+def _fake_health(bound: bool) -> Any:
+    return SimpleNamespace(
+        client_bound=bound,
+        reasons=("event-loop lag p99 816.0 ms > 25.0 ms",) if bound else (),
+        cpu_s=0.1,
+        wall_s=10.0,
+        schedule_lag_p99_ms=0.0,
+        loop_lag_p99_ms=816.0 if bound else 1.0,
+    )
+
+
+def test_client_bound_blocks_are_excluded_replaced_and_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The 68% drop once judged INCONCLUSIVE: A's starved-client runs (a tenth of the real
+    throughput) stayed in the statistics. Left out and replaced, the drop is convicted."""
+    calls: list[tuple[str, int]] = []
+    speed = {"dense-a": 1000.0, "dense-b": 320.0}
+    starved = {3, 4}  # 0-based call numbers: A in blocks 1 and 2 (order A B, B A, A B)
+
+    def fake_run_load(endpoint: Any, workload: Any, spec: loadgen.LoadSpec, **kw: Any) -> Any:
+        i = len(calls)
+        calls.append((endpoint.model, workload.seed))
+        tput = speed[endpoint.model] * (0.1 if i in starved else 1.0)
+        metrics = dict(runs(tput, n=5)[i % 5])
+        return SimpleNamespace(
+            summary=SimpleNamespace(metrics=lambda: metrics),
+            health=_fake_health(i in starved),
+            token_check=SimpleNamespace(status="ok", reasons=()),
+        )
+
+    monkeypatch.setattr(loadgen, "run_load", fake_run_load)
+    a = ModelSpec(name="dense-a", tiny="dense-gqa")
+    b = ModelSpec(name="dense-b", tiny="dense-gqa")
+    res = run_ab(FakeEngine(), case(), a, b, 4, metrics=("total_token_throughput",))
+    assert len(calls) == 2 * 6  # 4 valid blocks wanted, 2 excluded and replaced
+    assert [(e.variant, e.block) for e in res.excluded] == [("A", 1), ("A", 2)]
+    assert "event-loop lag p99 816.0 ms" in res.excluded[0].reasons[0]
+    assert len(res.a_runs[4]) == len(res.b_runs[4]) == 4
+    assert all(r["total_token_throughput"] > 2000 for r in res.a_runs[4])  # none starved
+    assert res.verdict("total_token_throughput", 4).verdict is Outcome.REGRESSION
+    assert "excluded: dense-a (A) c=4 block 2: client-bound" in res.table
+    assert not res.too_few()
+    # same prompts for A and B within a block, fresh ones across blocks
+    seeds = [s for _, s in calls]
+    assert seeds[0] == seeds[1] and seeds[2] == seeds[3] and seeds[0] != seeds[2]
+    doc = res.to_json()
+    assert doc["excluded"][0]["reasons"] and doc["verdicts"][0]["verdict"] == "REGRESSION"
+
+
+def test_too_few_valid_blocks_is_said_not_passed(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake_run_load(endpoint: Any, workload: Any, spec: loadgen.LoadSpec, **kw: Any) -> Any:
+        metrics = dict(runs(1000.0)[0])
+        return SimpleNamespace(
+            summary=SimpleNamespace(metrics=lambda: metrics),
+            health=_fake_health(endpoint.model == "dense-a"),
+            token_check=SimpleNamespace(status="ok", reasons=()),
+        )
+
+    monkeypatch.setattr(loadgen, "run_load", fake_run_load)
+    a = ModelSpec(name="dense-a", tiny="dense-gqa")
+    b = ModelSpec(name="dense-b", tiny="dense-gqa")
+    res = run_ab(FakeEngine(), case(), a, b, 3, extra_blocks=1)
+    assert len(res.excluded) == 4 and res.too_few() == {4: 0}
+    assert all(v.verdict in (Outcome.NOT_COMPARABLE, Outcome.INCONCLUSIVE) for v in res.verdicts)
+    assert "only 0 of 3 blocks valid after 4 measured" in res.table
+
+
+def test_undeclared_difference_is_refused() -> None:
+    from pytest_llmperf.session.ab import ABRefused, undeclared_differences
+
+    base = {"model": "/m", "launcher": ["py"], "argv": ["--max-model-len", "2048"], "env": {}}
+    a = ModelSpec(name="a", tiny="dense-gqa")
+    b = ModelSpec(name="b", tiny="dense-gqa", extra_args=("--max-num-seqs", "2"))
+    ok = {**base, "argv": ["--max-model-len", "2048", "--max-num-seqs", "2"]}
+    assert undeclared_differences(base, ok, a, b) == []
+    tp = {**ok, "argv": [*ok["argv"], "--tensor-parallel-size", "2"]}
+    assert undeclared_differences(base, tp, a, b) == [
+        "launch flag --tensor-parallel-size None vs '2'"
+    ]
+    other = {**base, "model": "/m-rev2", "served_vllm": "0.31.0"}
+    problems = undeclared_differences({**base, "served_vllm": "0.32.0"}, other, a, a)
+    assert any("model" in p for p in problems) and any("vLLM version" in p for p in problems)
+    assert issubclass(ABRefused, AssertionError)

@@ -2,18 +2,28 @@
 
 A and B are two ``ModelSpec`` variants of one model: two launch prefixes (vLLM installs or
 images), two flag sets, or two environments (AITER on vs off, the study's ablation). Both
-servers stay up and the runs alternate, so slow drift of the machine (thermal state, other
-tenants) hits both sides alike instead of looking like a version effect. The report is the
-comparator's verdict table for B vs A (Welch on logs, Holm across levels x metrics) and the
-study-style ablation table: each metric per level, A, B and the change in percent.
+servers stay up and the runs alternate in blocks (one run of A and one of B, the same fresh
+prompts, back to back; the order alternates A B, B A, …), so slow drift of the machine
+(thermal state, other tenants) hits both sides alike instead of looking like a version effect.
+With ``blocks="fresh"`` every block gets freshly started servers (a server's warm state is
+part of what an upgrade changes).
+
+A run the load generator flags as client-bound (beyond the shared-core scheduling noise the
+engine forgives) or whose token counts disagree measured the client, not the server: its
+block is excluded from the verdict, reported, and replaced by an extra block while the
+budget lasts. The verdict is the paired test over blocks (``verdicts.paired``), Holm across
+levels x metrics; A's own runs are checked for drift over the session.
 
 ``ab_order`` and ``ab_report`` are pure; ``run_ab`` does the I/O through an engine (anything
-with ``server_for(spec)``, normally ``engine.PerfEngine``) and ``loadgen.run_load``.
+with ``server_for(spec)``, normally ``session.engine.PerfEngine``) and ``loadgen.run_load``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,15 +32,16 @@ from typing import Any, Final, Literal, NamedTuple, Protocol
 from pytest_llmperf.verdicts.baseline import metric_direction
 from pytest_llmperf.verdicts.compare import (
     DEFAULT_TOLERANCE,
-    CaseComparison,
     Outcome,
     Verdict,
-    compare_session,
     format_table,
     not_comparable,
 )
+from pytest_llmperf.verdicts.paired import Drift, PairedComparison, compare_paired_session, drift
 
 Variant = Literal["A", "B"]
+BlockMode = Literal["interleaved", "fresh"]
+BLOCK_MODES: Final[tuple[str, ...]] = ("interleaved", "fresh")
 AB_METRICS: Final[tuple[str, ...]] = (
     "total_token_throughput",
     "output_throughput",
@@ -38,13 +49,15 @@ AB_METRICS: Final[tuple[str, ...]] = (
     "p99_e2el_ms",
     "success_rate",
 )
+#: The metrics A's drift is reported for (the throughputs move first when a machine is busy).
+DRIFT_METRICS: Final[tuple[str, ...]] = ("total_token_throughput", "p99_e2el_ms")
 RunMetrics = Mapping[str, float]
 ProgressFn = Callable[[str], None]
 
 
 class ABStep(NamedTuple):
     """One load run of the plan: which variant, at which concurrency, its run index (0-based,
-    counted per variant and level)."""
+    counted per variant and level; also the block number)."""
 
     variant: Variant
     level: int
@@ -52,7 +65,7 @@ class ABStep(NamedTuple):
 
 
 def ab_order(levels: Sequence[int], runs: int, *, balanced: bool = True) -> list[ABStep]:
-    """The interleaved plan: per level, ``runs`` runs of each variant, alternating.
+    """The interleaved plan: per level, ``runs`` blocks of one run of each variant.
 
     ``balanced`` (default) alternates the pair order, A B B A A B …: with an even ``runs`` a
     linear drift then cancels exactly (plain A B A B … always measures A half a slot earlier).
@@ -69,9 +82,14 @@ def ab_order(levels: Sequence[int], runs: int, *, balanced: bool = True) -> list
     order: list[ABStep] = []
     for level in levels:
         for r in range(runs):
-            pair: tuple[Variant, Variant] = ("B", "A") if balanced and r % 2 else ("A", "B")
+            pair = block_order(r, balanced)
             order += [ABStep(pair[0], level, r), ABStep(pair[1], level, r)]
     return order
+
+
+def block_order(block: int, balanced: bool = True) -> tuple[Variant, Variant]:
+    """Which variant runs first in block ``block``: A B, then B A, … when balanced."""
+    return ("B", "A") if balanced and block % 2 else ("A", "B")
 
 
 def case_label(name: str, level: int) -> str:
@@ -139,6 +157,20 @@ def ablation_table(
     return "\n".join(lines)
 
 
+def _paired_values(
+    a: Sequence[RunMetrics], b: Sequence[RunMetrics], metric: str
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Block i's A and B values of ``metric``, dropping blocks where either lacks it."""
+    pa: list[float] = []
+    pb: list[float] = []
+    for ra, rb in zip(a, b, strict=False):
+        va, vb = float(ra.get(metric, math.nan)), float(rb.get(metric, math.nan))
+        if math.isfinite(va) and math.isfinite(vb):
+            pa.append(va)
+            pb.append(vb)
+    return tuple(pa), tuple(pb)
+
+
 def ab_report(
     a_runs: Mapping[int, Sequence[RunMetrics]],
     b_runs: Mapping[int, Sequence[RunMetrics]],
@@ -151,44 +183,53 @@ def ab_report(
     label_a: str = "A",
     label_b: str = "B",
 ) -> tuple[list[Verdict], str]:
-    """Verdicts for B vs A (B is "current", A the "baseline") per level and metric, Holm-
-    corrected across all of them, and the text: verdict table, then the ablation table.
+    """Verdicts for B vs A per level and metric, paired by block (``a_runs[level][i]`` and
+    ``b_runs[level][i]`` were measured in block i), Holm-corrected across all of them, and the
+    text: verdict table, then the ablation table.
 
-    ``a_runs[level]`` holds one ``RunSummary.metrics()`` dict per run of A at that level.
+    ``a_runs[level]`` holds one ``RunSummary.metrics()`` dict per valid block of A.
     """
     tol = dict(tolerances or {})
-    items: list[CaseComparison | Verdict] = []
+    items: list[PairedComparison | Verdict] = []
     for level in sorted(set(a_runs) | set(b_runs)):
         case_id = case_label(name, level)
+        a_level, b_level = a_runs.get(level, ()), b_runs.get(level, ())
+        if a_level and b_level and len(a_level) != len(b_level):
+            raise ValueError(
+                f"c={level}: {len(a_level)} runs of {label_a} but {len(b_level)} of {label_b}; "
+                "a paired comparison needs one of each per block"
+            )
         for metric in metrics:
             direction = metric_direction(metric)
-            a = _values(a_runs.get(level, ()), metric)
-            b = _values(b_runs.get(level, ()), metric)
-            if not a or not b:
-                missing = label_a if not a else label_b
+            a, b = _paired_values(a_level, b_level, metric)
+            if not a:
+                missing = label_a if not _values(a_level, metric) else label_b
                 items.append(
                     not_comparable(
                         case_id,
                         metric,
                         direction,
-                        f"{missing} has no run with {metric} at c={level}",
+                        f"{missing} has no run with {metric} at c={level} (none measured, or none valid)",
                     )
                 )
                 continue
             items.append(
-                CaseComparison(case_id, metric, direction, a, b, tol.get(metric, default_tolerance))
+                PairedComparison(
+                    case_id, metric, direction, a, b, tol.get(metric, default_tolerance)
+                )
             )
-    todo = [c for c in items if isinstance(c, CaseComparison)]
-    done = iter(compare_session(todo, alpha, "holm"))
-    verdicts = [next(done) if isinstance(c, CaseComparison) else c for c in items]
+    todo = [c for c in items if isinstance(c, PairedComparison)]
+    done = iter(compare_paired_session(todo, alpha, "holm"))
+    verdicts = [next(done) if isinstance(c, PairedComparison) else c for c in items]
     title = f"{label_b} (B) vs {label_a} (A)" + (f", {name}" if name else "")
     text = "\n".join(
         [
-            f"A/B comparison: {title}; change and ratio are B/A",
+            f"A/B comparison: {title}; change and ratio are B/A, paired by block "
+            "(CoV base/cur is A/B, n the valid blocks)",
             format_table(verdicts),
             "",
-            "ablation table (arithmetic means over runs, as the study reports them; the verdict "
-            "table's change is the ratio of geometric means)",
+            "ablation table (arithmetic means over valid runs, as the study reports them; the "
+            "verdict table's change is the geometric mean of the block ratios)",
             ablation_table(
                 a_runs,
                 b_runs,
@@ -207,15 +248,37 @@ def ab_report(
 
 
 class EngineLike(Protocol):
-    """What ``run_ab`` needs of the engine: a ready server (handle with ``.endpoint``)."""
+    """What ``run_ab`` needs of the engine: a ready server (handle with ``.endpoint``).
+    Optional: ``client_limits()``, ``shares_cores_with_server()``, ``release(spec)`` (fresh
+    blocks), ``resolve(spec)`` (the launch plan, for the identity record)."""
 
     def server_for(self, spec: Any) -> Any: ...
 
 
+class ABRefused(AssertionError):
+    """The two variants are not an A/B pair of what the user declared (or a run is unusable)."""
+
+
+@dataclass(frozen=True)
+class ExcludedRun:
+    """A run left out of the verdict, and why. Its block partner is left out with it."""
+
+    variant: Variant
+    level: int
+    block: int
+    reasons: tuple[str, ...]
+
+    def describe(self, label: str) -> str:
+        return f"{label} ({self.variant}) c={self.level} block {self.block + 1}: " + "; ".join(
+            self.reasons
+        )
+
+
 @dataclass(frozen=True)
 class ABResult:
-    """What an A/B run measured and concluded. ``differences`` names what the two variants'
-    specs change (launch prefix, flags, environment)."""
+    """What an A/B run measured and concluded. ``a_runs``/``b_runs`` hold the valid blocks
+    (index i of both is block i), ``excluded`` the runs left out, ``drift`` A's own trend,
+    ``differences`` what the two variants' specs change, ``identity`` what actually served."""
 
     name: str
     label_a: str
@@ -227,10 +290,27 @@ class ABResult:
     table: str
     differences: Mapping[str, tuple[Any, Any]] = field(default_factory=dict, hash=False)
     notes: tuple[str, ...] = ()
+    excluded: tuple[ExcludedRun, ...] = ()
+    drift: tuple[Drift, ...] = ()
+    identity: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
+    blocks: BlockMode = "interleaved"
+    blocks_wanted: int = 0
 
     @property
     def regressed(self) -> bool:
         return any(v.verdict is Outcome.REGRESSION for v in self.verdicts)
+
+    @property
+    def inconclusive(self) -> bool:
+        return any(v.verdict is Outcome.INCONCLUSIVE for v in self.verdicts)
+
+    def too_few(self) -> dict[int, int]:
+        """Levels that ended with fewer valid blocks than asked for -> how many they have."""
+        return {
+            lv: len(self.a_runs.get(lv, ()))
+            for lv in sorted({s.level for s in self.order})
+            if len(self.a_runs.get(lv, ())) < self.blocks_wanted
+        }
 
     def verdict(self, metric: str, level: int) -> Verdict:
         key = (case_label(self.name, level), metric)
@@ -239,8 +319,52 @@ class ABResult:
                 return v
         raise KeyError(f"no verdict for {metric} at c={level}")
 
+    def to_json(self) -> dict[str, Any]:
+        """The ab.json record of this comparison (one entry per case and metric)."""
+        levels = sorted({s.level for s in self.order})
+        return {
+            "name": self.name,
+            "a": self.label_a,
+            "b": self.label_b,
+            "blocks": self.blocks,
+            "blocks_wanted": self.blocks_wanted,
+            "levels": levels,
+            "order": [list(s) for s in self.order],
+            "verdicts": [_verdict_json(v) for v in self.verdicts],
+            "excluded": [dataclasses.asdict(e) for e in self.excluded],
+            "too_few_valid_blocks": {str(k): v for k, v in self.too_few().items()},
+            "drift": [dataclasses.asdict(d) for d in self.drift],
+            "differences": {k: [_plain(a), _plain(b)] for k, (a, b) in self.differences.items()},
+            "identity": {k: dict(v) for k, v in self.identity.items()},
+            "runs": {
+                "a": {str(lv): [dict(r) for r in self.a_runs.get(lv, ())] for lv in levels},
+                "b": {str(lv): [dict(r) for r in self.b_runs.get(lv, ())] for lv in levels},
+            },
+            "notes": list(self.notes),
+        }
 
-SPEC_FIELDS: Final[tuple[str, ...]] = ("launch_prefix", "extra_args", "env", "max_num_seqs")
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, tuple | list):
+        return [_plain(v) for v in x]
+    return x
+
+
+def _verdict_json(v: Verdict) -> dict[str, Any]:
+    out = {f.name: getattr(v, f.name) for f in dataclasses.fields(v)}
+    out["verdict"] = str(v.verdict)
+    return out
+
+
+SPEC_FIELDS: Final[tuple[str, ...]] = (
+    "launch_prefix",
+    "extra_args",
+    "env",
+    "max_num_seqs",
+    "vllm",
+)
 
 
 def spec_differences(a: Any, b: Any) -> dict[str, tuple[Any, Any]]:
@@ -253,6 +377,140 @@ def spec_differences(a: Any, b: Any) -> dict[str, tuple[Any, Any]]:
         if va != vb:
             out[f] = (va, vb)
     return out
+
+
+def block_seed(level: int, block: int, base: int = 0) -> int:
+    """The workload seed of a block: A and B of one block get the same prompts, other blocks
+    (and other levels) fresh ones, so vLLM's prefix cache cannot serve a block from an earlier
+    one."""
+    return base * 1_000_003 + level * 10_007 + block + 1
+
+
+def run_validity(result: Any, engine: Any, thresholds: Any) -> tuple[str, ...]:
+    """Why a run cannot count (empty when it can): client-bound beyond the scheduling noise
+    the engine forgives where client and server share cores, or token counts that disagree."""
+    from pytest_llmperf.session.engine import scheduling_noise_only
+
+    reasons: list[str] = []
+    health = result.health
+    if health.client_bound:
+        shares = getattr(engine, "shares_cores_with_server", None)
+        shared = bool(shares()) if callable(shares) else False
+        own_limit = getattr(
+            getattr(getattr(engine, "config", None), "client", None), "loop_lag_p99_ms", None
+        )
+        forgiven = (
+            shared
+            and own_limit is None
+            and scheduling_noise_only(health, thresholds, result.summary.metrics())
+        )
+        if not forgiven:
+            reasons += ["client-bound: " + r for r in health.reasons] or ["client-bound"]
+    check = getattr(result, "token_check", None)
+    if check is not None and getattr(check, "status", "ok") == "mismatch":
+        reasons.append("token counts disagree: " + "; ".join(check.reasons))
+    return tuple(reasons)
+
+
+def _handle_server(handle: Any) -> Any:
+    """The ``VLLMServer`` behind a handle (an engine handle, or a server used as its own)."""
+    server = getattr(handle, "server", None)
+    if server is not None:
+        return server
+    return handle if hasattr(handle, "spec") else None
+
+
+def served_version(endpoint: Any, timeout: float = 10.0) -> str | None:
+    """The vLLM version the server itself reports (``GET /version``), None if it cannot say."""
+    import urllib.request
+
+    try:
+        req = urllib.request.Request(endpoint.url("/version"), headers=endpoint.headers())
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return str(json.loads(resp.read())["version"])
+    except Exception:  # any failure means "unknown" here; the identity record says so
+        return None
+
+
+def identity_of(handle: Any, spec: Any) -> dict[str, Any]:
+    """What actually served a variant: the version the server reports, its launch command and
+    environment (never an API key: it is not in either), the model it loaded."""
+    server = _handle_server(handle)
+    out: dict[str, Any] = {
+        "declared_vllm": getattr(spec, "vllm", None),
+        "served_vllm": served_version(handle.endpoint),
+        "endpoint": handle.endpoint.base_url,
+    }
+    if server is not None:
+        sspec = server.spec
+        out["model"] = str(sspec.model)
+        out["launcher"] = list(sspec.launcher)
+        out["argv"] = list(sspec.args)
+        out["env"] = {k: v for k, v in sspec.env if k != "VLLM_CACHE_ROOT"}
+    return out
+
+
+def _options(argv: Sequence[str]) -> dict[str, str]:
+    """``--flag value`` pairs of a vLLM argv (a flag without a value maps to "")."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok.startswith("--"):
+            key, eq, val = tok.partition("=")
+            if not eq and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                val = argv[i + 1]
+                i += 1
+            out[key] = val
+        i += 1
+    return out
+
+
+def undeclared_differences(
+    id_a: Mapping[str, Any], id_b: Mapping[str, Any], spec_a: Any, spec_b: Any
+) -> list[str]:
+    """What differs between what served A and what served B that neither variant declared:
+    another model (revision), GPU count or flag not in either's ``extra_args``, an environment
+    variable not in either's ``env``, another launcher or vLLM version without a declared
+    launcher or version change. Pure."""
+    declared = spec_differences(spec_a, spec_b)
+    problems: list[str] = []
+    if id_a.get("model") != id_b.get("model"):
+        problems.append(f"model {id_a.get('model')!r} vs {id_b.get('model')!r}")
+    if id_a.get("launcher") != id_b.get("launcher") and "launch_prefix" not in declared:
+        problems.append(f"launcher {id_a.get('launcher')} vs {id_b.get('launcher')}")
+    version_declared = "vllm" in declared or "launch_prefix" in declared
+    va, vb = id_a.get("served_vllm"), id_b.get("served_vllm")
+    if va and vb and va != vb and not version_declared:
+        problems.append(f"vLLM version {va} vs {vb} (the servers' /version)")
+    for ident, spec, side in ((id_a, spec_a, "A"), (id_b, spec_b, "B")):
+        want, got = getattr(spec, "vllm", None), ident.get("served_vllm")
+        if want and got and got.split("+")[0] != want:
+            problems.append(f"{side} declares vLLM {want} but its server reports {got}")
+    flags = {
+        t.partition("=")[0]
+        for s in (spec_a, spec_b)
+        for t in getattr(s, "extra_args", ())
+        if t.startswith("--")
+    }
+    if "max_num_seqs" in declared:
+        flags.add("--max-num-seqs")
+    oa, ob = _options(id_a.get("argv", ())), _options(id_b.get("argv", ()))
+    for key in sorted(set(oa) | set(ob)):
+        if oa.get(key) != ob.get(key) and key not in flags and "vllm" not in declared:
+            problems.append(f"launch flag {key} {oa.get(key)!r} vs {ob.get(key)!r}")
+    env_keys = set(dict(getattr(spec_a, "env", {}) or {})) | set(
+        dict(getattr(spec_b, "env", {}) or {})
+    )
+    ea, eb = dict(id_a.get("env", {})), dict(id_b.get("env", {}))
+    for key in sorted(set(ea) | set(eb)):
+        if ea.get(key) != eb.get(key) and key not in env_keys and "vllm" not in declared:
+            problems.append(f"environment {key} {ea.get(key)!r} vs {eb.get(key)!r}")
+    return problems
+
+
+def _exclusion_notes(excluded: Sequence[ExcludedRun], labels: Mapping[str, str]) -> list[str]:
+    return [f"excluded: {e.describe(labels[e.variant])}" for e in excluded]
 
 
 def run_ab(
@@ -270,15 +528,30 @@ def run_ab(
     alpha: float = 0.05,
     records_dir: Path | None = None,
     progress: ProgressFn | None = None,
+    blocks: BlockMode = "interleaved",
+    extra_blocks: int | None = None,
+    seed: int = 0,
+    check_identity: bool = True,
 ) -> ABResult:
     """Measure ``case`` (a ``config.PerfCase``: workload, concurrency, requests, warm-up) on
     two servers, ``variant_a`` and ``variant_b`` (``config.ModelSpec``s of the same model with
-    different launch prefixes, flags or environments), interleaved, and compare B with A.
+    different launch prefixes, flags, environments or vLLM versions), in blocks, and compare
+    B with A paired by block.
 
-    Both servers are started first and stay up. Each variant's first run at a level sends the
-    case's warm-up requests. Run ``r`` of A and of B use the same prompts (seed ``r``).
-    ``levels`` default to the case's concurrency; ``requests`` to ``max(case.requests, level)``.
-    A server that dies raises ``server.ServerError`` from its liveness check.
+    ``runs`` is the number of valid blocks wanted per level. A block with an invalid run
+    (client-bound, token counts disagreeing) is excluded and reported, and an extra block is
+    measured in its place, at most ``extra_blocks`` per level (default ``runs``). Levels left
+    with fewer valid blocks say so (``ABResult.too_few()``); with fewer than two their
+    verdicts are INCONCLUSIVE.
+
+    ``blocks="interleaved"``: both servers start first and stay up; per level the blocks run
+    A B, B A, …. ``blocks="fresh"``: each block starts both servers afresh (the engine's
+    ``release``) and runs every level once. Each server's first run at a level sends the
+    case's warm-up requests. A and B of a block send the same prompts (``block_seed``).
+    ``levels`` default to the case's concurrency; ``requests`` to ``max(case.requests,
+    level)``. Before measuring, ``check_identity`` refuses two variants whose servers differ
+    in something neither declared (``undeclared_differences``). A server that dies raises
+    ``server.ServerError`` from its liveness check.
     """
     from pytest_llmperf.loadgen.run import HealthThresholds, LoadSpec, run_load
     from pytest_llmperf.session.engine import to_load_workload
@@ -289,50 +562,130 @@ def run_ab(
             f"'{variant_a.name}-a', '{variant_a.name}-b'): the engine caches launch plans and "
             "servers per model name"
         )
+    if blocks not in BLOCK_MODES:
+        raise ValueError(f"blocks={blocks!r} must be one of {', '.join(BLOCK_MODES)}")
     want = tuple(levels) if levels is not None else (int(case.concurrency),)
-    plan = ab_order(want, runs, balanced=balanced)
-    handles = {"A": engine.server_for(variant_a), "B": engine.server_for(variant_b)}
+    ab_order(want, runs, balanced=balanced)  # validates levels and runs
+    budget = runs if extra_blocks is None else int(extra_blocks)
+    if budget < 0:
+        raise ValueError(f"extra_blocks={budget} must be >= 0")
+    release = getattr(engine, "release", None)
+    if blocks == "fresh" and not callable(release):
+        raise ValueError("blocks='fresh' needs an engine that can release (restart) servers")
+    specs: dict[Variant, Any] = {"A": variant_a, "B": variant_b}
+    labels = {"A": variant_a.name, "B": variant_b.name}
     limits = getattr(engine, "client_limits", None)
     thresholds = HealthThresholds(**limits()) if callable(limits) else HealthThresholds()
     timeout = float(getattr(getattr(engine, "options", None), "request_timeout", 600.0))
-    workload = to_load_workload(case.workload)
-    measured: dict[Variant, dict[int, list[RunMetrics]]] = {"A": {}, "B": {}}
-    notes: list[str] = []
+    base_workload = to_load_workload(case.workload)
+    name = str(getattr(case.workload, "name", ""))
+
+    handles: dict[Variant, Any] = {}
+    identity: dict[str, dict[str, Any]] = {}
     warmed: set[tuple[Variant, int]] = set()
-    for i, step in enumerate(plan):
-        handle = handles[step.variant]
+
+    def start(variant: Variant) -> Any:
+        handle = engine.server_for(specs[variant])
+        if variant not in handles or handles[variant] is not handle:
+            warmed.difference_update({k for k in warmed if k[0] == variant})
+        handles[variant] = handle
+        return handle
+
+    def check_pair() -> None:
+        ids = {v: identity_of(handles[v], specs[v]) for v in ("A", "B")}
+        identity.update({labels[v]: ids[v] for v in ("A", "B")})
+        if not check_identity:
+            return
+        problems = undeclared_differences(ids["A"], ids["B"], variant_a, variant_b)
+        if problems:
+            raise ABRefused(
+                f"{labels['A']} and {labels['B']} are not an A/B pair of what was declared: "
+                + "; ".join(problems)
+                + ". Declare the difference in the variant (extra_args, env, launch_prefix/"
+                "venv, vllm) or make the servers the same."
+            )
+
+    order: list[ABStep] = []
+    valid: dict[Variant, dict[int, list[RunMetrics]]] = {"A": {}, "B": {}}
+    a_times: dict[int, list[float]] = {}
+    excluded: list[ExcludedRun] = []
+    attempts: dict[int, int] = dict.fromkeys(want, 0)
+    step_no = [0]
+
+    def measure(variant: Variant, level: int, block: int) -> tuple[RunMetrics, tuple[str, ...]]:
+        handle = handles[variant]
         check = getattr(handle, "check_alive", None)
         if callable(check):
             check()
-        first = (step.variant, step.level) not in warmed
-        warmed.add((step.variant, step.level))
+        first = (variant, level) not in warmed
+        warmed.add((variant, level))
         spec = LoadSpec(
             mode="closed",
-            concurrency=step.level,
-            num_requests=max(requests or int(case.requests), step.level),
+            concurrency=level,
+            num_requests=max(requests or int(case.requests), level),
             warmup_requests=int(case.warmup_requests) if first else 0,
             timeout_s=timeout,
-            seed=step.run,
+            seed=block,
         )
+        step_no[0] += 1
+        order.append(ABStep(variant, level, block))
         if progress is not None:
             progress(
-                f"A/B {i + 1}/{len(plan)}: {step.variant} c={step.level} run {step.run + 1}/{runs}"
+                f"A/B step {step_no[0]}: {labels[variant]} ({variant}) c={level} block {block + 1}"
             )
         records = None
         if records_dir is not None:
-            records = records_dir / f"ab-{step.variant}-c{step.level}-run{step.run + 1}.jsonl"
+            records = records_dir / f"ab-{labels[variant]}-c{level}-block{block + 1}.jsonl"
+        workload = dataclasses.replace(base_workload, seed=block_seed(level, block, seed))
         result = run_load(
             handle.endpoint, workload, spec, records_path=records, thresholds=thresholds
         )
-        measured[step.variant].setdefault(step.level, []).append(result.summary.metrics())
-        if result.health.client_bound:
-            notes.append(
-                f"{step.variant} c={step.level} run {step.run + 1}: client-bound "
-                f"({'; '.join(result.health.reasons)})"
-            )
-    a_runs = {lv: tuple(r) for lv, r in measured["A"].items()}
-    b_runs = {lv: tuple(r) for lv, r in measured["B"].items()}
-    name = str(getattr(case.workload, "name", ""))
+        return result.summary.metrics(), run_validity(result, engine, thresholds)
+
+    def run_block(level: int, block: int) -> None:
+        got: dict[Variant, tuple[RunMetrics, tuple[str, ...]]] = {}
+        for variant in block_order(block, balanced):
+            got[variant] = measure(variant, level, block)
+            if variant == "A":
+                a_times.setdefault(level, []).append(float(step_no[0]))
+        bad = [v for v in ("A", "B") if got[v][1]]
+        for v in bad:
+            excluded.append(ExcludedRun(v, level, block, got[v][1]))  # type: ignore[arg-type]
+        if bad:
+            a_times[level].pop()
+            return
+        for v in ("A", "B"):
+            valid[v].setdefault(level, []).append(got[v][0])  # type: ignore[index]
+
+    def needs_more(level: int) -> bool:
+        return len(valid["A"].get(level, ())) < runs and attempts[level] < runs + budget
+
+    if blocks == "interleaved":
+        for v in ("A", "B"):
+            start(v)  # type: ignore[arg-type]
+        check_pair()
+        for level in want:
+            while needs_more(level):
+                run_block(level, attempts[level])
+                attempts[level] += 1
+    else:
+        block = 0
+        while any(needs_more(lv) for lv in want):
+            for v in block_order(block, balanced):
+                start(v)
+            if block == 0:
+                check_pair()
+            for level in want:
+                if needs_more(level):
+                    run_block(level, attempts[level])
+                    attempts[level] += 1
+            for v in ("A", "B"):
+                assert release is not None
+                release(specs[v])
+            block += 1
+
+    a_runs = {lv: tuple(valid["A"].get(lv, ())) for lv in want}
+    b_runs = {lv: tuple(valid["B"].get(lv, ())) for lv in want}
     verdicts, table = ab_report(
         a_runs,
         b_runs,
@@ -343,10 +696,37 @@ def run_ab(
         label_a=variant_a.name,
         label_b=variant_b.name,
     )
+    tol = dict(tolerances or {})
+    drifts = tuple(
+        drift(
+            case_label(name, lv),
+            m,
+            a_times.get(lv, []),
+            _values(a_runs[lv], m),
+            tolerance=tol.get(m, DEFAULT_TOLERANCE),
+            alpha=alpha,
+        )
+        for lv in want
+        for m in DRIFT_METRICS
+        if m in metrics and len(_values(a_runs[lv], m)) == len(a_times.get(lv, [])) > 0
+    )
+    notes = _exclusion_notes(excluded, labels)
+    for lv in want:
+        n_valid = len(a_runs[lv])
+        if n_valid < runs:
+            notes.append(
+                f"c={lv}: only {n_valid} of {runs} blocks valid after {attempts[lv]} measured "
+                f"({runs + budget} allowed); the verdicts there rest on {n_valid} blocks"
+                + (": too few for a test, INCONCLUSIVE" if n_valid < 2 else "")
+            )
     diffs = spec_differences(variant_a, variant_b)
     if diffs:
         table += "\n\nB differs from A in: " + "; ".join(
             f"{k} {a!r} -> {b!r}" for k, (a, b) in diffs.items()
+        )
+    if drifts:
+        table += "\n\ndrift of A over the session:\n" + "\n".join(
+            f"  {d.case_id} {d.message}" for d in drifts
         )
     if notes:
         table += "\n" + "\n".join(f"note: {n}" for n in notes)
@@ -354,11 +734,32 @@ def run_ab(
         name=name,
         label_a=variant_a.name,
         label_b=variant_b.name,
-        order=tuple(plan),
+        order=tuple(order),
         a_runs=a_runs,
         b_runs=b_runs,
         verdicts=tuple(verdicts),
         table=table,
         differences=diffs,
         notes=tuple(notes),
+        excluded=tuple(excluded),
+        drift=drifts,
+        identity=identity,
+        blocks=blocks,
+        blocks_wanted=runs,
     )
+
+
+def write_ab_json(report_dir: Path, results: Sequence[ABResult]) -> Path:
+    """``ab.json`` in the report folder, written atomically: every comparison of the session."""
+    from pytest_llmperf.core.atomic import write_json_atomic
+
+    path = report_dir / "ab.json"
+    write_json_atomic(
+        path,
+        {
+            "schema": "pytest-llmperf/ab/1",
+            "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "comparisons": [r.to_json() for r in results],
+        },
+    )
+    return path

@@ -83,6 +83,23 @@ def context_needed(workloads: Sequence[WorkloadRef], limit: int | None = None) -
     return limit if limit and need <= limit < rounded else rounded
 
 
+def scheduling_noise_only(health: Any, thresholds: Any, metrics: Mapping[str, float]) -> bool:
+    """Whether a client-bound flag is only the OS running an idle client late on cores it
+    shares with the server, by too little to matter: the client was not busy (under half a
+    core), kept to its schedule, and its event-loop lag p99 is at most
+    ``SHARED_CPU_LAG_FRACTION`` of the median end-to-end latency, so no latency the gates
+    judge moved by more than that. Pure; the caller decides whether cores are shared."""
+    share = health.cpu_s / health.wall_s if health.wall_s > 0 else 1.0
+    p50 = metrics.get("p50_e2el_ms", math.nan)
+    return (
+        share < 0.5
+        and share <= thresholds.cpu_fraction
+        and health.schedule_lag_p99_ms <= thresholds.schedule_lag_p99_ms
+        and math.isfinite(p50)
+        and health.loop_lag_p99_ms <= SHARED_CPU_LAG_FRACTION * p50
+    )
+
+
 class PerfFailure(AssertionError):
     """A perf case failed: a gate, a dead server, a token-count mismatch, a client-bound run."""
 
@@ -416,23 +433,11 @@ class PerfEngine:
     def _only_scheduling_noise(
         self, health: Any, thresholds: Any, metrics: Mapping[str, float]
     ) -> bool:
-        """Whether a client-bound flag is only the OS running an idle client late on cores it
-        shares with the server, by too little to matter: the client was not busy (under half a
-        core), kept to its schedule, and its event-loop lag p99 is at most
-        ``SHARED_CPU_LAG_FRACTION`` of the median end-to-end latency, so no latency the gates
-        judge moved by more than that. Only where client and server share cores, and unless the
-        config sets the lag limit itself."""
+        """``scheduling_noise_only`` for this session: only where client and server share
+        cores, and unless the config sets the lag limit itself."""
         if not self.shares_cores_with_server() or self.config.client.loop_lag_p99_ms is not None:
             return False  # an explicit [client] limit is meant as written
-        share = health.cpu_s / health.wall_s if health.wall_s > 0 else 1.0
-        p50 = metrics.get("p50_e2el_ms", math.nan)
-        return (
-            share < 0.5
-            and share <= thresholds.cpu_fraction
-            and health.schedule_lag_p99_ms <= thresholds.schedule_lag_p99_ms
-            and math.isfinite(p50)
-            and health.loop_lag_p99_ms <= SHARED_CPU_LAG_FRACTION * p50
-        )
+        return scheduling_noise_only(health, thresholds, metrics)
 
     # -- running a case ---------------------------------------------------------------------
     def run_case(
