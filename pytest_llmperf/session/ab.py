@@ -363,7 +363,7 @@ SPEC_FIELDS: Final[tuple[str, ...]] = (
     "extra_args",
     "env",
     "max_num_seqs",
-    "vllm",
+    "vllm_version",
 )
 
 
@@ -437,7 +437,7 @@ def identity_of(handle: Any, spec: Any) -> dict[str, Any]:
     environment (never an API key: it is not in either), the model it loaded."""
     server = _handle_server(handle)
     out: dict[str, Any] = {
-        "declared_vllm": getattr(spec, "vllm", None),
+        "declared_vllm": getattr(spec, "vllm_version", None),
         "served_vllm": served_version(handle.endpoint),
         "endpoint": handle.endpoint.base_url,
     }
@@ -479,12 +479,12 @@ def undeclared_differences(
         problems.append(f"model {id_a.get('model')!r} vs {id_b.get('model')!r}")
     if id_a.get("launcher") != id_b.get("launcher") and "launch_prefix" not in declared:
         problems.append(f"launcher {id_a.get('launcher')} vs {id_b.get('launcher')}")
-    version_declared = "vllm" in declared or "launch_prefix" in declared
+    version_declared = "vllm_version" in declared or "launch_prefix" in declared
     va, vb = id_a.get("served_vllm"), id_b.get("served_vllm")
     if va and vb and va != vb and not version_declared:
         problems.append(f"vLLM version {va} vs {vb} (the servers' /version)")
     for ident, spec, side in ((id_a, spec_a, "A"), (id_b, spec_b, "B")):
-        want, got = getattr(spec, "vllm", None), ident.get("served_vllm")
+        want, got = getattr(spec, "vllm_version", None), ident.get("served_vllm")
         if want and got and got.split("+")[0] != want:
             problems.append(f"{side} declares vLLM {want} but its server reports {got}")
     flags = {
@@ -497,14 +497,14 @@ def undeclared_differences(
         flags.add("--max-num-seqs")
     oa, ob = _options(id_a.get("argv", ())), _options(id_b.get("argv", ()))
     for key in sorted(set(oa) | set(ob)):
-        if oa.get(key) != ob.get(key) and key not in flags and "vllm" not in declared:
+        if oa.get(key) != ob.get(key) and key not in flags and "vllm_version" not in declared:
             problems.append(f"launch flag {key} {oa.get(key)!r} vs {ob.get(key)!r}")
     env_keys = set(dict(getattr(spec_a, "env", {}) or {})) | set(
         dict(getattr(spec_b, "env", {}) or {})
     )
     ea, eb = dict(id_a.get("env", {})), dict(id_b.get("env", {}))
     for key in sorted(set(ea) | set(eb)):
-        if ea.get(key) != eb.get(key) and key not in env_keys and "vllm" not in declared:
+        if ea.get(key) != eb.get(key) and key not in env_keys and "vllm_version" not in declared:
             problems.append(f"environment {key} {ea.get(key)!r} vs {eb.get(key)!r}")
     return problems
 
