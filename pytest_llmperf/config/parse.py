@@ -63,6 +63,7 @@ _TOP_KEYS: Final[tuple[str, ...]] = (
     "baseline_dir",
     "gates",
     "client",
+    "ab",
 )
 _MODEL_KEYS: Final[tuple[str, ...]] = (
     "name",
@@ -493,6 +494,12 @@ def parse_config(
         updates["gates"] = DEFAULT_GATES
     if "client" in t:
         updates["client"] = _parse_client(t["client"], root.key("client"))
+    if "ab" in t:
+        from pytest_llmperf.config.ab import parse_ab
+
+        updates["ab"] = parse_ab(
+            t["ab"], root.key("ab"), [m.name for m in models], [w.name for w in workloads]
+        )
     cfg = replace(cfg, **updates)
     _check_references(cfg, root, gates_indexed=isinstance(t.get("gates"), list))
     return cfg

@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from pytest_llmperf.config.vocab import (
     DEFAULT_MIN_REQUESTS,
@@ -16,6 +16,9 @@ from pytest_llmperf.config.vocab import (
 )
 from pytest_llmperf.server.launchers import LauncherConfig
 from pytest_llmperf.verdicts.gates import Gates
+
+if TYPE_CHECKING:
+    from pytest_llmperf.config.ab import ABConfig
 
 # --------------------------------------------------------------------------------------------
 # Records
@@ -212,6 +215,7 @@ class PerfConfig:
     gates: tuple[GateRule, ...] = ()
     client: ClientLimits = ClientLimits()
     source: str = "<built-in>"
+    ab: ABConfig | None = None  # the [ab] section: variants for an interleaved A/B
 
     def requests_for(self, concurrency: int) -> int:
         """Requests one run at ``concurrency`` sends.

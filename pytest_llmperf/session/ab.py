@@ -209,7 +209,8 @@ def ab_report(
                         case_id,
                         metric,
                         direction,
-                        f"{missing} has no run with {metric} at c={level} (none measured, or none valid)",
+                        f"{missing} has no run with {metric} at c={level} "
+                        "(none measured, or none valid)",
                     )
                 )
                 continue
@@ -432,12 +433,12 @@ def served_version(endpoint: Any, timeout: float = 10.0) -> str | None:
         return None
 
 
-def identity_of(handle: Any, spec: Any) -> dict[str, Any]:
+def identity_of(handle: Any, spec: Any, declared: str | None = None) -> dict[str, Any]:
     """What actually served a variant: the version the server reports, its launch command and
     environment (never an API key: it is not in either), the model it loaded."""
     server = _handle_server(handle)
     out: dict[str, Any] = {
-        "declared_vllm": getattr(spec, "vllm_version", None),
+        "declared_vllm": declared or getattr(spec, "vllm_version", None),
         "served_vllm": served_version(handle.endpoint),
         "endpoint": handle.endpoint.base_url,
     }
@@ -479,12 +480,14 @@ def undeclared_differences(
         problems.append(f"model {id_a.get('model')!r} vs {id_b.get('model')!r}")
     if id_a.get("launcher") != id_b.get("launcher") and "launch_prefix" not in declared:
         problems.append(f"launcher {id_a.get('launcher')} vs {id_b.get('launcher')}")
+    if id_a.get("declared_vllm") != id_b.get("declared_vllm"):
+        declared["vllm_version"] = (id_a.get("declared_vllm"), id_b.get("declared_vllm"))
     version_declared = "vllm_version" in declared or "launch_prefix" in declared
     va, vb = id_a.get("served_vllm"), id_b.get("served_vllm")
     if va and vb and va != vb and not version_declared:
         problems.append(f"vLLM version {va} vs {vb} (the servers' /version)")
-    for ident, spec, side in ((id_a, spec_a, "A"), (id_b, spec_b, "B")):
-        want, got = getattr(spec, "vllm_version", None), ident.get("served_vllm")
+    for ident, side in ((id_a, "A"), (id_b, "B")):
+        want, got = ident.get("declared_vllm"), ident.get("served_vllm")
         if want and got and got.split("+")[0] != want:
             problems.append(f"{side} declares vLLM {want} but its server reports {got}")
     flags = {
@@ -532,6 +535,8 @@ def run_ab(
     extra_blocks: int | None = None,
     seed: int = 0,
     check_identity: bool = True,
+    declared_versions: Mapping[str, str | None] | None = None,
+    requests_for: Callable[[int], int] | None = None,
 ) -> ABResult:
     """Measure ``case`` (a ``config.PerfCase``: workload, concurrency, requests, warm-up) on
     two servers, ``variant_a`` and ``variant_b`` (``config.ModelSpec``s of the same model with
@@ -549,7 +554,9 @@ def run_ab(
     ``release``) and runs every level once. Each server's first run at a level sends the
     case's warm-up requests. A and B of a block send the same prompts (``block_seed``).
     ``levels`` default to the case's concurrency; ``requests`` to ``max(case.requests,
-    level)``. Before measuring, ``check_identity`` refuses two variants whose servers differ
+    level)`` (or ``requests_for(level)``). ``declared_versions`` ("A"/"B" -> version) are the
+    vLLM versions the user says each variant runs, checked against the servers' /version.
+    Before measuring, ``check_identity`` refuses two variants whose servers differ
     in something neither declared (``undeclared_differences``). A server that dies raises
     ``server.ServerError`` from its liveness check.
     """
@@ -592,7 +599,8 @@ def run_ab(
         return handle
 
     def check_pair() -> None:
-        ids = {v: identity_of(handles[v], specs[v]) for v in ("A", "B")}
+        versions = dict(declared_versions or {})
+        ids = {v: identity_of(handles[v], specs[v], versions.get(v)) for v in ("A", "B")}
         identity.update({labels[v]: ids[v] for v in ("A", "B")})
         if not check_identity:
             return
@@ -622,7 +630,9 @@ def run_ab(
         spec = LoadSpec(
             mode="closed",
             concurrency=level,
-            num_requests=max(requests or int(case.requests), level),
+            num_requests=max(
+                requests_for(level) if requests_for else requests or int(case.requests), level
+            ),
             warmup_requests=int(case.warmup_requests) if first else 0,
             timeout_s=timeout,
             seed=block,
