@@ -188,6 +188,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="FIELD",
         help="fingerprint field that may differ from the baseline's (repeatable)",
     )
+    group.addoption(
+        "--llmperf-ab",
+        default=None,
+        metavar="A,B",
+        help="the two variants of the config's [ab] section to compare, A first (default: its "
+        "a and b); the A/B runs interleaved and B/A is judged per level and metric",
+    )
+    group.addoption(
+        "--llmperf-ab-blocks",
+        default=None,
+        choices=("interleaved", "fresh"),
+        help="A/B blocks: 'interleaved' keeps both servers up (A B, B A, ...); 'fresh' starts "
+        "both anew for every block (default: the [ab] section's blocks)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -286,6 +300,7 @@ def _engine(config: pytest.Config) -> PerfEngine:
             runs=config.getoption("llmperf_runs"),
             multiplier=config.getoption("llmperf_multiplier"),
         )
+        perf = _choose_ab(perf, _split_csv(config.getoption("llmperf_ab")))
         api_key = resolve_api_key(key_file=config.getoption("llmperf_api_key_file"))
     except (ConfigError, ValueError) as exc:
         raise pytest.UsageError(f"pytest-llmperf: {exc}") from None
@@ -500,12 +515,97 @@ def pytest_collection_modifyitems(
             if item.get_closest_marker("llmperf") is not None:
                 item.add_marker(skip)
         return
-    if not config.getoption("llmperf_no_matrix"):
+    ab = _ab_config(config)
+    if not config.getoption("llmperf_no_matrix") and (ab is None or ab.matrix):
         matrix = PerfMatrix.from_parent(session, name="llmperf", nodeid="llmperf")
         items.extend(matrix.collect())
+    if ab is not None:
+        from .session.ab import ab_case_id, configured_case
+
+        case = configured_case(_engine(config), ab)
+        name = f"test_ab[{ab_case_id(ab, case.workload.name)}]"
+        items.append(ABItem.from_parent(session, name=name, nodeid=f"llmperf::{name}", ab=ab))
+
+
+def _choose_ab(perf: Any, chosen: list[str] | None) -> Any:
+    """The config with --llmperf-ab's choice of A and B (a ``ConfigError`` when it names
+    variants the [ab] section does not declare, or there is no [ab] section)."""
+    if chosen is None:
+        return perf
+    from dataclasses import replace
+
+    from .config import ConfigError
+    from .config.ab import select
+
+    if perf.ab is None:
+        raise ConfigError(
+            "--llmperf-ab",
+            "",
+            f"{perf.source} has no [ab] section",
+            "declare the variants there (see docs/upgrade-validation.md)",
+        )
+    return replace(perf, ab=select(perf.ab, chosen))
+
+
+def _ab_config(config: pytest.Config) -> Any:
+    """The config's [ab] section with --llmperf-ab-blocks and --llmperf-runs applied."""
+    ab = _engine(config).config.ab
+    if ab is None:
+        return None
+    from dataclasses import replace
+
+    blocks = config.getoption("llmperf_ab_blocks")
+    runs = config.getoption("llmperf_runs")
+    return replace(ab, blocks=blocks or ab.blocks, runs=max(2, runs) if runs else ab.runs)
+
+
+class ABItem(pytest.Item):
+    """The configured A/B comparison: both variants measured interleaved, judged per level and
+    metric; a REGRESSION (or under --llmperf-strict an unsure verdict) fails it."""
+
+    def __init__(self, *, ab: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ab = ab
+        self.add_marker("llmperf")  # selected by -m llmperf like the matrix
+        self.add_marker("llmperf")
+
+    def runtest(self) -> None:
+        from .session.ab import failure_message, run_configured
+        from .session.engine import PerfFailure
+
+        engine = _engine(self.config)
+        try:
+            result = run_configured(engine, self.ab, progress=_progress(self.config))
+        finally:
+            _end_progress(self.config)
+        for v in result.verdicts:
+            ratio = "-" if v.ratio is None else f"{v.ratio:.4f}"
+            ci = "" if v.ci_low is None else f" CI {v.ci_low:.4f}-{v.ci_high:.4f}"
+            p = "" if v.p_adj is None else f" p_adj {v.p_adj:.3g}"
+            self.user_properties.append(
+                (f"llmperf.ab.{v.case_id}.{v.metric}", f"{v.verdict} B/A {ratio}{ci}{p}")
+            )
+        self.user_properties.append(("llmperf.ab.excluded_runs", len(result.excluded)))
+        message = failure_message(result, strict=bool(self.config.getoption("llmperf_strict")))
+        if message:
+            raise PerfFailure(message)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        from .server.process import ServerError
+        from .session.ab import ABRefused
+        from .session.engine import PerfFailure
+
+        if isinstance(excinfo.value, PerfFailure | ServerError | ABRefused):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.name
 
 
 def _model_of(item: pytest.Item) -> str | None:
+    if isinstance(item, ABItem):
+        return None  # it starts and stops its own two servers
     if isinstance(item, PerfCaseItem):
         return item.case.model.name
     marker = item.get_closest_marker("llmperf")
@@ -563,6 +663,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     for item in session.items:
         if isinstance(item, PerfCaseItem):
             models.setdefault(item.case.model.name, item.case.model)
+        elif isinstance(item, ABItem):
+            from .session.ab import configured_case
+
+            base = configured_case(engine, item.ab).model
+            for spec in item.ab.pair(base):
+                models.setdefault(spec.name, spec)
         else:
             marker = item.get_closest_marker("llmperf")
             if marker is not None:
@@ -681,7 +787,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     engine = config.stash.get(_ENGINE_KEY, None)
-    if engine is None or not engine.results:
+    ab_results = getattr(engine, "ab_results", ()) if engine is not None else ()
+    if engine is None or not (engine.results or ab_results):
         return
     from pytest_llmperf.report import terminal_summary_lines
     from pytest_llmperf.verdicts.case_result import with_status
@@ -694,6 +801,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if paths is not None:
         terminalreporter.write_line(f"report: {paths.html}")
         terminalreporter.write_line(f"results: {paths.results}")
+    for result in ab_results:
+        terminalreporter.section(f"llmperf A/B: {result.label_b} (B) vs {result.label_a} (A)")
+        for line in result.table.splitlines():
+            bad = any(w in line for w in ("REGRESSION", "DRIFT", "excluded", "only "))
+            terminalreporter.write_line(line, red=bad)
+        terminalreporter.write_line(f"ab.json: {engine.report_dir / 'ab.json'}")
     baseline_lines = config.stash.get(_BASELINE_LINES_KEY, None)
     if baseline_lines:
         terminalreporter.section("llmperf baseline")

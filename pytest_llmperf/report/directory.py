@@ -33,6 +33,7 @@ def write_report(
     machine_info: Mapping[str, Any] | None = None,
     commit_info: Mapping[str, Any] | None = None,
     started: datetime | None = None,
+    extra_html: str = "",
 ) -> ReportPaths:
     """Write everything at session end: final results.json (``complete``), the two PNGs,
     report.html and benchmark.json."""
@@ -45,7 +46,8 @@ def write_report(
     for fname, png in zip((THROUGHPUT_PNG, LATENCY_PNG), images.values(), strict=True):
         plots.append(write_bytes_atomic(report_dir / fname, png))
     page = write_text_atomic(
-        report_dir / HTML_FILE, render_html(cases, environment=environment, images=images)
+        report_dir / HTML_FILE,
+        render_html(cases, environment=environment, images=images, extra_html=extra_html),
     )
     bench = write_json_atomic(
         report_dir / BENCHMARK_FILE,

@@ -60,6 +60,7 @@ def render_html(
     environment: Mapping[str, Any],
     images: Mapping[str, bytes],
     title: str = "pytest-llmperf report",
+    extra_html: str = "",
 ) -> str:
     """The whole report as one HTML string: PNGs inlined as data URIs, no scripts, no
     external files, so it can be attached to a CI run or mailed as is."""
@@ -129,6 +130,7 @@ def render_html(
         "<h2>Cases</h2><table><tr>"
         + "".join(f"<th class='{'l' if h in _LEFT else ''}'>{e(h)}</th>" for h in head)
         + f"</tr>{''.join(rows)}</table>"
+        f"{extra_html}"
         f"<h2>Environment</h2>{_env_table(environment)}"
         f"<p><small>pytest-llmperf {e(__version__)}</small></p></body></html>"
     )

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -451,6 +450,10 @@ def identity_of(handle: Any, spec: Any, declared: str | None = None) -> dict[str
     return out
 
 
+#: Launch flags that name or place a server rather than change how it serves.
+_NAMING_FLAGS: Final[frozenset[str]] = frozenset({"--served-model-name", "--host", "--port"})
+
+
 def _options(argv: Sequence[str]) -> dict[str, str]:
     """``--flag value`` pairs of a vLLM argv (a flag without a value maps to "")."""
     out: dict[str, str] = {}
@@ -499,7 +502,7 @@ def undeclared_differences(
     if "max_num_seqs" in declared:
         flags.add("--max-num-seqs")
     oa, ob = _options(id_a.get("argv", ())), _options(id_b.get("argv", ()))
-    for key in sorted(set(oa) | set(ob)):
+    for key in sorted((set(oa) | set(ob)) - _NAMING_FLAGS):
         if oa.get(key) != ob.get(key) and key not in flags and "vllm_version" not in declared:
             problems.append(f"launch flag {key} {oa.get(key)!r} vs {ob.get(key)!r}")
     env_keys = set(dict(getattr(spec_a, "env", {}) or {})) | set(
@@ -759,17 +762,115 @@ def run_ab(
     )
 
 
-def write_ab_json(report_dir: Path, results: Sequence[ABResult]) -> Path:
-    """``ab.json`` in the report folder, written atomically: every comparison of the session."""
-    from pytest_llmperf.core.atomic import write_json_atomic
+# ----------------------------------------------------------------------------- from the config
 
-    path = report_dir / "ab.json"
-    write_json_atomic(
-        path,
-        {
-            "schema": "pytest-llmperf/ab/1",
-            "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "comparisons": [r.to_json() for r in results],
-        },
+
+def ab_case_id(ab: Any, workload: str) -> str:
+    """The test id of a configured A/B: ``<model>-<workload>:<a>-vs-<b>``."""
+    return f"{ab.model}-{workload}:{ab.a}-vs-{ab.b}"
+
+
+def configured_case(engine: Any, ab: Any) -> Any:
+    """The ``PerfCase`` an ``[ab]`` section measures: its model (the base of both variants),
+    its workload (default: the model's first), its first level."""
+    from pytest_llmperf.config import PerfCase
+
+    config = engine.config
+    model = config.model(ab.model)
+    workloads = config.workloads_for(model)
+    workload = config.workload(ab.workload) if ab.workload else workloads[0]
+    levels = ab.levels or model.concurrency or config.concurrency
+    level = levels[0]
+    return PerfCase(
+        model=model,
+        workload=workload,
+        concurrency=level,
+        requests=ab.requests or config.requests_for(level),
+        runs=ab.runs,
+        warmup_requests=config.warmup_requests,
+        gates=config.gates_for(model.name, workload.name, level),
     )
-    return path
+
+
+def run_configured(
+    engine: Any,
+    ab: Any,
+    *,
+    progress: ProgressFn | None = None,
+    blocks: BlockMode | None = None,
+) -> ABResult:
+    """Run an ``[ab]`` section (``config.ab.ABConfig``) through the session's engine, record
+    it (``engine.record_ab``: ab.json is rewritten after every comparison), and stop both
+    servers afterwards."""
+    case = configured_case(engine, ab)
+    spec_a, spec_b = ab.pair(case.model)
+    config = engine.config
+    levels = ab.levels or case.model.concurrency or config.concurrency
+    for spec in (spec_a, spec_b):
+        expect = getattr(engine, "expect", None)
+        if callable(expect):
+            expect(dataclasses.replace(case, model=spec))
+    try:
+        result = run_ab(
+            engine,
+            case,
+            spec_a,
+            spec_b,
+            ab.runs,
+            levels=levels,
+            requests_for=(lambda lv: ab.requests) if ab.requests else config.requests_for,
+            metrics=ab.metrics,
+            tolerances=ab.tolerance_for(),
+            alpha=ab.alpha,
+            records_dir=engine.report_dir / "records",
+            progress=progress,
+            blocks=blocks or ab.blocks,  # type: ignore[arg-type]
+            extra_blocks=ab.extra_blocks,
+            declared_versions={"A": ab.declared_version(ab.a), "B": ab.declared_version(ab.b)},
+        )
+    finally:
+        release = getattr(engine, "release", None)
+        if callable(release):
+            release(spec_a)
+            release(spec_b)
+    record = getattr(engine, "record_ab", None)
+    if callable(record):
+        record(result)
+    return result
+
+
+def failure_message(result: ABResult, *, strict: bool = False) -> str | None:
+    """Why the A/B test item fails (None: it passes): a REGRESSION; a level with no test at
+    all (fewer than two valid blocks); under ``strict`` also INCONCLUSIVE or fewer valid
+    blocks than asked for."""
+    reasons: list[str] = []
+    bad = [v for v in result.verdicts if v.verdict is Outcome.REGRESSION]
+    if bad:
+        reasons.append(
+            f"{len(bad)} REGRESSION(s) of {result.label_b} (B) against {result.label_a} (A): "
+            + ", ".join(f"{v.case_id} {v.metric}" for v in bad)
+        )
+    few = result.too_few()
+    hopeless = {lv: n for lv, n in few.items() if n < 2}
+    if hopeless:
+        reasons.append(
+            "no paired test was possible at "
+            + ", ".join(f"c={lv} ({n} valid blocks)" for lv, n in hopeless.items())
+            + ": too many runs were invalid (see the excluded runs)"
+        )
+    if strict:
+        unsure = [v for v in result.verdicts if v.verdict is Outcome.INCONCLUSIVE]
+        if unsure:
+            reasons.append(
+                f"{len(unsure)} INCONCLUSIVE comparison(s) under --llmperf-strict: "
+                + ", ".join(f"{v.case_id} {v.metric}" for v in unsure)
+            )
+        rest = {lv: n for lv, n in few.items() if lv not in hopeless}
+        if rest:
+            reasons.append(
+                "fewer valid blocks than asked for at "
+                + ", ".join(f"c={lv} ({n} of {result.blocks_wanted})" for lv, n in rest.items())
+            )
+    if not reasons:
+        return None
+    return "A/B " + "; ".join(reasons) + "\n" + result.table

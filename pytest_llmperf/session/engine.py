@@ -187,6 +187,7 @@ class PerfEngine:
         self._external: ServerHandle | None = None
         self._launched: dict[str, VLLMServer] = {}
         self._expected: dict[str, list[WorkloadRef]] = {}
+        self.ab_results: list[Any] = []  # session.ab.ABResult, in the order they ran
         self.started = time.time()
 
     def expect(self, case: PerfCase) -> None:
@@ -665,12 +666,32 @@ class PerfEngine:
             env["host_cpu"] = getattr(a, "host_cpu", None)
         return env
 
+    def record_ab(self, result: Any) -> None:
+        """Keep an A/B comparison (``session.ab.ABResult``) and rewrite ab.json at once."""
+        from pytest_llmperf.report.ab_outputs import write_ab_json
+
+        self.ab_results.append(result)
+        write_ab_json(self.report_dir, [r.to_json() for r in self.ab_results])
+
     def finish(self) -> Any:
         """Stop every server, then write the full report (also after failures)."""
         self.pool.close()
-        if not self.results:
+        if not self.results and not self.ab_results:
             return None
-        return write_report(self.report_dir, self.results, environment=self.environment())
+        extra = ""
+        if self.ab_results:
+            from pytest_llmperf.report.ab_outputs import (
+                ab_ratio_png,
+                ab_section_html,
+                write_ab_plot,
+            )
+
+            docs = [r.to_json() for r in self.ab_results]
+            write_ab_plot(self.report_dir, docs)
+            extra = ab_section_html(docs, ab_ratio_png(docs))
+        return write_report(
+            self.report_dir, self.results, environment=self.environment(), extra_html=extra
+        )
 
     def describe_plans(self, models: Sequence[ModelSpec]) -> list[str]:
         """What ``--llmperf-plan`` prints: each model's decisions, command and environment."""
