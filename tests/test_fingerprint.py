@@ -11,7 +11,15 @@ import pytest
 
 from pytest_llmperf.plan.platforms import Accelerators
 from pytest_llmperf.verdicts import fingerprint as fp_mod
-from pytest_llmperf.verdicts.fingerprint import FIELDS, Fingerprint, diff, gather, weights_sha256
+from pytest_llmperf.verdicts.fingerprint import (
+    CONTEXT_FIELDS,
+    FIELDS,
+    Fingerprint,
+    context_diff,
+    diff,
+    gather,
+    weights_sha256,
+)
 
 MI325X = Fingerprint(
     platform="rocm",
@@ -38,17 +46,41 @@ def test_round_trip_through_json() -> None:
 def test_id_is_stable_and_sensitive() -> None:
     assert MI325X.id() == Fingerprint.from_dict(MI325X.to_dict()).id()
     assert len(MI325X.id()) == 16
-    assert dataclasses.replace(MI325X, driver="6.12").id() != MI325X.id()
+    assert dataclasses.replace(MI325X, driver="7.0").id() != MI325X.id()
+    assert dataclasses.replace(MI325X, accelerator_count=4).id() != MI325X.id()
+    # Context and minor driver/runtime updates keep the id (and so the baseline's file name).
+    for change in (
+        {"driver": "6.12"},
+        {"runtime_version": "6.3.1"},
+        {"plugin_version": "9.9.9", "os_platform": "Linux-6.8.0-x86_64", "hostname": "box2"},
+    ):
+        assert dataclasses.replace(MI325X, **change).id() == MI325X.id(), change
 
 
-def test_diff_names_fields_and_honours_ignore() -> None:
-    other = dataclasses.replace(MI325X, driver="6.12.1", vllm_version="0.15.0")
+def test_diff_names_key_fields_and_honours_ignore() -> None:
+    other = dataclasses.replace(MI325X, driver="7.0.1", vllm_version="0.15.0")
     assert diff(MI325X, other) == {
-        "driver": ("6.10.5", "6.12.1"),
+        "driver": ("6.10.5", "7.0.1"),
         "vllm_version": ("0.14.1", "0.15.0"),
     }
     assert diff(MI325X, other, ignore=("driver",)) == {"vllm_version": ("0.14.1", "0.15.0")}
     assert diff(MI325X, MI325X) == {}
+
+
+def test_context_is_never_a_difference_but_is_reported_as_a_change() -> None:
+    other = dataclasses.replace(
+        MI325X, plugin_version="0.2.0", os_platform="Linux-6.8", hostname="b", driver="6.12.1"
+    )
+    assert diff(MI325X, other) == {}
+    changed = context_diff(MI325X, other)
+    assert set(changed) == {*CONTEXT_FIELDS, "driver"}
+    assert changed["driver"] == ("6.10.5", "6.12.1")
+    # A key field the user allowed to differ is a change too, not silence.
+    gpus = dataclasses.replace(MI325X, accelerator_count=4)
+    assert context_diff(MI325X, gpus) == {}
+    assert context_diff(MI325X, gpus, ignore=("accelerator_count",)) == {
+        "accelerator_count": (8, 4)
+    }
 
 
 def test_diff_rejects_unknown_ignore_field() -> None:

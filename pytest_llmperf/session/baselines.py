@@ -1,15 +1,18 @@
-"""Stored baselines inside a pytest session: compare each case as it finishes, save at the end.
+"""Stored baselines inside a pytest session: check each case as it finishes, judge the family
+at the end, save.
 
 One ``BaselineSession`` per pytest session. Each perf test item calls ``check`` right after its
-case ran: a REGRESSION fails that item (so JUnit and CI name the case), and the other verdicts
-are reported. The gate cannot wait for the later cases, so it corrects with Bonferroni over the
-whole expected family (expected cases x tested metrics): Holm's first step, valid for every
-item. ``finish`` then applies Holm (and Benjamini-Hochberg, for the report) over all p-values
-of the session, writes ``comparison.json`` and, with ``save``, the baseline files.
+case ran: what needs no statistics is decided there (NO BASELINE, NOT COMPARABLE, a success
+rate below 100% is a REGRESSION), so the case's own item fails on it. The statistical verdicts
+wait for the whole family: ``family`` tests every (case, gated metric) pair of the session at
+once, one-sided in the harmful direction, with the run-to-run variance of each metric moderated
+across the cases (``verdicts.compare.VariancePrior``) and Holm's correction over all of them
+(family-wise error <= alpha). The plugin's final ``llmperf::baseline_comparison`` item fails
+naming every case Holm convicts. Report metrics are compared too, corrected with
+Benjamini-Hochberg among themselves, and shown, never gated.
 
-Only a few key metrics are compared: every extra test costs power under the correction (45
-metrics x 20 cases at n = 5 would detect almost nothing). Every metric's raw per-run values
-are still saved.
+Only a few metrics are gated: every extra test costs power under the correction (see
+benchmarks/comparator_quality.py). Every metric's raw per-run values are still saved.
 """
 
 from __future__ import annotations
@@ -38,31 +41,40 @@ from pytest_llmperf.verdicts.baseline import (
 )
 from pytest_llmperf.verdicts.compare import (
     DEFAULT_TOLERANCE,
+    VARIANCES,
     CaseComparison,
     Outcome,
+    Variance,
     Verdict,
     format_table,
 )
-from pytest_llmperf.verdicts.fingerprint import FIELDS, Fingerprint, gather
+from pytest_llmperf.verdicts.fingerprint import FIELDS, Fingerprint, context_diff, gather
 
-KEY_METRICS: Final[tuple[str, ...]] = (
+#: Gated by default: one throughput (a statistical test) and the success rate (an absolute
+#: check, no test, no cost in power). Each extra gated metric adds one test per case.
+GATE_METRICS: Final[tuple[str, ...]] = ("output_throughput", "success_rate")
+#: Compared and shown by default, corrected with Benjamini-Hochberg, never failing a test.
+REPORT_METRICS: Final[tuple[str, ...]] = (
     "total_token_throughput",
-    "output_throughput",
     "p99_ttft_ms",
+    "p99_itl_ms",
     "p99_e2el_ms",
-    "success_rate",
 )
+KEY_METRICS: Final[tuple[str, ...]] = (*GATE_METRICS, *REPORT_METRICS)
 COMPARISON_FILE: Final[str] = "comparison.json"
 MODEL_PLACEHOLDER: Final[str] = "<model>"
 PYTHON_PLACEHOLDER: Final[str] = "<python>"
 NO_BASELINE: Final[str] = "NO BASELINE"
 NOT_COMPARED: Final[str] = "NOT COMPARED"
+PENDING: Final[str] = "PENDING"  # compared; the statistical verdict comes with the family
+VERDICT_ITEM: Final[str] = "baseline_comparison"
 # Worst first: a case's status is the worst of its metrics' verdicts.
 _SEVERITY: Final[tuple[str, ...]] = (
     Outcome.REGRESSION.value,
     Outcome.NOT_COMPARABLE.value,
     NO_BASELINE,
     Outcome.INCONCLUSIVE.value,
+    PENDING,
     Outcome.IMPROVEMENT.value,
     Outcome.NO_CHANGE.value,
     NOT_COMPARED,
@@ -93,6 +105,7 @@ class CaseCheck:
     failure: str | None = None
     message: str = ""
     baseline_path: Path | None = None
+    context: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
 
     @property
     def regressed(self) -> bool:
@@ -105,6 +118,37 @@ class _Entry:
     fingerprint: Fingerprint
     check: CaseCheck
     items: list[CaseComparison | Verdict] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """The session's statistical verdicts. ``gate``: every gated (case, metric), Holm over the
+    tests among them; ``report``: the report metrics, Benjamini-Hochberg; ``convicted`` the
+    gate REGRESSIONs by case, ``inconclusive``/``no_baseline``/``not_comparable`` the cases
+    that were not judged PASS and why."""
+
+    gate: tuple[Verdict, ...]
+    report: tuple[Verdict, ...]
+    tests: int
+    convicted: Mapping[str, tuple[Verdict, ...]]
+    inconclusive: Mapping[str, tuple[Verdict, ...]]
+    no_baseline: Mapping[str, str]
+    not_comparable: Mapping[str, str]
+    context: Mapping[str, Mapping[str, tuple[Any, Any]]]
+
+    @property
+    def unsure(self) -> bool:
+        return bool(self.inconclusive or self.no_baseline or self.not_comparable)
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyCheck:
+    """What the final verdict item does: fail with ``failure`` (None: pass) and record
+    ``properties`` (JUnit) and ``lines`` (terminal)."""
+
+    failure: str | None
+    properties: tuple[tuple[str, str], ...]
+    lines: tuple[str, ...]
 
 
 def environment_part(fp: Fingerprint) -> Fingerprint:
@@ -175,6 +219,10 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _changes(changes: Mapping[str, tuple[Any, Any]]) -> str:
+    return "; ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items())
+
+
 def verdict_json(v: Verdict) -> dict[str, Any]:
     return {k: _json_safe(x) for k, x in asdict(v).items()}
 
@@ -182,8 +230,10 @@ def verdict_json(v: Verdict) -> dict[str, Any]:
 class BaselineSession:
     """The baseline side of one pytest session (see the module docstring).
 
-    ``expected_cases`` is how many cases the session will check (the selected matrix items):
-    Bonferroni's m for the in-item gate is ``expected_cases x tested metrics``.
+    ``metrics`` are gated, ``report_metrics`` compared and shown; ``variance`` is
+    ``"moderated"`` (shared across the cases of a metric) or ``"welch"`` (each case alone);
+    ``strict`` fails NO BASELINE, NOT COMPARABLE and INCONCLUSIVE too. ``expected_cases`` is
+    how many cases the session will check (shown in the verdict's header).
     """
 
     def __init__(
@@ -196,11 +246,13 @@ class BaselineSession:
         strict: bool = False,
         ignore: Sequence[str] = (),
         tolerances: Mapping[str, float] | None = None,
-        metrics: Sequence[str] = KEY_METRICS,
+        metrics: Sequence[str] = GATE_METRICS,
         expected_cases: int = 1,
         default_tolerance: float = DEFAULT_TOLERANCE,
         alpha: float = 0.05,
         hash_weights: bool = True,
+        report_metrics: Sequence[str] = REPORT_METRICS,
+        variance: Variance = "moderated",
     ) -> None:
         unknown = sorted(set(ignore) - set(FIELDS))
         if unknown:
@@ -212,6 +264,14 @@ class BaselineSession:
             raise ValueError("compare at least one metric (e.g. total_token_throughput)")
         if not 0.0 < alpha < 0.5:
             raise ValueError(f"alpha={alpha} must be between 0 and 0.5 (0.05 is usual)")
+        if variance not in VARIANCES:
+            raise ValueError(f"variance {variance!r} must be one of {', '.join(VARIANCES)}")
+        for name in (*metrics, *report_metrics):
+            if not _known_direction(name):
+                raise ValueError(
+                    f"metric {name!r} has no known direction; compare metrics like "
+                    f"{', '.join(KEY_METRICS)} (names ending in _ms, throughput or success_rate)"
+                )
         for name, tol in {**(tolerances or {}), "default": default_tolerance}.items():
             if not (math.isfinite(tol) and tol >= 0.0):
                 raise ValueError(f"tolerance for {name} is {tol}; it must be a fraction >= 0")
@@ -224,13 +284,15 @@ class BaselineSession:
         self.tolerances = dict(tolerances or {})
         self.default_tolerance = default_tolerance
         self.metrics = tuple(metrics)
+        self.report_metrics = tuple(m for m in report_metrics if m not in self.metrics)
+        self.variance: Variance = variance
         self.expected_cases = max(1, int(expected_cases))
         self.alpha = alpha
         self.hash_weights = hash_weights
         self._entries: dict[str, _Entry] = {}
         self._stored: dict[Path, Baseline] = {}
         self.saved: list[Path] = []
-        self.late_regressions: list[Verdict] = []
+        self._family: Family | None = None
 
     @property
     def active(self) -> bool:
@@ -238,8 +300,8 @@ class BaselineSession:
 
     @property
     def family_size(self) -> int:
-        """Bonferroni's m for the in-item gate."""
-        return max(self.expected_cases, len(self._entries)) * max(1, _tested(self.metrics))
+        """The statistical tests the gate expects: cases x gated metrics that get a test."""
+        return max(self.expected_cases, len(self._entries)) * _tested(self.metrics)
 
     # -- fingerprint ------------------------------------------------------------------------
     def fingerprint_for(
@@ -313,9 +375,13 @@ class BaselineSession:
 
     # -- in the test item -------------------------------------------------------------------
     def check(self, case_result: Any, fingerprint: Fingerprint) -> CaseCheck:
-        """Compare one finished case with the stored baseline and remember it for ``finish``.
-        Never raises for a comparison problem: the answer is in ``failure`` and ``message``."""
+        """Compare one finished case with the stored baseline and remember it for ``family``.
+        Never raises for a comparison problem: the answer is in ``failure`` and ``message``.
+        ``failure`` is set only for what needs no statistics (an absolute check failed; with
+        ``strict`` also NO BASELINE and NOT COMPARABLE); the statistical verdicts come from
+        ``family`` once every case ran."""
         case_id = str(case_result.case_id)
+        self._family = None
         if not self.compare:
             check = CaseCheck(case_id, NOT_COMPARED, message="not compared (no --llmperf-compare)")
             self._entries[case_id] = _Entry(case_result, fingerprint, check)
@@ -324,11 +390,12 @@ class BaselineSession:
         try:
             check, items = self._check(case_id, case_result, fingerprint)
         except (BaselineError, OSError) as exc:
+            text = f"cannot compare with the stored baseline: {exc}"
             check = CaseCheck(
                 case_id,
                 Outcome.NOT_COMPARABLE.value,
-                failure=f"{case_id}: cannot compare with the stored baseline: {exc}",
-                message=str(exc),
+                failure=f"{case_id}: {text}",
+                message=text,
             )
         self._entries[case_id] = _Entry(case_result, fingerprint, check, items)
         return check
@@ -363,7 +430,9 @@ class BaselineSession:
                 else f"for suite {self.suite!r} in {self.baseline_dir}"
             )
             text = f"no baseline for this case {where}; run with --llmperf-save-baseline first"
-            failure = f"{case_id}: {text} (--llmperf-strict)" if self.strict else None
+            failure = (
+                f"{case_id}: {NO_BASELINE}: {text} (--llmperf-strict)" if self.strict else None
+            )
             return CaseCheck(case_id, NO_BASELINE, (), failure, text, path), []
         items = comparisons(
             stored,
@@ -371,41 +440,178 @@ class BaselineSession:
             tolerances=self.tolerances,
             default_tolerance=self.default_tolerance,
             ignore=self.ignore,
-            metrics=self.metrics,
+            metrics=(*self.metrics, *self.report_metrics),
         )
-        verdicts = tuple(
-            judge(items, alpha=self.alpha, correction="bonferroni", family_size=self.family_size)
-        )
-        return self._judged(case_id, verdicts, path), items
+        context = context_diff(stored.fingerprint, environment_part(fp), self.ignore)
+        stored_case = stored.cases[case_id].fingerprint
+        if stored_case is not None:
+            context.update(context_diff(stored_case, case_part(fp), self.ignore))
+        return self._judged(case_id, items, path, context), items
 
-    def _judged(self, case_id: str, verdicts: Sequence[Verdict], path: Path | None) -> CaseCheck:
-        outcomes = {v.verdict.value for v in verdicts}
-        status = next((s for s in _SEVERITY if s in outcomes), NOT_COMPARED)
+    def _judged(
+        self,
+        case_id: str,
+        items: Sequence[CaseComparison | Verdict],
+        path: Path | None,
+        context: Mapping[str, tuple[Any, Any]],
+    ) -> CaseCheck:
+        """What the case's own item can decide: absolute checks and incomparability."""
+        gated = [i for i in items if i.metric in self.metrics]
+        ready = [i for i in gated if isinstance(i, Verdict)]
+        absolute = [i for i in gated if isinstance(i, CaseComparison) and i.direction == "exact"]
+        verdicts = (*ready, *judge(absolute, alpha=self.alpha))
         bad = [v for v in verdicts if v.verdict is Outcome.REGRESSION]
-        unsure = [
-            v for v in verdicts if v.verdict in (Outcome.INCONCLUSIVE, Outcome.NOT_COMPARABLE)
-        ]
-        lines = list(dict.fromkeys(v.message for v in (bad or unsure)))
+        incomparable = [v for v in verdicts if v.verdict is Outcome.NOT_COMPARABLE]
+        pending = any(isinstance(i, CaseComparison) and i.direction != "exact" for i in gated)
+        status = (
+            Outcome.REGRESSION.value
+            if bad
+            else Outcome.NOT_COMPARABLE.value
+            if incomparable
+            else PENDING
+            if pending
+            else next(
+                (o for o in _SEVERITY if o in {v.verdict.value for v in verdicts}), NOT_COMPARED
+            )
+        )
+        lines = list(dict.fromkeys(v.message for v in (bad or incomparable)))
         failure = None
         if bad:
             failure = f"{case_id}: performance REGRESSION against the baseline {path}:\n" + (
                 "\n".join(f"  {line}" for line in lines)
             )
-        elif unsure and self.strict:
-            failure = f"{case_id}: {status} against the baseline {path} (--llmperf-strict):\n" + (
-                "\n".join(f"  {line}" for line in lines)
+        elif incomparable and self.strict:
+            failure = (
+                f"{case_id}: NOT COMPARABLE against the baseline {path} (--llmperf-strict):\n"
+                + "\n".join(f"  {line}" for line in lines)
             )
-        message = "; ".join(lines) if lines else f"{status} against {path}"
-        return CaseCheck(case_id, status, tuple(verdicts), failure, message, path)
+        if lines:
+            message = "; ".join(lines)
+        elif pending:
+            message = f"compared with {path}; judged with the session's family at the end"
+        else:
+            message = f"{status} against {path}"
+        return CaseCheck(case_id, status, tuple(verdicts), failure, message, path, context)
+
+    # -- the family -------------------------------------------------------------------------
+    def family(self) -> Family:
+        """Every comparison of the session judged together (see the module docstring); the
+        same answer until another case is checked."""
+        if self._family is not None:
+            return self._family
+        gate_items = [
+            i for e in self._entries.values() for i in e.items if i.metric in self.metrics
+        ]
+        report_items = [
+            i for e in self._entries.values() for i in e.items if i.metric in self.report_metrics
+        ]
+        gate = judge(gate_items, alpha=self.alpha, correction="holm", variance=self.variance)
+        report = judge(report_items, alpha=self.alpha, correction="bh", variance=self.variance)
+        by_case: dict[str, list[Verdict]] = {}
+        for v in gate:
+            by_case.setdefault(v.case_id, []).append(v)
+        convicted: dict[str, tuple[Verdict, ...]] = {}
+        inconclusive: dict[str, tuple[Verdict, ...]] = {}
+        no_baseline: dict[str, str] = {}
+        not_comparable: dict[str, str] = {}
+        for cid, e in self._entries.items():
+            vs = by_case.get(cid, [])
+            bad = tuple(v for v in vs if v.verdict is Outcome.REGRESSION)
+            if bad:
+                convicted[cid] = bad
+            if e.check.status == NO_BASELINE:
+                no_baseline[cid] = e.check.message
+            nc = [v.message for v in vs if v.verdict is Outcome.NOT_COMPARABLE]
+            if e.check.status == Outcome.NOT_COMPARABLE.value and not nc:
+                nc = [e.check.message]
+            if nc:
+                not_comparable[cid] = "; ".join(dict.fromkeys(nc))
+            unsure = tuple(v for v in vs if v.verdict is Outcome.INCONCLUSIVE)
+            if unsure:
+                inconclusive[cid] = unsure
+        self._family = Family(
+            gate=tuple(gate),
+            report=tuple(report),
+            tests=sum(1 for v in gate if v.p is not None),
+            convicted=convicted,
+            inconclusive=inconclusive,
+            no_baseline=no_baseline,
+            not_comparable=not_comparable,
+            context={cid: e.check.context for cid, e in self._entries.items() if e.check.context},
+        )
+        return self._family
+
+    def family_header(self) -> str:
+        f = self.family()
+        how = (
+            "variance moderated across the cases of each metric"
+            if self.variance == "moderated"
+            else "Welch per case"
+        )
+        return (
+            f"baseline comparison (suite {self.suite!r}, {self.baseline_dir}): gate = Holm over "
+            f"{f.tests} one-sided tests (every compared case x {', '.join(self.metrics)}), "
+            f"alpha={self.alpha:g}, {how}; report metrics "
+            f"({', '.join(self.report_metrics) or 'none'}) Benjamini-Hochberg, not gated"
+        )
+
+    def family_check(self) -> FamilyCheck:
+        """The final verdict item: fails naming every case Holm convicts (and with ``strict``
+        every case that was NO BASELINE, NOT COMPARABLE or INCONCLUSIVE); the lists go to the
+        JUnit properties whether or not it fails."""
+        f = self.family()
+        lines: list[str] = [self.family_header()]
+        for cid, vs in f.convicted.items():
+            for v in vs:
+                lines.append(f"REGRESSION: {cid}: {v.message}")
+        for cid, text in f.no_baseline.items():
+            lines.append(f"{NO_BASELINE}: {cid}: {text}")
+        for cid, text in f.not_comparable.items():
+            lines.append(f"NOT COMPARABLE: {cid}: {text}")
+        for cid, vs in f.inconclusive.items():
+            for v in vs:
+                lines.append(f"INCONCLUSIVE: {cid}: {v.message}")
+        for cid, changes in f.context.items():
+            lines.append(f"changed since baseline: {cid}: {_changes(changes)}")
+        props: list[tuple[str, str]] = [
+            ("llmperf.family", f"holm, {f.tests} tests, alpha {self.alpha:g}, {self.variance}"),
+            ("llmperf.convicted", ", ".join(f.convicted)),
+            ("llmperf.no_baseline", ", ".join(f.no_baseline)),
+            ("llmperf.not_comparable", ", ".join(f.not_comparable)),
+            ("llmperf.inconclusive", ", ".join(f.inconclusive)),
+            ("llmperf.strict", str(self.strict).lower()),
+        ]
+        for cid, vs in f.convicted.items():
+            props.append((f"llmperf.regression[{cid}]", "; ".join(v.message for v in vs)))
+        for cid, changes in f.context.items():
+            props.append((f"llmperf.changed_since_baseline[{cid}]", _changes(changes)))
+        failed: list[str] = []
+        if f.convicted:
+            failed.append(
+                f"performance REGRESSION in {len(f.convicted)} case(s), Holm over {f.tests} "
+                f"tests at alpha={self.alpha:g}: {', '.join(f.convicted)}"
+            )
+        if self.strict and f.unsure:
+            parts = [
+                f"{label} {', '.join(group)}"
+                for label, group in (
+                    (NO_BASELINE, f.no_baseline),
+                    ("NOT COMPARABLE", f.not_comparable),
+                    ("INCONCLUSIVE", f.inconclusive),
+                )
+                if group
+            ]
+            failed.append("--llmperf-strict: " + "; ".join(parts))
+        failure = None
+        if failed:
+            failure = "\n".join([*failed, "", *lines])
+        return FamilyCheck(failure, tuple(props), tuple(lines))
 
     # -- session end ------------------------------------------------------------------------
     def session_verdicts(self) -> tuple[list[Verdict], list[Verdict]]:
-        """Every comparison of the session, Holm-corrected (gate family) and BH-corrected."""
-        items = [i for e in self._entries.values() for i in e.items]
-        return (
-            judge(items, alpha=self.alpha, correction="holm"),
-            judge(items, alpha=self.alpha, correction="bh"),
-        )
+        """The gate's verdicts (Holm) and the report metrics' (BH), as ``family`` has them."""
+        f = self.family()
+        return list(f.gate), list(f.report)
 
     def finish(
         self, results: Sequence[Any] = (), report_dir: str | os.PathLike[str] | None = None
@@ -413,11 +619,8 @@ class BaselineSession:
         """Lines for the terminal summary. With ``save``, writes or updates the baseline files
         (atomically; cases not run now are kept); with a ``report_dir``, comparison.json."""
         lines: list[str] = []
-        holm_v: list[Verdict] = []
-        bh_v: list[Verdict] = []
         if self.compare:
-            holm_v, bh_v = self.session_verdicts()
-            lines += self._comparison_lines(holm_v, bh_v)
+            lines += self._comparison_lines()
         checked = set(self._entries)
         skipped = [str(r.case_id) for r in results if str(getattr(r, "case_id", "")) not in checked]
         if self.save:
@@ -427,38 +630,19 @@ class BaselineSession:
                 f"not compared (the case failed before the comparison): {', '.join(skipped)}"
             )
         if report_dir is not None:
-            path = self.write_comparison(Path(report_dir), holm_v, bh_v, skipped)
+            path = self.write_comparison(Path(report_dir), skipped)
             lines.append(f"comparison: {path}")
         return lines
 
-    def _comparison_lines(self, holm_v: list[Verdict], bh_v: list[Verdict]) -> list[str]:
-        lines = [
-            f"baseline comparison (suite {self.suite!r}, {self.baseline_dir}; gate: Bonferroni "
-            f"m={self.family_size} in each test, Holm over the session below, p_BH for reports)"
-        ]
-        if holm_v:
-            lines += format_table(holm_v, bh=bh_v).splitlines()
-        gate = {
-            (v.case_id, v.metric): v.verdict
-            for e in self._entries.values()
-            for v in e.check.verdicts
-        }
-        self.late_regressions = [
-            v
-            for v in holm_v
-            if v.verdict is Outcome.REGRESSION
-            and gate.get((v.case_id, v.metric)) is not Outcome.REGRESSION
-        ]
-        for v in self.late_regressions:
-            lines.append(
-                f"REGRESSION after Holm over the session (the test's Bonferroni gate let it "
-                f"pass): {v.case_id} {v.metric}"
-            )
-        for e in self._entries.values():
-            if e.check.status == NO_BASELINE:
-                lines.append(f"{NO_BASELINE}: {e.check.case_id}: {e.check.message}")
-            elif e.check.status == Outcome.NOT_COMPARABLE.value and not e.check.verdicts:
-                lines.append(f"NOT COMPARABLE: {e.check.case_id}: {e.check.message}")
+    def _comparison_lines(self) -> list[str]:
+        f = self.family()
+        lines = [self.family_header()]
+        if f.gate:
+            lines += ["gated:", *format_table(f.gate).splitlines()]
+        if f.report:
+            lines += ["reported (not gated; p_adj is Benjamini-Hochberg):"]
+            lines += format_table(f.report).splitlines()
+        lines += list(self.family_check().lines[1:])
         return lines
 
     def _save(self, skipped: Sequence[str]) -> list[str]:
@@ -501,47 +685,57 @@ class BaselineSession:
             lines.append("no baseline saved: no case finished")
         return lines
 
-    def write_comparison(
-        self,
-        report_dir: Path,
-        holm_v: Sequence[Verdict] = (),
-        bh_v: Sequence[Verdict] = (),
-        skipped: Sequence[str] = (),
-    ) -> Path:
-        """comparison.json: settings, each case's gate result, the session's verdicts."""
-        bh = {(v.case_id, v.metric): v for v in bh_v}
+    def write_comparison(self, report_dir: Path, skipped: Sequence[str] = ()) -> Path:
+        """comparison.json: settings, each case's check, the family's verdicts and the lists
+        of cases that were not judged (nothing passes silently)."""
+        f = self.family() if self.compare else None
+
+        def status(cid: str, e: _Entry) -> str:
+            if f is None:
+                return e.check.status
+            if cid in f.convicted:
+                return Outcome.REGRESSION.value
+            if e.check.status != PENDING:
+                return e.check.status
+            outcomes = {v.verdict.value for v in f.gate if v.case_id == cid}
+            return next((o for o in _SEVERITY if o in outcomes), NOT_COMPARED)
+
         data = {
             "suite": self.suite,
             "baseline_dir": str(self.baseline_dir),
             "alpha": self.alpha,
             "strict": self.strict,
             "metrics": list(self.metrics),
+            "report_metrics": list(self.report_metrics),
             "tolerances": {"default": self.default_tolerance, **self.tolerances},
             "ignored_fields": list(self.ignore),
-            "gate_correction": {"method": "bonferroni", "m": self.family_size},
+            "gate_correction": {
+                "method": "holm",
+                "tests": None if f is None else f.tests,
+                "over": "every compared case x each gated metric, one-sided (harmful direction)",
+                "variance": self.variance,
+            },
+            "report_correction": {"method": "bh", "over": "every compared case x report metric"},
+            "convicted": [] if f is None else list(f.convicted),
+            "no_baseline": [] if f is None else list(f.no_baseline),
+            "not_comparable": [] if f is None else list(f.not_comparable),
+            "inconclusive": [] if f is None else list(f.inconclusive),
             "cases": [
                 {
                     "case_id": cid,
-                    "status": e.check.status,
+                    "status": status(cid, e),
                     "failure": e.check.failure,
                     "message": e.check.message,
                     "baseline": _json_safe(e.check.baseline_path),
                     "fingerprint": e.fingerprint.to_dict(),
                     "fingerprint_id": environment_part(e.fingerprint).id(),
-                    "gate_verdicts": [verdict_json(v) for v in e.check.verdicts],
+                    "changed_since_baseline": {k: list(v) for k, v in e.check.context.items()},
+                    "item_verdicts": [verdict_json(v) for v in e.check.verdicts],
                 }
                 for cid, e in self._entries.items()
             ],
-            "session_verdicts": [
-                {
-                    **verdict_json(v),
-                    "p_bh": _json_safe(getattr(bh.get((v.case_id, v.metric)), "p_adj", None)),
-                    "verdict_bh": _json_safe(
-                        getattr(bh.get((v.case_id, v.metric)), "verdict", None)
-                    ),
-                }
-                for v in holm_v
-            ],
+            "session_verdicts": [] if f is None else [verdict_json(v) for v in f.gate],
+            "report_verdicts": [] if f is None else [verdict_json(v) for v in f.report],
             "not_checked": list(skipped),
             "saved": [str(p) for p in self.saved],
         }

@@ -22,7 +22,13 @@ from pytest_llmperf.core.atomic import write_json_atomic
 from pytest_llmperf.verdicts.fingerprint import FIELDS, Fingerprint, diff
 
 if TYPE_CHECKING:
-    from pytest_llmperf.verdicts.compare import CaseComparison, Correction, Direction, Verdict
+    from pytest_llmperf.verdicts.compare import (
+        CaseComparison,
+        Correction,
+        Direction,
+        Variance,
+        Verdict,
+    )
 
 SCHEMA_VERSION: Final[int] = 1
 CASE_FIELDS: Final[tuple[str, ...]] = (
@@ -449,13 +455,16 @@ def judge(
     alpha: float = 0.05,
     correction: Correction = "holm",
     family_size: int | None = None,
+    variance: Variance = "welch",
 ) -> list[Verdict]:
     """Test the ``CaseComparison`` items together (one correction across all of them) and keep
     the ready verdicts, in the given order."""
     from pytest_llmperf.verdicts.compare import CaseComparison, compare_session
 
     todo = [c for c in items if isinstance(c, CaseComparison)]
-    done = iter(compare_session(todo, alpha, correction, family_size=family_size))
+    done = iter(
+        compare_session(todo, alpha, correction, family_size=family_size, variance=variance)
+    )
     return [next(done) if isinstance(c, CaseComparison) else c for c in items]
 
 
@@ -470,6 +479,7 @@ def compare(
     correction: Correction = "holm",
     family_size: int | None = None,
     metrics: Iterable[str] | None = None,
+    variance: Variance = "welch",
 ) -> list[Verdict]:
     """Verdicts for every (case, metric) of the current run, corrected across all of them.
     Cases only in the baseline (not run this time) are skipped; anything that cannot be
@@ -484,4 +494,6 @@ def compare(
         ignore=ignore,
         metrics=metrics,
     )
-    return judge(items, alpha=alpha, correction=correction, family_size=family_size)
+    return judge(
+        items, alpha=alpha, correction=correction, family_size=family_size, variance=variance
+    )

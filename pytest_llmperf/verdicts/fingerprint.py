@@ -48,6 +48,7 @@ class Fingerprint:
     plugin_version: str | None = None
     host_cpu: str | None = None
     os_platform: str | None = None
+    hostname: str | None = None
 
     def __post_init__(self) -> None:
         if self.workload is not None:
@@ -99,9 +100,20 @@ class Fingerprint:
             raise ValueError("fingerprint.platform is missing (cuda, rocm or cpu)")
         return cls(**kw)
 
+    def key(self) -> dict[str, Any]:
+        """The comparability key: every field but the context ones (``CONTEXT_FIELDS``), with
+        the driver and the CUDA/ROCm runtime reduced to their major versions."""
+        out = self.to_dict()
+        for name in CONTEXT_FIELDS:
+            out.pop(name, None)
+        for name in MAJOR_FIELDS:
+            out[name] = major_version(out[name])
+        return out
+
     def id(self) -> str:
-        """Stable short id: a prefix of the sha256 of the canonical JSON of every field."""
-        return hashlib.sha256(canonical_json(self.to_dict()).encode()).hexdigest()[:ID_LENGTH]
+        """Stable short id: a prefix of the sha256 of the canonical JSON of the comparability
+        key, so a new plugin, kernel or host name keeps the baseline's file name."""
+        return hashlib.sha256(canonical_json(self.key()).encode()).hexdigest()[:ID_LENGTH]
 
 
 def canonical_json(value: Any) -> str:
@@ -110,20 +122,58 @@ def canonical_json(value: Any) -> str:
 
 
 FIELDS: Final[tuple[str, ...]] = tuple(f.name for f in fields(Fingerprint))
+#: Recorded and shown as "changed since baseline", never a reason for NOT COMPARABLE: the
+#: plugin's own version, the kernel release (in ``os_platform``) and the host's name.
+CONTEXT_FIELDS: Final[tuple[str, ...]] = ("plugin_version", "os_platform", "hostname")
+#: Compared by major version only (the full version is context).
+MAJOR_FIELDS: Final[tuple[str, ...]] = ("driver", "runtime_version")
+KEY_FIELDS: Final[tuple[str, ...]] = tuple(f for f in FIELDS if f not in CONTEXT_FIELDS)
+_MAJOR_RE: Final[re.Pattern[str]] = re.compile(r"\d+")
 
 
-def diff(a: Fingerprint, b: Fingerprint, ignore: Iterable[str] = ()) -> dict[str, tuple[Any, Any]]:
-    """Fields that differ, as ``{field: (a, b)}``, leaving out those the user declared
-    ignorable (e.g. ``driver`` after a driver update known not to matter)."""
-    skip = set(ignore)
+def major_version(version: Any) -> Any:
+    """``"550.54.14"`` -> ``"550"``, ``"ROCm 6.3.1"`` -> ``"6"``; anything without a number
+    (None, "unknown") is kept as it is."""
+    if not isinstance(version, str):
+        return version
+    m = _MAJOR_RE.search(version)
+    return m.group(0) if m else version
+
+
+def _check_fields(names: Iterable[str]) -> set[str]:
+    skip = set(names)
     unknown = skip - set(FIELDS)
     if unknown:
         raise ValueError(
             f"unknown fingerprint field(s) {', '.join(sorted(unknown))}; "
             f"known fields: {', '.join(FIELDS)}"
         )
+    return skip
+
+
+def diff(a: Fingerprint, b: Fingerprint, ignore: Iterable[str] = ()) -> dict[str, tuple[Any, Any]]:
+    """Comparability-key fields that differ, as ``{field: (a, b)}``, leaving out those the
+    user declared ignorable (e.g. ``driver`` after a driver update known not to matter).
+    Context fields never differ here (see ``context_diff``)."""
+    skip = _check_fields(ignore)
+    ka, kb = a.key(), b.key()
     da, db = a.to_dict(), b.to_dict()
-    return {k: (da[k], db[k]) for k in FIELDS if k not in skip and da[k] != db[k]}
+    return {k: (da[k], db[k]) for k in KEY_FIELDS if k not in skip and ka[k] != kb[k]}
+
+
+def context_diff(
+    a: Fingerprint, b: Fingerprint, ignore: Iterable[str] = ()
+) -> dict[str, tuple[Any, Any]]:
+    """What changed since the baseline without making it incomparable: the context fields, a
+    driver/runtime update within the same major version, and the key fields the user allowed
+    to differ (``ignore``)."""
+    skip = _check_fields(ignore)
+    da, db = a.to_dict(), b.to_dict()
+    return {
+        k: (da[k], db[k])
+        for k in FIELDS
+        if da[k] != db[k] and (k in CONTEXT_FIELDS or k in MAJOR_FIELDS or k in skip)
+    }
 
 
 # ----------------------------------------------------------------------------- gathering (I/O)
@@ -224,4 +274,5 @@ def gather(
         plugin_version=__version__,
         host_cpu=acc.host_cpu if acc.platform == "cpu" else None,
         os_platform=_platform.platform(),
+        hostname=_platform.node() or None,
     )
