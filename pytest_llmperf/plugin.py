@@ -172,8 +172,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--llmperf-strict",
         action="store_true",
-        default=False,
-        help="with --llmperf-compare, an INCONCLUSIVE comparison fails too",
+        default=None,
+        help="with --llmperf-compare, NO BASELINE, NOT COMPARABLE and INCONCLUSIVE fail too "
+        "(config: [baseline] strict = true)",
+    )
+    group.addoption(
+        "--llmperf-alpha",
+        type=float,
+        default=None,
+        metavar="A",
+        help="family-wise false-alarm rate of the baseline gate (default 0.05; config: "
+        "[baseline] alpha)",
+    )
+    group.addoption(
+        "--llmperf-tolerance",
+        action="append",
+        default=[],
+        metavar="[METRIC=]PCT",
+        help="change that matters, in percent: bare PCT for every metric (default 5), "
+        "METRIC=PCT for one; repeatable (config: [baseline] tolerance_percent, "
+        "metric_tolerance_percent)",
+    )
+    group.addoption(
+        "--llmperf-metrics",
+        default=None,
+        metavar="A,B",
+        help="metrics the baseline gate tests (default output_throughput,success_rate; "
+        "config: [baseline] metrics); each one adds a test per case to the Holm family",
     )
     group.addoption(
         "--llmperf-baseline-dir",
@@ -215,6 +240,8 @@ def pytest_configure(config: pytest.Config) -> None:
             "measure each other). Run --llmperf without -n/--numprocesses, or run the other "
             "tests with xdist in a separate pytest call."
         )
+    if not config.pluginmanager.has_plugin("llmperf-verdict"):
+        config.pluginmanager.register(_VerdictItemPlugin(), "llmperf-verdict")
     _install_sigterm_handler()
 
 
@@ -370,6 +397,55 @@ class PerfCaseItem(pytest.Item):
         return self.path, None, self.name
 
 
+class BaselineVerdictFailure(Exception):
+    """The session's family-wise baseline verdict convicted cases (or, strict, left some
+    unjudged); the message names every one."""
+
+
+class PerfVerdictItem(pytest.Item):
+    """``llmperf::baseline_comparison``, run after every perf test when --llmperf-compare is
+    given: the session's comparisons judged together (Holm over every case x gated metric),
+    failing with each convicted case named, so pytest's exit code and JUnit carry it."""
+
+    def runtest(self) -> None:
+        session = self.config.stash.get(_BASELINE_KEY, None)
+        if session is None or not session.compare:
+            return
+        check = session.family_check()
+        self.user_properties.extend(check.properties)
+        if check.failure:
+            raise BaselineVerdictFailure(check.failure)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, BaselineVerdictFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, "llmperf: baseline comparison of the whole session"
+
+
+class _VerdictItemPlugin:
+    """Adds the verdict item after pytest's own deselection (-k, -m), so it always runs last
+    and is never filtered away while perf tests remain."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        if not config.getoption("llmperf") or config.getoption("llmperf_plan"):
+            return
+        if not config.getoption("llmperf_compare"):
+            return
+        if not any(_model_of(i) is not None for i in items):
+            return
+        parent = PerfMatrix.from_parent(session, name="llmperf", nodeid="llmperf")
+        items.append(PerfVerdictItem.from_parent(parent, name=VERDICT_ITEM))
+
+
+VERDICT_ITEM = "baseline_comparison"
+
+
 def _add_properties(item: pytest.Item, engine: PerfEngine, case_id: str) -> None:
     for res in engine.results:
         if res.case_id == case_id and res.runs:
@@ -408,14 +484,38 @@ def _baseline_session(config: pytest.Config, expected_cases: int) -> BaselineSes
         option = config.getoption("llmperf_baseline_dir")
         raw = Path(option) if option else engine.config.baseline_dir
         directory = raw if raw.is_absolute() else Path(config.rootpath) / raw
+        from .cli.compare import parse_tolerances
+
+        settings = engine.config.baseline
         try:
+            alpha = config.getoption("llmperf_alpha")
+            if alpha is not None and not 0.0 < alpha < 0.5:
+                raise ValueError(f"--llmperf-alpha {alpha}: give a value above 0 and below 0.5")
+            default_tol, per_metric = settings.tolerance, dict(settings.metric_tolerance)
+            if config.getoption("llmperf_tolerance"):
+                cli_default, cli_metric = parse_tolerances(config.getoption("llmperf_tolerance"))
+                if any("=" not in t for t in config.getoption("llmperf_tolerance")):
+                    default_tol = cli_default
+                per_metric.update(cli_metric)
+            metrics = _split_csv(config.getoption("llmperf_metrics")) or list(settings.metrics)
+            strict = config.getoption("llmperf_strict")
             session = BaselineSession(
                 directory,
                 suite_name(engine.config.source),
                 save=save,
                 compare=compare,
-                strict=bool(config.getoption("llmperf_strict")),
-                ignore=tuple(config.getoption("llmperf_ignore_field") or ()),
+                strict=settings.strict if strict is None else bool(strict),
+                ignore=tuple(
+                    dict.fromkeys(
+                        (*settings.may_differ, *(config.getoption("llmperf_ignore_field") or ()))
+                    )
+                ),
+                tolerances=per_metric,
+                default_tolerance=default_tol,
+                metrics=metrics,
+                report_metrics=settings.report_metrics,
+                alpha=settings.alpha if alpha is None else alpha,
+                variance=settings.variance,  # type: ignore[arg-type]
                 expected_cases=expected_cases,
             )
         except ValueError as exc:
@@ -781,7 +881,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """Remember failed perf tests (for the baseline-save decision at session end)."""
     outcome = yield
     report = outcome.get_result()
-    if report.failed and _BASELINE_KEY in item.config.stash and _model_of(item) is not None:
+    perf = _model_of(item) is not None or isinstance(item, PerfVerdictItem)
+    if report.failed and _BASELINE_KEY in item.config.stash and perf:
         item.config.stash.setdefault(_FAILED_KEY, []).append(item.nodeid)
 
 
@@ -812,4 +913,5 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.section("llmperf baseline")
         for line in baseline_lines:
             bad = any(w in line for w in ("REGRESSION", "NOT COMPARABLE", "NOT saved"))
-            terminalreporter.write_line(line, red=bad)
+            unsure = line.startswith(("INCONCLUSIVE", "NO BASELINE", "changed since baseline"))
+            terminalreporter.write_line(line, red=bad, yellow=unsure and not bad)

@@ -1,5 +1,6 @@
-"""BaselineSession: the in-item gate, the session-end report and the saved files (synthetic
-CaseResults in temporary folders; no server)."""
+"""BaselineSession: the in-item checks, the session's family verdict (Holm over cases x gated
+metrics, moderated variance), the report and the saved files (synthetic CaseResults in
+temporary folders; no server)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from pytest_llmperf.config import Gates, ModelSpec, PerfCase, WorkloadRef
 from pytest_llmperf.plan.platforms import Accelerators
 from pytest_llmperf.session.baselines import (
     COMPARISON_FILE,
+    GATE_METRICS,
     KEY_METRICS,
     NO_BASELINE,
     NOT_COMPARED,
+    PENDING,
     BaselineSession,
     case_part,
     environment_part,
@@ -110,71 +113,105 @@ def test_save_keeps_every_metric_raw_and_splits_the_fingerprint(tmp_path: Path) 
     assert load(path).cases[CASE].fingerprint == case_part(FP)
 
 
+def gate(s: BaselineSession, case_id: str = CASE) -> dict[str, Outcome]:
+    return {v.metric: v.verdict for v in s.family().gate if v.case_id == case_id}
+
+
 def test_same_distribution_is_no_regression_and_writes_comparison_json(tmp_path: Path) -> None:
     record(tmp_path, result(tput=1000.0))
     s = session(tmp_path)
     check = s.check(result(tput=1003.0), FP)
     assert check.failure is None
-    assert check.status == Outcome.NO_CHANGE.value
-    assert {v.metric for v in check.verdicts} == set(KEY_METRICS)
+    assert check.status == PENDING  # the statistics wait for the whole family
+    assert gate(s) == {m: Outcome.NO_CHANGE for m in GATE_METRICS}
+    assert s.family_check().failure is None
     lines = s.finish([result(tput=1003.0)], report_dir=tmp_path / "report")
     text = "\n".join(lines)
-    assert "p_BH" in text and "Holm" in text
+    assert "Holm over 1 one-sided tests" in text and "Benjamini-Hochberg" in text
     data = json.loads((tmp_path / "report" / COMPARISON_FILE).read_text())
     assert data["cases"][0]["status"] == "NO CHANGE"
-    assert data["gate_correction"] == {"method": "bonferroni", "m": 4}
-    assert {v["metric"] for v in data["session_verdicts"]} == set(KEY_METRICS)
-    assert all("p_bh" in v for v in data["session_verdicts"])
+    assert data["gate_correction"]["method"] == "holm"
+    assert data["gate_correction"]["tests"] == 1  # 1 case x output_throughput
+    assert {v["metric"] for v in data["session_verdicts"]} == set(GATE_METRICS)
+    assert {v["metric"] for v in data["report_verdicts"]} == set(KEY_METRICS) - set(
+        GATE_METRICS
+    ) - {"p99_itl_ms"}  # the synthetic runs have no p99_itl_ms
+    for key in ("convicted", "no_baseline", "not_comparable", "inconclusive"):
+        assert data[key] == []
 
 
-def test_regression_fails_with_ratio_ci_p_padj_cov_and_n(tmp_path: Path) -> None:
+def test_regression_fails_the_family_with_ratio_ci_p_padj_cov_and_n(tmp_path: Path) -> None:
     record(tmp_path, result(tput=1000.0))
     s = session(tmp_path, expected_cases=5)
     check = s.check(result(tput=800.0), FP)
-    assert check.regressed
-    assert check.failure is not None
-    msg = check.failure
-    assert "REGRESSION" in msg and CASE in msg
-    for part in ("total_token_throughput -20.0%", "ratio 0.800", "90% CI", "p=", "p_adj="):
+    assert check.failure is None and check.status == PENDING
+    assert gate(s)["output_throughput"] is Outcome.REGRESSION
+    verdict = s.family_check()
+    msg = verdict.failure
+    assert msg is not None
+    assert "performance REGRESSION in 1 case(s), Holm over 1 tests" in msg and CASE in msg
+    for part in ("output_throughput -20.0%", "ratio 0.800", "90% CI", "p=", "p_adj="):
         assert part in msg, (part, msg)
-    assert "Bonferroni, m=20" in msg  # 5 expected cases x 4 tested metrics
     assert "CoV 0.9% -> 0.9%" in msg and "n=5 vs 5" in msg
-    # throughputs down and latencies up: all four tested metrics regress
-    bad = {v.metric for v in check.verdicts if v.verdict is Outcome.REGRESSION}
-    assert bad == {"total_token_throughput", "output_throughput", "p99_ttft_ms", "p99_e2el_ms"}
+    assert ("llmperf.convicted", CASE) in verdict.properties
+    # the report metrics regress too (latencies up), shown but never gated
+    report = {v.metric: v.verdict for v in s.family().report}
+    assert report["p99_e2el_ms"] is Outcome.REGRESSION
+    assert "p99_e2el_ms" not in msg.split("\n\n")[0]
 
 
-def test_in_item_gate_is_bonferroni_over_the_expected_family(tmp_path: Path) -> None:
+def test_the_family_is_holm_over_every_case_and_gated_metric(tmp_path: Path) -> None:
+    cases = [result(f"c{i}", tput=1000.0, cov=0.02) for i in range(3)]
+    record(tmp_path, *cases)
+    s = session(tmp_path, metrics=("output_throughput", "total_token_throughput"), variance="welch")
+    for i in range(3):
+        s.check(result(f"c{i}", tput=960.0 + 10 * i, cov=0.02), FP)
+    f = s.family()
+    assert f.tests == 6  # 3 cases x 2 tested metrics
+    p = [v.p for v in f.gate]
+    from pytest_llmperf.verdicts.compare import holm
+
+    assert [v.p_adj for v in f.gate] == pytest.approx(list(holm(p)))
+
+
+def test_moderated_variance_convicts_what_one_case_alone_cannot(tmp_path: Path) -> None:
+    """20 cases sharing a CoV of 5%, one 10% slower: each case's own 4 degrees of freedom
+    leave it INCONCLUSIVE after Holm over 20 tests; the variance the 20 cases share convicts."""
+    cases = [result(f"c{i:02d}", tput=1000.0, cov=0.05) for i in range(20)]
+    record(tmp_path, *cases)
+    verdicts = {}
+    for variance in ("welch", "moderated"):
+        s = session(tmp_path, variance=variance)
+        for i in range(20):
+            s.check(result(f"c{i:02d}", tput=900.0 if i == 0 else 1000.0, cov=0.05), FP)
+        verdicts[variance] = gate(s, "c00")["output_throughput"]
+        assert set(s.family().convicted) <= {"c00"}
+    assert verdicts == {"welch": Outcome.INCONCLUSIVE, "moderated": Outcome.REGRESSION}
+
+
+def test_success_below_100_percent_fails_the_case_itself(tmp_path: Path) -> None:
     record(tmp_path, result(tput=1000.0))
-    one = session(tmp_path, expected_cases=1).check(result(tput=960.0, cov=0.02), FP)
-    many = session(tmp_path, expected_cases=50).check(result(tput=960.0, cov=0.02), FP)
-    for a, b in zip(one.verdicts, many.verdicts, strict=True):
-        if a.p is None:
-            continue
-        assert a.p == b.p
-        assert a.p_adj == pytest.approx(min(1.0, a.p * 4))
-        assert b.p_adj == pytest.approx(min(1.0, a.p * 200))
-
-
-def test_holm_at_session_end_reports_what_the_conservative_gate_let_pass(tmp_path: Path) -> None:
-    record(tmp_path, result(tput=1000.0, cov=0.03))
-    # 200 expected cases: Bonferroni m = 800 in the item, but only 4 tests really ran
-    s = session(tmp_path, expected_cases=200)
-    check = s.check(result(tput=900.0, cov=0.03), FP)
-    assert check.failure is None, check.failure
-    lines = s.finish([result(tput=900.0, cov=0.03)])
-    assert s.late_regressions
-    assert any("REGRESSION after Holm" in line for line in lines)
+    bad = result(tput=1000.0)
+    bad = dataclasses.replace(bad, runs=(*bad.runs[:4], {**bad.runs[4], "success_rate": 0.98}))
+    check = session(tmp_path).check(bad, FP)
+    assert check.regressed and check.failure is not None
+    assert "success_rate must be 1 in every run" in check.failure
 
 
 def test_no_baseline_says_how_to_record_one(tmp_path: Path) -> None:
-    check = session(tmp_path).check(result(tput=1000.0), FP)
+    s = session(tmp_path)
+    check = s.check(result(tput=1000.0), FP)
     assert check.status == NO_BASELINE
     assert check.failure is None
     assert "no baseline for this case" in check.message
     assert "--llmperf-save-baseline" in check.message
-    strict = session(tmp_path, strict=True).check(result(tput=1000.0), FP)
-    assert strict.failure is not None and "--llmperf-strict" in strict.failure
+    assert s.family().no_baseline == {CASE: check.message}
+    verdict = s.family_check()
+    assert verdict.failure is None and ("llmperf.no_baseline", CASE) in verdict.properties
+    assert any(line.startswith(f"NO BASELINE: {CASE}") for line in verdict.lines)
+    strict = session(tmp_path, strict=True)
+    assert (strict.check(result(tput=1000.0), FP).failure or "").count("--llmperf-strict")
+    assert "--llmperf-strict: NO BASELINE " + CASE in (strict.family_check().failure or "")
 
 
 def test_a_case_missing_from_an_existing_file_is_no_baseline(tmp_path: Path) -> None:
@@ -186,19 +223,42 @@ def test_a_case_missing_from_an_existing_file_is_no_baseline(tmp_path: Path) -> 
 def test_different_environment_is_not_comparable_listing_the_fields(tmp_path: Path) -> None:
     record(tmp_path, result(tput=1000.0))
     upgraded = dataclasses.replace(FP, vllm_version="0.33.0", torch_version="2.14.0")
-    check = session(tmp_path).check(result(tput=500.0), upgraded)
+    s = session(tmp_path)
+    check = s.check(result(tput=500.0), upgraded)
     assert check.status == Outcome.NOT_COMPARABLE.value
     assert check.failure is None  # reported, not a failure without --llmperf-strict
     assert "vllm_version '0.32.0' -> '0.33.0'" in check.message
     assert "torch_version" in check.message
     assert "--llmperf-ignore-field vllm_version" in check.message
-    strict = session(tmp_path, strict=True).check(result(tput=500.0), upgraded)
-    assert strict.failure is not None and "NOT COMPARABLE" in strict.failure
-    # declared ignorable: compared, and the halved throughput is a regression
-    ok = session(tmp_path, ignore=("vllm_version", "torch_version")).check(
-        result(tput=500.0), upgraded
+    assert CASE in s.family().not_comparable and s.family_check().failure is None
+    strict = session(tmp_path, strict=True)
+    assert "NOT COMPARABLE" in (strict.check(result(tput=500.0), upgraded).failure or "")
+    assert "NOT COMPARABLE " + CASE in (strict.family_check().failure or "")
+    # declared ignorable: compared, the halved throughput is a regression, the change noted
+    ok = session(tmp_path, ignore=("vllm_version", "torch_version"))
+    ok.check(result(tput=500.0), upgraded)
+    assert CASE in ok.family().convicted
+    assert ok.family().context[CASE]["vllm_version"] == ("0.32.0", "0.33.0")
+
+
+def test_a_new_plugin_version_or_kernel_is_context_not_incomparable(tmp_path: Path) -> None:
+    record(tmp_path, result(tput=1000.0))
+    bumped = dataclasses.replace(
+        FP, plugin_version="0.2.0", os_platform="Linux-9.9-x86_64", hostname="other-box"
     )
-    assert ok.regressed
+    s = session(tmp_path, strict=True)
+    check = s.check(result(tput=1002.0), bumped)
+    assert check.status == PENDING and check.failure is None
+    assert gate(s) == {m: Outcome.NO_CHANGE for m in GATE_METRICS}
+    assert check.context["plugin_version"] == ("0.1.0", "0.2.0")
+    verdict = s.family_check()
+    assert verdict.failure is None
+    assert any("changed since baseline" in line and "0.2.0" in line for line in verdict.lines)
+    # ... while another accelerator count is a different machine
+    gpus = dataclasses.replace(FP, accelerator_count=2)
+    other = session(tmp_path, strict=True)
+    assert other.check(result(tput=1000.0), gpus).status == Outcome.NOT_COMPARABLE.value
+    assert "accelerator_count" in (other.family_check().failure or "")
 
 
 def test_different_launch_argv_is_not_comparable(tmp_path: Path) -> None:
@@ -211,27 +271,34 @@ def test_different_launch_argv_is_not_comparable(tmp_path: Path) -> None:
 
 def test_inconclusive_is_reported_and_fails_only_when_strict(tmp_path: Path) -> None:
     record(tmp_path, result(tput=1000.0, cov=0.3, n=3))
-    check = session(tmp_path).check(result(tput=950.0, cov=0.3, n=3), FP)
-    assert check.status == Outcome.INCONCLUSIVE.value
-    assert check.failure is None
-    assert "runs per side would detect" in check.message
-    strict = session(tmp_path, strict=True).check(result(tput=950.0, cov=0.3, n=3), FP)
-    assert strict.failure is not None and "INCONCLUSIVE" in strict.failure
+    s = session(tmp_path)
+    s.check(result(tput=950.0, cov=0.3, n=3), FP)
+    assert gate(s)["output_throughput"] is Outcome.INCONCLUSIVE
+    (unsure,) = s.family().inconclusive[CASE]
+    assert "runs per side would detect" in unsure.message
+    assert s.family_check().failure is None
+    strict = session(tmp_path, strict=True)
+    strict.check(result(tput=950.0, cov=0.3, n=3), FP)
+    assert "INCONCLUSIVE " + CASE in (strict.family_check().failure or "")
 
 
 def test_one_run_per_side_falls_back_to_the_tolerance(tmp_path: Path) -> None:
     record(tmp_path, result(tput=1000.0, n=1))
-    check = session(tmp_path).check(result(tput=700.0, n=1), FP)
-    assert check.regressed
-    assert "tolerance alone" in (check.failure or "")
+    s = session(tmp_path)
+    s.check(result(tput=700.0, n=1), FP)
+    assert CASE in s.family().convicted
+    assert "tolerance alone" in (s.family_check().failure or "")
 
 
 def test_tolerance_per_metric(tmp_path: Path) -> None:
     record(tmp_path, result(tput=1000.0, cov=0.001))
     loose = {m: 0.5 for m in KEY_METRICS}
-    check = session(tmp_path, tolerances=loose).check(result(tput=800.0, cov=0.001), FP)
-    assert not check.regressed  # 20% is inside a 50% tolerance
-    assert check.status == Outcome.NO_CHANGE.value
+    s = session(tmp_path, tolerances=loose)
+    s.check(result(tput=800.0, cov=0.001), FP)
+    assert gate(s) == {m: Outcome.NO_CHANGE for m in GATE_METRICS}  # 20% inside 50%
+    tight = session(tmp_path, tolerances={"output_throughput": 0.1})
+    tight.check(result(tput=800.0, cov=0.001), FP)
+    assert gate(tight)["output_throughput"] is Outcome.REGRESSION
 
 
 def test_save_and_compare_in_one_session_updates_the_file(tmp_path: Path) -> None:
@@ -281,6 +348,10 @@ def test_unknown_ignore_field_and_bad_settings_are_refused(tmp_path: Path) -> No
         session(tmp_path, tolerances={"p99_e2el_ms": -0.1})
     with pytest.raises(ValueError, match="alpha"):
         session(tmp_path, alpha=0.7)
+    with pytest.raises(ValueError, match="no known direction"):
+        session(tmp_path, metrics=("colour",))
+    with pytest.raises(ValueError, match="variance"):
+        session(tmp_path, variance="pooled")
 
 
 def test_a_case_without_runs_is_not_compared(tmp_path: Path) -> None:
@@ -360,7 +431,8 @@ def test_nan_runs_do_not_break_the_gate(tmp_path: Path) -> None:
     bad = list(runs(1000.0))
     bad[0] = {**bad[0], "p99_ttft_ms": math.nan}
     r = dataclasses.replace(result(), runs=tuple(bad))
-    check = session(tmp_path).check(r, FP)
+    s = session(tmp_path)
+    check = s.check(r, FP)
     assert check.failure is None
-    ttft = next(v for v in check.verdicts if v.metric == "p99_ttft_ms")
+    ttft = next(v for v in s.family().report if v.metric == "p99_ttft_ms")
     assert ttft.n_current == 4

@@ -17,7 +17,7 @@ from pytest_llmperf.verdicts.compare import DEFAULT_TOLERANCE, Outcome, format_t
 from pytest_llmperf.verdicts.fingerprint import FIELDS
 
 
-class _UsageError(Exception):
+class _UsageError(ValueError):
     pass
 
 

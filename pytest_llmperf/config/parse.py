@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
+from pytest_llmperf.config.baseline import parse_baseline
 from pytest_llmperf.config.defaults import DEFAULT_GATES, DEFAULT_MODELS, DEFAULT_WORKLOADS
 from pytest_llmperf.config.records import (
     _SELECTOR_KEYS,
@@ -64,6 +65,7 @@ _TOP_KEYS: Final[tuple[str, ...]] = (
     "gates",
     "client",
     "ab",
+    "baseline",
 )
 _MODEL_KEYS: Final[tuple[str, ...]] = (
     "name",
@@ -500,6 +502,8 @@ def parse_config(
         updates["ab"] = parse_ab(
             t["ab"], root.key("ab"), [m.name for m in models], [w.name for w in workloads]
         )
+    if "baseline" in t:
+        updates["baseline"] = parse_baseline(t["baseline"], root.key("baseline"))
     cfg = replace(cfg, **updates)
     _check_references(cfg, root, gates_indexed=isinstance(t.get("gates"), list))
     return cfg

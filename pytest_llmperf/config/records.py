@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
+from pytest_llmperf.config.baseline import BaselineSettings
 from pytest_llmperf.config.vocab import (
     DEFAULT_MIN_REQUESTS,
     DEFAULT_WARMUP_REQUESTS,
@@ -216,6 +217,7 @@ class PerfConfig:
     client: ClientLimits = ClientLimits()
     source: str = "<built-in>"
     ab: ABConfig | None = None  # the [ab] section: variants for an interleaved A/B
+    baseline: BaselineSettings = field(default_factory=BaselineSettings)  # [baseline] section
 
     def requests_for(self, concurrency: int) -> int:
         """Requests one run at ``concurrency`` sends.
