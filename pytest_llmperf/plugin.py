@@ -548,7 +548,10 @@ def _check_baseline(item: pytest.Item, engine: PerfEngine, case: PerfCase, resul
             f"({type(exc).__name__}: {exc})"
         ) from exc
     check = session.check(result, fingerprint)
-    item.user_properties.append(("llmperf.baseline", check.status))
+    status = check.status
+    if status == "PENDING":
+        status = f"PENDING (judged with the session in llmperf::{VERDICT_ITEM})"
+    item.user_properties.append(("llmperf.baseline", status))
     if check.failure:
         raise PerfFailure(check.failure)
 
