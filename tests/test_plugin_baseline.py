@@ -11,6 +11,7 @@ mean at CoV 2%: 3x each measured value kept the stored side's 39% CoV, and -58% 
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -87,19 +88,42 @@ def test_save_then_compare_then_another_fingerprint(
     assert "total_token_throughput" in text and "p_adj" in text  # the verdict table
     comparison = json.loads((pytester.path / ".llmperf" / "comparison.json").read_text())
     assert {c["case_id"] for c in comparison["cases"]} == {CASE, "dense-gqa-text-c2"}
-    assert comparison["gate_correction"] == {"method": "bonferroni", "m": 2 * 4}
+    assert comparison["gate_correction"]["method"] == "holm"
+    assert comparison["gate_correction"]["tests"] == 2  # 2 cases x output_throughput
 
-    # A baseline taken under another vLLM: not comparable, listed with the field that differs.
-    data["fingerprint"]["vllm_version"] = "0.0.1"
+    # A baseline saved by another plugin version on another kernel and host: still compared,
+    # the change noted (context, not a reason for NOT COMPARABLE), also under strict.
+    original = json.loads(json.dumps(data))
+    data["fingerprint"].update(
+        plugin_version="0.0.1", os_platform="Linux-5.4-old-kernel", hostname="old-box"
+    )
     path.write_text(json.dumps(data, indent=2))
-    other = session(pytester, dense_server, "--llmperf-compare", "-k", "not by_hand")
-    other.assert_outcomes(passed=1)
-    text = section(other)
-    assert "NOT COMPARABLE" in text and "vllm_version '0.0.1' ->" in text, text
-    strict = session(pytester, dense_server, "--llmperf-compare", "--llmperf-strict")
-    strict.assert_outcomes(failed=2)
-    assert f"{CASE}: NOT COMPARABLE against the baseline" in strict.stdout.str(), out(strict)
-    assert "--llmperf-ignore-field vllm_version" in strict.stdout.str()
+    bumped = session(pytester, dense_server, "--llmperf-compare", "-k", "not by_hand")
+    text = section(bumped)
+    assert "NOT COMPARABLE" not in text, text
+    assert "changed since baseline" in text and "plugin_version '0.0.1' ->" in text, text
+    bumped.assert_outcomes(passed=2)  # the case and llmperf::baseline_comparison
+
+    # A baseline taken under another vLLM or on another accelerator count: not comparable,
+    # listed with the field that differs, and failing under --llmperf-strict.
+    for key, value, shown in (
+        ("vllm_version", "0.0.1", "vllm_version '0.0.1' ->"),
+        ("accelerator_count", 8, "accelerator_count 8 ->"),
+    ):
+        changed = json.loads(json.dumps(original))
+        changed["fingerprint"][key] = value
+        path.write_text(json.dumps(changed, indent=2))
+        other = session(pytester, dense_server, "--llmperf-compare", "-k", "not by_hand")
+        other.assert_outcomes(passed=2)
+        text = section(other)
+        assert "NOT COMPARABLE" in text and shown in text, text
+        strict = session(
+            pytester, dense_server, "--llmperf-compare", "--llmperf-strict", "-k", "not by_hand"
+        )
+        strict.assert_outcomes(failed=2)  # the case's own item and the session's verdict
+        assert strict.ret == pytest.ExitCode.TESTS_FAILED
+        assert f"{CASE}: NOT COMPARABLE against the baseline" in strict.stdout.str(), out(strict)
+        assert f"--llmperf-ignore-field {key}" in strict.stdout.str()
 
 
 @pytest.mark.vllm
@@ -119,12 +143,25 @@ def test_three_times_faster_baseline_is_a_regression_and_not_saved_over(
     hand_made = json.dumps(data, indent=2)
     path.write_text(hand_made)
 
-    result = session(pytester, dense_server, "--llmperf-compare", "--llmperf-save-baseline", runs=6)
-    result.assert_outcomes(failed=1)
+    result = session(
+        pytester,
+        dense_server,
+        "--llmperf-compare",
+        "--llmperf-save-baseline",
+        "--junitxml=junit.xml",
+        runs=6,
+    )
+    result.assert_outcomes(passed=1, failed=1)  # the case ran; the session's verdict fails
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
     text = result.stdout.str()
-    assert f"{CASE}: performance REGRESSION against the baseline {path}" in text, out(result)
-    message = text[text.index("performance REGRESSION against the baseline") :]
-    assert "total_token_throughput" in message
+    assert "FAILED llmperf::baseline_comparison" in text, out(result)
+    message = text[text.index("performance REGRESSION in 1 case(s)") :]
+    assert CASE in message and "output_throughput" in message
+    junit = ET.parse(pytester.path / "junit.xml").getroot()
+    (verdict,) = [tc for tc in junit.iter("testcase") if tc.get("name") == "baseline_comparison"]
+    assert CASE in (verdict.find("failure").get("message") or "")  # type: ignore[union-attr]
+    props = {p.get("name"): p.get("value") for p in verdict.iter("property")}
+    assert props["llmperf.convicted"] == CASE
     for part in ("CI ", "p=", "p_adj=", "CoV "):
         assert part in message, message
     assert "baseline NOT saved: 1 perf test(s) failed" in section(result)
