@@ -374,12 +374,15 @@ class BaselineSession:
         return out
 
     # -- in the test item -------------------------------------------------------------------
-    def check(self, case_result: Any, fingerprint: Fingerprint) -> CaseCheck:
+    def check(
+        self, case_result: Any, fingerprint: Fingerprint, stored: Baseline | None = None
+    ) -> CaseCheck:
         """Compare one finished case with the stored baseline and remember it for ``family``.
         Never raises for a comparison problem: the answer is in ``failure`` and ``message``.
         ``failure`` is set only for what needs no statistics (an absolute check failed; with
         ``strict`` also NO BASELINE and NOT COMPARABLE); the statistical verdicts come from
-        ``family`` once every case ran."""
+        ``family`` once every case ran. ``stored`` is the baseline to compare with instead of
+        the lookup in ``baseline_dir`` (a reference loaded by hand, the benchmark)."""
         case_id = str(case_result.case_id)
         self._family = None
         if not self.compare:
@@ -388,7 +391,7 @@ class BaselineSession:
             return check
         items: list[CaseComparison | Verdict] = []
         try:
-            check, items = self._check(case_id, case_result, fingerprint)
+            check, items = self._check(case_id, case_result, fingerprint, stored)
         except (BaselineError, OSError) as exc:
             text = f"cannot compare with the stored baseline: {exc}"
             check = CaseCheck(
@@ -417,12 +420,15 @@ class BaselineSession:
         return self._stored[path]
 
     def _check(
-        self, case_id: str, case_result: Any, fp: Fingerprint
+        self, case_id: str, case_result: Any, fp: Fingerprint, given: Baseline | None = None
     ) -> tuple[CaseCheck, list[CaseComparison | Verdict]]:
         if not case_result.runs:
             return CaseCheck(case_id, NOT_COMPARED, message="no finished run to compare"), []
-        path = find(self.baseline_dir, self.suite, environment_part(fp), self.ignore)
-        stored = None if path is None else self._load(path)
+        if given is not None:
+            path, stored = None, given
+        else:
+            path = find(self.baseline_dir, self.suite, environment_part(fp), self.ignore)
+            stored = None if path is None else self._load(path)
         if stored is None or case_id not in stored.cases:
             where = (
                 f"in {path}"

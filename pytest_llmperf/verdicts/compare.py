@@ -125,18 +125,25 @@ def log_welch(baseline: npt.ArrayLike, current: npt.ArrayLike, *, alpha: float =
     ref = b[..., :1]
     lb = np.log(b / ref)
     lc = np.log(c / ref)
+    d = lc.mean(axis=-1) - lb.mean(axis=-1)
+    # Welch's statistic and Satterthwaite's degrees of freedom in closed form (what
+    # scipy.stats.ttest_ind(equal_var=False) computes), with scipy.special's t distribution:
+    # a session judges hundreds of comparisons, and the benchmark hundreds of thousands.
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        res = stats.ttest_ind(lc, lb, axis=-1, equal_var=False)
-        ci = res.confidence_interval(confidence_level=1.0 - 2.0 * alpha)
-        p_less = stats.t.cdf(res.statistic, res.df)
-        p_greater = stats.t.sf(res.statistic, res.df)
-    d = lc.mean(axis=-1) - lb.mean(axis=-1)
+        vb = lb.var(axis=-1, ddof=1) / lb.shape[-1]
+        vc = lc.var(axis=-1, ddof=1) / lc.shape[-1]
+        se = np.sqrt(vb + vc)
+        df = (vb + vc) ** 2 / (vb**2 / (lb.shape[-1] - 1) + vc**2 / (lc.shape[-1] - 1))
+        t = d / se
+        p_less = special.stdtr(df, t)
+        p_greater = special.stdtr(df, -t)
+        q = special.stdtrit(df, 1.0 - alpha) * se
     exact = (lb.var(axis=-1) == 0) & (lc.var(axis=-1) == 0)
     return LogWelch(
         log_ratio=d,
-        ci_low=np.where(exact, d, ci.low),
-        ci_high=np.where(exact, d, ci.high),
+        ci_low=np.where(exact, d, d - q),
+        ci_high=np.where(exact, d, d + q),
         p_less=np.where(exact, np.where(d < 0, 0.0, 1.0), p_less),
         p_greater=np.where(exact, np.where(d > 0, 0.0, 1.0), p_greater),
     )
@@ -383,12 +390,15 @@ def _moderated(s: _Stats, prior: VariancePrior) -> _Stats:
     se = math.sqrt(post * (1.0 / nb + 1.0 / nc))
     lr = math.log(s.ratio)
     t = lr / se
-    q = float(stats.t.ppf(1.0 - s.alpha, df))
+    if math.isinf(df):  # one variance shared by every case: the normal distribution
+        q, p_less = float(special.ndtri(1.0 - s.alpha)), float(special.ndtr(t))
+    else:
+        q, p_less = float(special.stdtrit(df, 1.0 - s.alpha)), float(special.stdtr(df, t))
     return replace(
         s,
         log_ci=(lr - q * se, lr + q * se),
-        p_less=float(stats.t.cdf(t, df)),
-        p_greater=float(stats.t.sf(t, df)),
+        p_less=p_less,
+        p_greater=float(special.ndtr(-t)) if math.isinf(df) else float(special.stdtr(df, -t)),
         log_sd=math.sqrt(post),
         df=df,
         prior=prior,
