@@ -493,6 +493,12 @@ class PerfEngine:
                 progress=on_progress,
                 thresholds=thresholds,
             )
+            from pytest_llmperf.report.vllm_bench import write_run as write_vllm_bench
+
+            # Every run also in `vllm bench serve --save-result` layout (report/vllm_bench.py).
+            write_vllm_bench(
+                self.report_dir, case.id, r + 1, result, model_id=handle.endpoint.model
+            )
             metrics = result.summary.metrics()
             runs.append(metrics)
             details.append(
