@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import platform as _platform
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from importlib import metadata
