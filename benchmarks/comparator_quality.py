@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pytest_llmperf.report.outputs import CaseResult
 
 from pytest_llmperf.session.baselines import BaselineSession
 from pytest_llmperf.verdicts.baseline import from_runs
+from pytest_llmperf.verdicts.case_result import CaseResult
 from pytest_llmperf.verdicts.fingerprint import Fingerprint
 
 ALPHA = 0.05

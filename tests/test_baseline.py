@@ -262,16 +262,16 @@ def test_published_reference_baseline_loads_and_compares() -> None:
     assert pub.source == "published"
     assert pub.note and "2603.10031" in pub.note
     assert pub.fingerprint.accelerator_model == "AMD Instinct MI325X"
-    peak = pub.cases["llama-3.1-405b/saturation/text-500-100/c500"]
+    peak = pub.cases["llama-3.1-405b-text-c500"]
     assert peak.metrics["total_token_throughput"].values == (15944.0,)
-    multi = pub.cases["llama-3.1-405b/multi-run/2048-512/c750"]
+    multi = pub.cases["llama-3.1-405b-long-context-2k-c750"]
     assert multi.metrics["total_token_throughput"].published == {
         "mean": 6808,
         "ci95_half_width": 336,
         "n": 5,
     }
     # A re-measurement of one case against n=1 published numbers: tolerance only, and says so.
-    case_id = "llama-3.1-405b/saturation/text-500-100/c500"
+    case_id = "llama-3.1-405b-text-c500"
     cur = dataclasses.replace(
         pub,
         source="measured",
@@ -305,7 +305,7 @@ def test_crash_at_rename_leaves_the_previous_file_intact(
 
 def test_published_fields_not_reported_are_not_compared() -> None:
     pub = load(REPO / "baselines" / "published" / "mi325x-vllm-0.14.1.json")
-    case_id = "llama-3.1-405b/saturation/text-500-100/c500"
+    case_id = "llama-3.1-405b-text-c500"
     measured_env = dataclasses.replace(
         pub.fingerprint, driver="6.10.5", torch_version="2.9.0", os_platform="Linux-6.8"
     )

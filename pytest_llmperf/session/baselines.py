@@ -62,6 +62,7 @@ REPORT_METRICS: Final[tuple[str, ...]] = (
 )
 KEY_METRICS: Final[tuple[str, ...]] = (*GATE_METRICS, *REPORT_METRICS)
 COMPARISON_FILE: Final[str] = "comparison.json"
+PUBLISHED_DIR: Final[str] = "published"  # under the baseline folder: references of others
 MODEL_PLACEHOLDER: Final[str] = "<model>"
 PYTHON_PLACEHOLDER: Final[str] = "<python>"
 NO_BASELINE: Final[str] = "NO BASELINE"
@@ -428,6 +429,13 @@ class BaselineSession:
             path, stored = None, given
         else:
             path = find(self.baseline_dir, self.suite, environment_part(fp), self.ignore)
+            if path is None or case_id not in self._load(path).cases:
+                # A published reference (e.g. the study's MI325X figures) for this suite.
+                published = find(
+                    self.baseline_dir / PUBLISHED_DIR, self.suite, environment_part(fp), self.ignore
+                )
+                if published is not None and case_id in self._load(published).cases:
+                    path = published
             stored = None if path is None else self._load(path)
         if stored is None or case_id not in stored.cases:
             where = (
@@ -495,6 +503,12 @@ class BaselineSession:
             message = "; ".join(lines)
         elif pending:
             message = f"compared with {path}; judged with the session's family at the end"
+        if path is not None and self._stored.get(path) is not None:
+            if self._stored[path].source == "published":
+                message = (
+                    f"against a PUBLISHED reference ({path}), tolerance only: the source gives "
+                    f"no per-run values; {message}"
+                )
         else:
             message = f"{status} against {path}"
         return CaseCheck(case_id, status, tuple(verdicts), failure, message, path, context)

@@ -351,8 +351,9 @@ def find(
     exact = baseline_path(directory, suite, fingerprint)
     if exact.exists():
         return exact
+    named = Path(directory) / f"{slug(suite)}.json"  # a reference named after its suite
     candidates = sorted(
-        Path(directory).glob(f"{slug(suite)}-*.json"),
+        [*Path(directory).glob(f"{slug(suite)}-*.json"), *([named] if named.is_file() else [])],
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )
@@ -381,6 +382,44 @@ def _unknown(fp: Fingerprint) -> tuple[str, ...]:
     """Fields a published fingerprint leaves empty: the source did not report them, so they
     cannot disagree with anything."""
     return tuple(k for k in FIELDS if getattr(fp, k) in (None, ()))
+
+
+def _flag_pairs(argv: Sequence[str]) -> list[tuple[str, str | None]]:
+    out: list[tuple[str, str | None]] = []
+    for i, a in enumerate(argv):
+        if a.startswith("--"):
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            out.append((a, None if nxt is None or nxt.startswith("--") else nxt))
+    return out
+
+
+def published_case_diff(
+    published: Fingerprint, current: Fingerprint, ignore: Iterable[str] = ()
+) -> dict[str, tuple[Any, Any]]:
+    """A published case fingerprint states only part of a launch: it matches when what it
+    states holds. Its flags (with values) must all be in the current command, its environment
+    entries in the current environment, its workload fields equal the current workload's;
+    other stated fields must be equal; unstated (empty) fields are unknown, never a
+    difference."""
+    skip = set(ignore) | set(_unknown(published))
+    out: dict[str, tuple[Any, Any]] = {}
+    pa, ca = published.to_dict(), current.to_dict()
+    for k in CASE_FIELDS:
+        if k in skip:
+            continue
+        if k == "launch_argv":
+            have = set(_flag_pairs(current.launch_argv))
+            if any(pair not in have for pair in _flag_pairs(published.launch_argv)):
+                out[k] = (pa[k], ca[k])
+        elif k == "launch_env":
+            if not set(published.launch_env) <= set(current.launch_env):
+                out[k] = (pa[k], ca[k])
+        elif k == "workload" and isinstance(pa[k], dict) and isinstance(ca[k], dict):
+            if any(ca[k].get(f) != v for f, v in pa[k].items()):
+                out[k] = (pa[k], {f: ca[k].get(f) for f in pa[k]})
+        elif pa[k] != ca[k]:
+            out[k] = (pa[k], ca[k])
+    return out
 
 
 def _fingerprint_reason(differences: Mapping[str, tuple[Any, Any]], what: str) -> str:
@@ -423,8 +462,10 @@ def comparisons(
         elif old is None:
             reason = "no baseline for this case yet; record one with --llmperf-save-baseline"
         elif old.fingerprint is not None and case.fingerprint is not None:
-            skip = (*ignore, *ENV_FIELDS, *(_unknown(old.fingerprint) if published else ()))
-            case_diff = diff(old.fingerprint, case.fingerprint, skip)
+            if published:
+                case_diff = published_case_diff(old.fingerprint, case.fingerprint, ignore)
+            else:
+                case_diff = diff(old.fingerprint, case.fingerprint, (*ignore, *ENV_FIELDS))
             if case_diff:
                 reason = _fingerprint_reason(case_diff, "this case's fingerprint")
         for name, series in case.metrics.items():
