@@ -343,13 +343,17 @@ def test_verdict_is_monotone_in_the_effect(
     assert RANK[v_lo.verdict] <= RANK[v_hi.verdict]
 
 
-def test_simulated_error_rates_hold() -> None:
-    """A small run of benchmarks/comparator_quality.py: false alarms <= alpha, power >= 0.8."""
+def test_the_benchmark_runs_the_plugins_gate(tmp_path: Path) -> None:
+    """A small run of benchmarks/comparator_quality.py (its figures are printed by the script;
+    this only guards that it runs through BaselineSession and the numbers are sane)."""
+    import sys
+
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "comparator_quality.py"
     spec = importlib.util.spec_from_file_location("comparator_quality", path)
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench
     spec.loader.exec_module(bench)
-    r = bench.simulate(5, 0.05, 3000, np.random.default_rng(1))
-    assert r["fwer"] <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 3000)
-    assert r["power_1"] >= 0.85
+    r = bench.measure(bench.Row(5, 0.05, 20), 40, np.random.default_rng(1), tmp_path)
+    assert r["fwer"] <= 0.2  # 0.044 at 1,000 sessions; 40 only guard against a broken gate
+    assert r["all_fail"] == 1.0 and r["all_case"] >= 0.7
