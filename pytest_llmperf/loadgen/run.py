@@ -18,6 +18,7 @@ import aiohttp
 from pytest_llmperf.core.atomic import JsonlWriter
 from pytest_llmperf.core.endpoint import Endpoint
 from pytest_llmperf.core.records import RequestRecord
+from pytest_llmperf.loadgen.liveness import LivenessPolicy, ServerHung, Watchdog, successes
 from pytest_llmperf.loadgen.resources import (
     cpu_seconds,
     max_ms,
@@ -79,6 +80,10 @@ class _Runner:
         self.raw: dict[int, tuple[tuple[float, ...], tuple[bytes, ...]]] = {}
         self.total = 0
         self.t0 = 0.0
+        self.stopped = False  # set by the liveness watchdog: send nothing more
+
+    def stop(self) -> None:
+        self.stopped = True
 
     async def one(self, req: PreparedRequest, intended: float, record: bool) -> None:
         client = self.raw_client
@@ -115,6 +120,8 @@ class _Runner:
 
             async def worker() -> None:
                 for req in it:
+                    if self.stopped:
+                        break
                     await self.one(req, time.perf_counter(), record)
 
             assert spec.concurrency is not None
@@ -134,6 +141,8 @@ class _Runner:
         tasks: list[asyncio.Task[None]] = []
         due = self.t0
         for i, req in enumerate(reqs):
+            if self.stopped:
+                break
             if i:
                 due += rng.expovariate(spec.rate) if spec.arrival == "poisson" else 1 / spec.rate
             delay = due - time.perf_counter()
@@ -172,19 +181,29 @@ async def _run_async(
         cookie_jar=aiohttp.DummyCookieJar(),
         timeout=aiohttp.ClientTimeout(total=None),
     ) as session:
+        watchdog = Watchdog(session, endpoint, LivenessPolicy.for_request_timeout(spec.timeout_s))
         if requests is None:
-            reqs = await prepare_requests(session, endpoint, workload, spec.num_requests)
-            warm = (
-                await prepare_requests(
-                    session,
-                    endpoint,
-                    workload,
-                    spec.warmup_requests,
-                    start_index=spec.num_requests,
+
+            async def prepare() -> tuple[list[PreparedRequest], list[PreparedRequest]]:
+                reqs = await prepare_requests(session, endpoint, workload, spec.num_requests)
+                warm = (
+                    await prepare_requests(
+                        session,
+                        endpoint,
+                        workload,
+                        spec.warmup_requests,
+                        start_index=spec.num_requests,
+                    )
+                    if spec.warmup_requests
+                    else []
                 )
-                if spec.warmup_requests
-                else []
-            )
+                return reqs, warm
+
+            phase = "prompt preparation (/tokenize)"
+            got = await watchdog.guard(prepare(), phase=phase)
+            if got is None:
+                raise ServerHung(f"{watchdog.hung_message}; no request was sent", phase=phase)
+            reqs, warm = got
         else:
             need = spec.num_requests + spec.warmup_requests
             if len(requests) < need:
@@ -201,7 +220,14 @@ async def _run_async(
         runner = _Runner(session, endpoint, spec, writer, progress, keep_raw, raw_client)
         try:
             if warm:
-                await runner.phase(warm, record=False)
+                await watchdog.guard(
+                    runner.phase(warm, record=False),
+                    phase="warm-up",
+                    stop_sending=runner.stop,
+                    grace_s=spec.timeout_s,
+                )
+                if watchdog.hung_message:
+                    raise ServerHung(f"{watchdog.hung_message}; nothing measured", phase="warm-up")
             before = await scrape_counters(session, endpoint)
             lags: list[float] = []
             stop = asyncio.Event()
@@ -213,7 +239,13 @@ async def _run_async(
             t_start = time.perf_counter()
             ticker = asyncio.create_task(_loop_lag_ticker(stop, lags, 0.1))
             try:
-                await runner.phase(reqs, record=True)
+                watchdog.progress = successes(runner.records)
+                await watchdog.guard(
+                    runner.phase(reqs, record=True),
+                    phase="the load run",
+                    stop_sending=runner.stop,
+                    grace_s=spec.timeout_s,
+                )
             finally:
                 t_end = time.perf_counter()
                 cpu = cpu_seconds() - cpu0
@@ -227,7 +259,8 @@ async def _run_async(
                 raw_client.close()
             if writer is not None:
                 writer.close()
-        after = await scrape_counters(session, endpoint) if before is not None else None
+        hung = watchdog.hung_message
+        after = None if before is None or hung else await scrape_counters(session, endpoint)
         records = runner.records
         if any(r.error_kind == "connection" for r in records) and reachable_at_start:
             if not await reachable(session, endpoint):
@@ -297,7 +330,7 @@ async def _run_async(
         client_bound=bool(reasons),
         reasons=tuple(reasons),
     )
-    return RunResult(
+    result = RunResult(
         records=tuple(records),
         summary=summary,
         health=health,
@@ -306,6 +339,14 @@ async def _run_async(
         workload=workload,
         raw=runner.raw if keep_raw else None,
     )
+    if hung:
+        raise ServerHung(
+            f"{hung}; {len(records)} of {len(reqs)} requests were answered or timed out and are "
+            "kept, the rest were not sent or were abandoned in flight",
+            phase="the load run",
+            result=result,
+        )
+    return result
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

@@ -185,6 +185,7 @@ def stop_process_group(proc: subprocess.Popen[bytes], grace: float) -> None:
     pgid = proc.pid  # start_new_session: the group id is the leader's pid
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGTERM)
+        os.killpg(pgid, signal.SIGCONT)  # a stopped (hung) group acts on SIGTERM once continued
     deadline = time.monotonic() + grace
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=grace)

@@ -186,6 +186,7 @@ class PerfEngine:
         self._accel: Any | None = None
         self._external: ServerHandle | None = None
         self._launched: dict[str, VLLMServer] = {}
+        self._hung: dict[str, str] = {}  # endpoint URL -> where it hung (no more load to it)
         self._expected: dict[str, list[WorkloadRef]] = {}
         self.ab_results: list[Any] = []  # session.ab.ABResult, in the order they ran
         self.started = time.time()
@@ -453,10 +454,16 @@ class PerfEngine:
         The result is appended to results.json before this returns (also when it failed), so
         an interrupted session keeps every finished case.
         """
+        from pytest_llmperf.loadgen.liveness import ServerHung
         from pytest_llmperf.loadgen.run import HealthThresholds, LoadSpec, run_load
 
         thresholds = HealthThresholds(**self.client_limits())
         handle = self.server_for(case.model)
+        earlier = self._hung.get(handle.endpoint.base_url)
+        if earlier is not None:
+            raise PerfFailure(
+                f"{case.id}: nothing sent: the server hung earlier in this session ({earlier})"
+            )
         workload = to_load_workload(case.workload)
         runs: list[dict[str, float]] = []
         details: list[dict[str, Any]] = []
@@ -485,14 +492,23 @@ class PerfEngine:
                         f"~{tok:,.0f} output tok/s"
                     )
 
-            result = run_load(
-                handle.endpoint,
-                workload,
-                spec,
-                records_path=self.report_dir / "records" / f"{safe_id}-run{r + 1}.jsonl",
-                progress=on_progress,
-                thresholds=thresholds,
-            )
+            hung = False
+            try:
+                result = run_load(
+                    handle.endpoint,
+                    workload,
+                    spec,
+                    records_path=self.report_dir / "records" / f"{safe_id}-run{r + 1}.jsonl",
+                    progress=on_progress,
+                    thresholds=thresholds,
+                )
+            except ServerHung as exc:  # what was measured is kept; nothing more is sent to it
+                hung = True
+                self._hung[handle.endpoint.base_url] = f"{case.id} run {r + 1}, {exc.phase}"
+                problems.append(str(exc))
+                if exc.result is None:
+                    break
+                result = exc.result
             from pytest_llmperf.report.vllm_bench import write_run as write_vllm_bench
 
             # Every run also in `vllm bench serve --save-result` layout (report/vllm_bench.py).
@@ -519,6 +535,8 @@ class PerfEngine:
                 else:
                     client_bound = True
                     client_reasons += list(result.health.reasons)
+            if hung:
+                break
             if not handle.alive:
                 problems.append(self._death_message(handle))
                 break

@@ -1,0 +1,203 @@
+"""A hung server ends the run (``pytest_llmperf.loadgen.liveness``).
+
+Without the watchdog, a server stopped with SIGSTOP mid-run made every later request wait out
+its full timeout (``N / c`` waves of ``timeout``: measured 32 timeouts per 5 s wave at c=32 on
+vLLM) and the next run's prompt preparation wait on ``/tokenize`` for ever (no results.json
+after minutes). These tests stop the server's process group and look at what ends, when, and
+what is kept.
+
+The fast cases stop the scripted instrument's process (a stopped process is a stopped process;
+the instrument just boots in a second). The ``vllm`` cases stop real vLLM servers: an external
+one (the shared keyed server, thawed afterwards) and a launched one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_llmperf.core.atomic import read_jsonl
+from pytest_llmperf.loadgen.liveness import LivenessPolicy, ServerHung
+from pytest_llmperf.loadgen.run import LoadSpec, run_load
+from pytest_llmperf.testing.instrument import Instrument
+from pytest_llmperf.workload.prompts import Workload
+
+SMALL = Workload("t", input_tokens=8, output_tokens=20)
+
+
+@pytest.fixture
+def inst() -> Iterator[Instrument]:
+    with Instrument() as i:
+        yield i
+        assert i._proc is not None
+        os.kill(i._proc.pid, signal.SIGCONT)  # so stop() can end it
+
+
+def freeze(inst: Instrument) -> None:
+    assert inst._proc is not None
+    os.kill(inst._proc.pid, signal.SIGSTOP)
+
+
+def test_policy_is_one_request_timeout_clamped() -> None:
+    assert LivenessPolicy.for_request_timeout(20).hung_after_s == 20
+    assert LivenessPolicy.for_request_timeout(1).hung_after_s == 5
+    assert LivenessPolicy.for_request_timeout(600).hung_after_s == 30
+    with pytest.raises(ValueError, match="must be > 0"):
+        LivenessPolicy(interval_s=0)
+
+
+def test_hang_mid_run_stops_sending_and_keeps_what_was_measured(
+    inst: Instrument, tmp_path: Path
+) -> None:
+    """2,000 requests at c=8 with a 5 s timeout: without the watchdog the frozen server would
+    hold the run for 1,990 / 8 waves x 5 s (about 21 minutes). With it, the run ends within
+    about two request timeouts of the freeze, names the phase, and keeps every record."""
+    timeout_s = 5.0
+    stopped: list[float] = []
+
+    def freeze_after_10(done: int, total: int, elapsed: float) -> None:
+        if done >= 10 and not stopped:
+            freeze(inst)
+            stopped.append(time.monotonic())
+
+    records = tmp_path / "run.jsonl"
+    with pytest.raises(ServerHung, match="hung during the load run") as info:
+        run_load(
+            inst.endpoint(ttft=0.01, itl=0.01),
+            SMALL,
+            LoadSpec(concurrency=8, num_requests=2000, timeout_s=timeout_s),
+            progress=freeze_after_10,
+            records_path=records,
+        )
+    ended = time.monotonic()
+    assert stopped
+    exc = info.value
+    assert exc.phase == "the load run"
+    result = exc.result
+    assert result is not None
+    # What was measured is kept: the successes before the freeze and the timeouts after it,
+    # in the result and in the JSONL file alike; the rest was never sent.
+    kinds = [r.error_kind for r in result.records]
+    assert kinds.count(None) >= 10
+    assert set(kinds) <= {None, "timeout"}
+    assert len(result.records) < 2000 / 4
+    assert len(read_jsonl(records)) == len(result.records)
+    # Ended within about two request timeouts of the freeze (one of silence to call it a hang,
+    # one for the requests in flight), far from the ~1,250 s that waiting out every request
+    # takes; the slack is for the probe period on a busy machine.
+    print(f"freeze to the end of the run: {ended - stopped[0]:.1f} s")
+    assert ended - stopped[0] < 3 * timeout_s + 5, ended - stopped[0]
+
+
+def test_hang_during_prompt_preparation_names_tokenize(inst: Instrument) -> None:
+    freeze(inst)
+    t0 = time.monotonic()
+    with pytest.raises(ServerHung, match=r"hung during prompt preparation \(/tokenize\)") as info:
+        run_load(inst.endpoint(), SMALL, LoadSpec(concurrency=2, num_requests=4, timeout_s=5))
+    assert info.value.result is None
+    assert "no request was sent" in str(info.value)
+    # No request timeout bounds /tokenize: only the watchdog ends this (5 s of silence).
+    assert time.monotonic() - t0 < 3 * 5 + 5
+
+
+def test_a_slow_stream_on_a_live_server_is_not_a_hang(inst: Instrument) -> None:
+    """Requests that hang while /health answers are per-request timeouts, not a server hang:
+    the watchdog must not stop a run because responses are slow."""
+    slow = inst.endpoint(fault="hang", fault_after=1)
+    r = run_load(slow, SMALL, LoadSpec(concurrency=4, num_requests=4, timeout_s=6))
+    assert r.summary.errors == {"timeout": 4}
+
+
+# --------------------------------------------------------------------------------------------
+# real vLLM
+# --------------------------------------------------------------------------------------------
+
+EXTERNAL_CONFIG = """\
+concurrency = [32, 4]
+runs = 2
+warmup_requests = 0
+requests_per_level = { "32" = 2000, "4" = 20 }
+report_dir = "out"
+models = ["dense-gqa"]
+
+[[workloads]]
+name = "small"
+preset = "text"
+input_tokens = 32
+output_tokens = 8
+
+[[gates]]
+success_rate_min = 0.0
+"""
+
+
+def wait_for_lines(path: Path, n: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not (path.is_file() and path.read_bytes().count(b"\n") >= n):
+        assert proc.poll() is None, f"pytest exited ({proc.returncode}) before {n} records"
+        assert time.monotonic() < deadline, f"no {n} records in {path} after {timeout} s"
+        time.sleep(0.1)
+
+
+@pytest.mark.vllm
+def test_sigstopped_external_vllm_ends_the_session(keyed_server: object, tmp_path: Path) -> None:
+    """The issue's case on real vLLM: an external server SIGSTOPped mid-run at c=32 with
+    ~1,900 requests left and a 5 s request timeout (waiting them out: ~300 s for the run, then
+    the next run's /tokenize for ever). The session ends, the case fails naming the hang and
+    the phase, results.json keeps the measured run, the next case fails without sending."""
+    from conftest import PLANTED_KEY
+    from pytest_llmperf.server.process import VLLMServer
+
+    assert isinstance(keyed_server, VLLMServer) and keyed_server.pid is not None
+    pgid = keyed_server.pid
+    (tmp_path / "llmperf.toml").write_text(EXTERNAL_CONFIG)
+    key_file = tmp_path.parent / f"{tmp_path.name}-key"
+    key_file.write_text(PLANTED_KEY + "\n")
+    sink = (tmp_path / "stdout.txt").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "pytest", "--llmperf", "-p", "no:cacheprovider", "-rA",
+            f"--llmperf-endpoint={keyed_server.base_url}", "--llmperf-served-model=dense-gqa",
+            f"--llmperf-api-key-file={key_file}", "--llmperf-request-timeout=5",
+        ],
+        cwd=tmp_path,
+        stdout=sink,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    records = tmp_path / "out" / "records" / "dense-gqa-small-c32-run1.jsonl"
+    try:
+        wait_for_lines(records, 100, proc, 300)
+        os.killpg(pgid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        proc.wait(timeout=120)
+        session_s = time.monotonic() - stopped_at
+    finally:
+        os.killpg(pgid, signal.SIGCONT)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        sink.close()
+    stdout = (tmp_path / "stdout.txt").read_text()
+    print(f"SIGSTOP to the end of the session: {session_s:.1f} s")
+    assert proc.returncode == 1, stdout[-3000:]
+    assert session_s < 3 * 5 + 15, session_s  # two request timeouts, probe period, exit
+    assert "hung during the load run" in stdout
+    assert "nothing sent: the server hung earlier in this session" in stdout
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    (case,) = [c for c in results["cases"] if c["case_id"] == "dense-gqa-small-c32"]
+    assert case["errors"].get("timeout", 0) >= 1
+    kept = read_jsonl(records)
+    assert sum(r["error_kind"] is None for r in kept) >= 100
+    assert len(kept) < 2000 / 2
+    assert not (tmp_path / "out" / "records" / "dense-gqa-small-c32-run2.jsonl").exists()
+    # Thawed, the shared server serves the next test as before.
+    again = run_load(keyed_server.endpoint, SMALL, LoadSpec(concurrency=2, num_requests=4))
+    assert again.summary.success_rate == 1.0
