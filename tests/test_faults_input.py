@@ -142,5 +142,10 @@ models = ["dense-gqa"]
         timeout=120,
     )
     assert time.monotonic() - t0 < 60
-    assert result.ret != 0
-    assert "blocker/out" in result.stdout.str() + result.stderr.str()
+    # A usage error (exit 4) from the folder check itself, before any request: without the
+    # check the run starts, fails writing its records and exits 1 naming the path too.
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()[-2000:]
+    err = result.stderr.str()
+    assert "cannot write the report folder" in err and "blocker/out" in err
+    assert "choose a writable one with --llmperf-report-dir" in err
+    assert "test_perf" not in result.stdout.str()  # nothing was collected or run

@@ -13,6 +13,7 @@ one (the shared keyed server, thawed afterwards) and a launched one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -201,3 +202,122 @@ def test_sigstopped_external_vllm_ends_the_session(keyed_server: object, tmp_pat
     # Thawed, the shared server serves the next test as before.
     again = run_load(keyed_server.endpoint, SMALL, LoadSpec(concurrency=2, num_requests=4))
     assert again.summary.success_rate == 1.0
+
+
+LAUNCHED_CONFIG = """\
+concurrency = [2, 32]
+runs = 1
+warmup_requests = 0
+requests_per_level = {{ "2" = 6, "32" = 2000 }}
+report_dir = "out"
+baseline_dir = "baselines"
+
+[[models]]
+name = "{name}"
+tiny = "dense-gqa"
+workloads = ["small"]
+env = {{ VLLM_CACHE_ROOT = "{cache}", HF_TOKEN = "{token}" }}
+extra_args = ["--gpu-memory-utilization", "0.08"]
+
+[[workloads]]
+name = "small"
+preset = "text"
+input_tokens = 32
+output_tokens = 8
+
+[[gates]]
+success_rate_min = 0.0
+"""
+
+PLANTED_HF_TOKEN = "hf_llmperfPlantedCanary5e1f0c9a7b3d"
+
+
+def server_pids(name: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"--served-model-name" in cmd and name.encode() in cmd:
+                found.append(int(entry))
+    return found
+
+
+@pytest.mark.vllm
+def test_launched_session_with_secrets_survives_a_hang_and_leaks_nothing(
+    tmp_path: Path, vllm_cache_root: str
+) -> None:
+    """One launched real-vLLM session that uses a model ``env`` with a planted ``HF_TOKEN``,
+    an API key from a key file and ``--llmperf-launcher``: the first case passes (a baseline is
+    asked for; a session with a failed case declines to save one); the server's group is
+    SIGSTOPped in the second (c=32, 2,000 requests, 5 s timeout). The session ends, the hang
+    is named, results.json keeps both cases, the launcher's words start the logged command,
+    no server is left, and neither secret is in any file the session wrote (listed in the
+    test's output) or in its terminal output."""
+    from conftest import PLANTED_KEY
+
+    name = f"hang{os.getpid()}"
+    (tmp_path / "llmperf.toml").write_text(
+        LAUNCHED_CONFIG.format(name=name, cache=vllm_cache_root, token=PLANTED_HF_TOKEN)
+    )
+    secrets = tmp_path.parent / f"{tmp_path.name}-secret"
+    secrets.mkdir()
+    key_file = secrets / "key"
+    key_file.write_text(PLANTED_KEY + "\n")
+    launcher = f"{sys.executable} -m vllm.entrypoints.openai.api_server"
+    sink = (tmp_path / "stdout.txt").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "pytest", "--llmperf", "-p", "no:cacheprovider", "-rA",
+            f"--junitxml={tmp_path / 'junit.xml'}", f"--llmperf-api-key-file={key_file}",
+            f"--llmperf-launcher={launcher}", "--llmperf-save-baseline",
+            "--llmperf-request-timeout=5",
+        ],
+        cwd=tmp_path,
+        stdout=sink,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    records = tmp_path / "out" / "records" / f"{name}-small-c32-run1.jsonl"
+    session_s = None
+    try:
+        wait_for_lines(records, 100, proc, 600)
+        (server,) = {os.getpgid(p) for p in server_pids(name)}
+        os.killpg(server, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        proc.wait(timeout=180)
+        session_s = time.monotonic() - stopped_at
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for pid in server_pids(name):  # never leave one behind
+            with contextlib.suppress(OSError):
+                os.killpg(os.getpgid(pid), signal.SIGCONT)
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+        sink.close()
+    stdout = (tmp_path / "stdout.txt").read_text()
+    print(f"SIGSTOP to the end of the launched session: {session_s:.1f} s")
+    assert proc.returncode == 1, stdout[-3000:]
+    assert session_s < 3 * 5 + 30, session_s  # two timeouts, probe period, stopping vLLM
+    assert "hung during the load run" in stdout
+    assert not server_pids(name), "the hung server was left running"
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [c["case_id"] for c in results["cases"]] == [f"{name}-small-c2", f"{name}-small-c32"]
+    assert results["cases"][1]["environment"]["launch_env"]["HF_TOKEN"] == "<redacted>"
+    assert sum(r["error_kind"] is None for r in read_jsonl(records)) >= 100
+    log = (tmp_path / "out" / "server-logs" / f"{name}.log").read_text()
+    launch = next(ln for ln in log.splitlines() if ln.startswith("# llmperf launch: "))
+    assert launch.removeprefix("# llmperf launch: ").startswith(launcher)
+    # No secret anywhere: every file the session wrote, and what it printed.
+    written = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    names = {p.name for p in written}
+    assert {"results.json", "junit.xml", f"{name}.log", "report.html"} <= names
+    assert any(p.suffix == ".jsonl" for p in written)
+    print("files checked:", *(str(p.relative_to(tmp_path)) for p in written), sep="\n  ")
+    for path in written:
+        data = path.read_bytes()
+        assert PLANTED_HF_TOKEN.encode() not in data, path
+        assert PLANTED_KEY.encode() not in data, path
