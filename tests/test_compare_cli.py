@@ -106,3 +106,20 @@ def test_runs_as_a_real_process(files: dict[str, str]) -> None:
     )
     assert done.returncode == 1, done.stderr
     assert "REGRESSION" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("current", "code", "says"), [("same", 0, "NO CHANGE"), ("slow", 1, "REGRESSION")]
+)
+def test_python_dash_m_compare(files: dict[str, str], current: str, code: int, says: str) -> None:
+    """``python -m pytest_llmperf compare BASELINE CURRENT`` as users run it: the package entry
+    point dispatches to the command and passes its exit code on."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_llmperf", "compare", files["base"], files[current]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == code, done.stdout + done.stderr
+    assert says in done.stdout

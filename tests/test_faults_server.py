@@ -471,6 +471,9 @@ def test_server_death_mid_run_then_restart_then_sigterm(inner_project: tuple[Pat
     (case,) = [c for c in results["cases"] if c["case_id"] == f"{name}-small-c4"]
     errors = case.get("errors") or {}
     assert errors and set(errors) <= {"server_died", "connection", "stream_error", "http_5xx"}
+    # docs/faults.md: requests sent after the death fail as server_died (not plain connection
+    # errors): the run was blamed on the death
+    assert errors.get("server_died", 0) >= 1, errors
     assert "server died" in stdout
     assert "root cause:" in stdout
     assert "engine core exited unexpectedly" in stdout

@@ -66,7 +66,9 @@ def test_timings_match_the_script(inst: Instrument, http_client: Any) -> None:
                     delays.append(t - json.loads(ev[6:])["instrument_send_t"])
     assert len(delays) == 40 * 20
     assert min(delays) >= 0
-    assert np.median(delays) < 0.005
+    # typical delay: small next to the script's 10 ms gaps, unless the client's own loop-lag
+    # ticker shows the OS ran it late (a busy machine), which then explains it
+    assert np.median(delays) < 0.005 + r.health.loop_lag_p99_ms / 1000
     # a large delay is never silent: the client's health must report a lag that explains it
     assert np.percentile(delays, 99) < 0.02 + r.health.loop_lag_max_ms / 1000
 

@@ -127,8 +127,8 @@ def test_broken_tool_does_not_raise(bindir: Path, script: str) -> None:
     _tool(bindir, "nvidia-smi", script)
     _tool(bindir, "rocm-smi", "echo '{not json'\n")
     acc = detect_accelerators()
-    assert acc.platform in ("cuda", "cpu")
-    assert acc.platform == "cpu" or acc.model == "garbage without commas"
+    # exit 9, a line that is not "name, driver" and no output are all "no GPU found"
+    assert (acc.platform, acc.model, acc.count) == ("cpu", None, 0)
 
 
 def test_hanging_tool_times_out(bindir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -129,8 +129,10 @@ def test_plugin_import_is_light() -> None:
     assert not heavy, f"the plugin imports heavy modules at start-up: {heavy}"
     ours = sorted(n for n in imported if n.startswith("pytest_llmperf."))
     assert ours == ["pytest_llmperf.plugin"], ours
-    # Everything the plugin adds on top of pytest: a few ms, under 50 ms even on a busy CI box.
-    assert imported["pytest_llmperf.plugin"] < 50_000, imported["pytest_llmperf.plugin"]
+    # What the plugin adds on top of pytest, measured in the same process (so a busy machine
+    # slows both alike): a small fraction of pytest's own import (7 ms vs ~150 ms idle).
+    ours_us, pytest_us = imported["pytest_llmperf.plugin"], imported["pytest"]
+    assert ours_us < 0.25 * pytest_us, (ours_us, pytest_us)
 
 
 def test_plain_session_imports_nothing_heavy(pytester: pytest.Pytester) -> None:

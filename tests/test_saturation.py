@@ -169,4 +169,9 @@ def test_summarize_runs_uses_common_metrics() -> None:
 def test_interval_contains_mean_and_widens_with_confidence(xs: list[float]) -> None:
     s95, s99 = metric_stats(xs), metric_stats(xs, confidence=0.99)
     assert s95.ci_low <= s95.mean <= s95.ci_high
+    # the interval itself, against scipy's t-interval computed independently (sample std)
+    sem = sps.sem(xs)
+    if sem > 0:
+        low, high = sps.t.interval(0.95, len(xs) - 1, loc=statistics.fmean(xs), scale=sem)
+        assert (s95.ci_low, s95.ci_high) == pytest.approx((low, high), rel=1e-7, abs=1e-6)
     assert s99.ci_half_width >= s95.ci_half_width - 1e-9

@@ -87,6 +87,9 @@ def _detect_cuda() -> tuple[str | None, int, str | None, str | None] | None:
     if out is None:
         return None
     rows = [[c.strip() for c in line.split(",")] for line in out.splitlines() if line.strip()]
+    # name,driver_version: a line without both is not what the query asked for (an error
+    # message printed with exit 0, a wrapper's banner), not a GPU
+    rows = [row for row in rows if len(row) >= 2 and row[0]]
     if not rows:
         return None
     model = rows[0][0] or None
