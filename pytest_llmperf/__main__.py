@@ -14,6 +14,8 @@ commands:
   plan ...       explain the vLLM launch plan for a model (see plan --help)
   compare BASELINE CURRENT ...
                  compare two stored results; exit 1 on a regression (see compare --help)
+  history [show|import|prune|check] ...
+                 the stored nightly series: cases, change points, plots (see history --help)
 """
 
 
@@ -48,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pytest_llmperf.cli.compare import main as compare_main
 
         return compare_main(rest)
+    if command == "history":
+        from pytest_llmperf.cli.history import main as history_main
+
+        return history_main(rest)
     print(f"unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

@@ -14,6 +14,7 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_llmperf.config import PerfCase
+    from pytest_llmperf.history.session import HistorySession
     from pytest_llmperf.session.baselines import BaselineSession
     from pytest_llmperf.session.engine import PerfEngine, ServerHandle
     from pytest_llmperf.verdicts.case_result import CaseResult
@@ -23,6 +24,8 @@ _ENGINE_KEY = pytest.StashKey["PerfEngine"]()
 _LINE_KEY = pytest.StashKey["str | None"]()
 _BASELINE_KEY = pytest.StashKey["BaselineSession | None"]()
 _BASELINE_LINES_KEY = pytest.StashKey["list[str]"]()
+_HISTORY_KEY = pytest.StashKey["HistorySession | None"]()
+_HISTORY_LINES_KEY = pytest.StashKey["list[str]"]()
 _FAILED_KEY = pytest.StashKey["list[str]"]()
 _LAST_OF_MODEL_KEY = pytest.StashKey[bool]()
 MARKER_HELP = (
@@ -227,6 +230,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="A/B blocks: 'interleaved' keeps both servers up (A B, B A, ...); 'fresh' starts "
         "both anew for every block (default: the [ab] section's blocks)",
     )
+    group.addoption(
+        "--llmperf-history",
+        default=None,
+        metavar="PATH|URL",
+        help="history store every session is recorded in: a SQLite file or a database URL "
+        "(default: $LLMPERF_HISTORY_URL, [history] store, else llmperf-history.sqlite beside "
+        "the report folder)",
+    )
+    group.addoption(
+        "--llmperf-no-history",
+        action="store_true",
+        default=False,
+        help="do not record this session in the history store",
+    )
+    group.addoption(
+        "--llmperf-drift-guard",
+        action="store_true",
+        default=False,
+        help="fail a case whose history shows a significant shift since the blessed baseline, "
+        "even when tonight's pairwise comparison passes",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -383,6 +407,7 @@ class PerfCaseItem(pytest.Item):
         finally:
             _end_progress(self.config)
             _add_properties(self, engine, self.case.id)
+            _history_fingerprint(self.config, engine, self.case)
         _check_baseline(self, engine, self.case, result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
@@ -537,6 +562,7 @@ def _check_baseline(item: pytest.Item, engine: PerfEngine, case: PerfCase, resul
     REGRESSION, or with --llmperf-strict an unsure verdict, fails the item."""
     session = item.config.stash.get(_BASELINE_KEY, None)
     if session is None:
+        _check_history(item, engine, case, result)
         return
     from pytest_llmperf.session.engine import PerfFailure
 
@@ -552,8 +578,78 @@ def _check_baseline(item: pytest.Item, engine: PerfEngine, case: PerfCase, resul
     if status == "PENDING":
         status = f"PENDING (judged with the session in llmperf::{VERDICT_ITEM})"
     item.user_properties.append(("llmperf.baseline", status))
+    _check_history(item, engine, case, result, fingerprint, check)
     if check.failure:
         raise PerfFailure(check.failure)
+
+
+# -- history --------------------------------------------------------------------------------
+
+
+def _history_session(config: pytest.Config) -> HistorySession | None:
+    """The session's ``HistorySession`` (None with --llmperf-no-history), created once."""
+    if _HISTORY_KEY in config.stash:
+        return config.stash[_HISTORY_KEY]
+    from pytest_llmperf.history.session import HistorySession, history_settings, store_target
+
+    engine = _engine(config)
+    settings = history_settings(engine.config)
+    record = settings.record and not config.getoption("llmperf_no_history")
+    guard = bool(config.getoption("llmperf_drift_guard")) or settings.drift_guard
+    history = None
+    if record or guard:
+        root = Path(config.rootpath)
+        history = HistorySession(
+            settings,
+            store_target(settings, root, engine.report_dir, config.getoption("llmperf_history")),
+            root,
+            engine.report_dir,
+            suite_name(engine.config.source),
+            api_key=engine.options.api_key,
+            guard=guard,
+            record=record,
+        )
+    config.stash[_HISTORY_KEY] = history
+    return history
+
+
+def _history_fingerprint(config: pytest.Config, engine: PerfEngine, case: PerfCase) -> None:
+    """Take a finished case's fingerprint for the history, also when the case failed (its
+    gates, its server) before any comparison: a bad night belongs in its series too."""
+    history = _history_session(config)
+    if history is None or case.id in history.fingerprints:
+        return
+    result = next((r for r in engine.results if r.case_id == case.id), None)
+    if result is not None:
+        history.remember(case.id, history.fingerprint(engine, case, result))
+
+
+def _check_history(
+    item: pytest.Item,
+    engine: PerfEngine,
+    case: PerfCase,
+    result: Any,
+    fingerprint: Any = None,
+    check: Any = None,
+) -> None:
+    """Remember the case's fingerprint and verdicts for the history; with the drift guard on
+    and tonight's comparison not already failing, fail the item on a drift since the
+    baseline (see ``HistorySession.check_drift``)."""
+    history = _history_session(item.config)
+    if history is None:
+        return
+    if fingerprint is not None:
+        history.remember(case.id, fingerprint, check)
+    fingerprint = history.fingerprints.get(case.id)
+    if not history.guard or fingerprint is None or (check is not None and check.failure):
+        return
+    from pytest_llmperf.session.engine import PerfFailure
+
+    verdicts = history.check_drift(case.id, fingerprint, result.runs, check)
+    item.user_properties.append(("llmperf.drift", ",".join(v.status for v in verdicts)))
+    failed = [v.message for v in verdicts if v.failed]
+    if failed:
+        raise PerfFailure("\n".join(failed))
 
 
 def _progress(config: pytest.Config) -> Callable[[str], None] | None:
@@ -840,6 +936,7 @@ def llmperf_run(
         finally:
             _end_progress(config)
             _add_properties(request.node, llmperf_engine, case.id)
+            _history_fingerprint(config, llmperf_engine, case)
         _check_baseline(request.node, llmperf_engine, case, result)
         return result
 
@@ -860,6 +957,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if baseline is not None:
             session.config.stash[_BASELINE_LINES_KEY] = _finish_baseline(
                 baseline, engine, session.config.stash.get(_FAILED_KEY, [])
+            )
+        history = session.config.stash.get(_HISTORY_KEY, None)
+        if history is not None and engine.results:
+            from pytest_llmperf.report.html_page import insert_section
+
+            paths = engine.report_paths
+            session.config.stash[_HISTORY_LINES_KEY] = history.finish(
+                engine.results,
+                engine.environment(),
+                started=engine.started,
+                baseline_saved=bool(baseline is not None and baseline.saved),
+                html_path=paths.html if paths is not None else None,
+                insert_section=insert_section,
             )
 
 
@@ -918,3 +1028,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             bad = any(w in line for w in ("REGRESSION", "NOT COMPARABLE", "NOT saved"))
             unsure = line.startswith(("INCONCLUSIVE", "NO BASELINE", "changed since baseline"))
             terminalreporter.write_line(line, red=bad, yellow=unsure and not bad)
+    history_lines = config.stash.get(_HISTORY_LINES_KEY, None)
+    if history_lines:
+        terminalreporter.section("llmperf history")
+        for line in history_lines:
+            terminalreporter.write_line(line, red="NOT recorded" in line or "worse:" in line)

@@ -7,9 +7,11 @@ import html
 import json
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final
 
 from pytest_llmperf import __version__
+from pytest_llmperf.core.atomic import write_text_atomic
 from pytest_llmperf.report.layout import STATUS_COLOURS
 from pytest_llmperf.report.results_json import _jsonable
 from pytest_llmperf.verdicts.case_result import CaseResult, saturation_of, with_status
@@ -27,6 +29,8 @@ img{max-width:100%;border:1px solid #ddd;margin:8px 0}
 
 
 _LEFT: Final[frozenset[str]] = frozenset({"model", "workload", "status", "gates"})
+#: Where ``insert_section`` adds sections to a written page (before the environment table).
+SECTIONS_MARK: Final[str] = "<!-- llmperf:sections -->"
 
 
 def _f(x: float, digits: int = 0) -> str:
@@ -131,6 +135,20 @@ def render_html(
         + "".join(f"<th class='{'l' if h in _LEFT else ''}'>{e(h)}</th>" for h in head)
         + f"</tr>{''.join(rows)}</table>"
         f"{extra_html}"
-        f"<h2>Environment</h2>{_env_table(environment)}"
+        f"{SECTIONS_MARK}<h2>Environment</h2>{_env_table(environment)}"
         f"<p><small>pytest-llmperf {e(__version__)}</small></p></body></html>"
     )
+
+
+def insert_section(html_path: Path, title: str, body_html: str) -> Path:
+    """Add a section (``<h2>title</h2>`` and ``body_html``, already escaped) to a written
+    report.html, before the environment table, atomically: for outputs that exist only after
+    the page was written (the history, recorded at session end). A page without the mark
+    (written by an older version) gets it before ``</body>``."""
+    page = Path(html_path).read_text(encoding="utf-8")
+    block = f"<h2>{html.escape(title)}</h2>{body_html}"
+    if SECTIONS_MARK in page:
+        page = page.replace(SECTIONS_MARK, block + SECTIONS_MARK, 1)
+    else:
+        page = page.replace("</body>", block + "</body>", 1)
+    return write_text_atomic(html_path, page)
