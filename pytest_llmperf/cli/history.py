@@ -221,7 +221,7 @@ def _show(store: Any, args: argparse.Namespace, settings: Any, default_out: Path
         series = [s for s in series if any(t in s.case_id for t in args.case)]
     p = args.max_pvalue if args.max_pvalue is not None else settings.max_pvalue
     results = analyse(series, max_pvalue=p)
-    for line in table_lines(results, store=store.display):
+    for line in table_lines(results, store=store.display, max_pvalue=p):
         print(line)
     if not args.no_plots and results:
         out = Path(args.out) if args.out else default_out

@@ -49,7 +49,9 @@ def _num(x: float) -> str:
     return "-" if not math.isfinite(x) else f"{x:,.4g}"
 
 
-def table_lines(results: Sequence[Analysed], *, store: str = "") -> list[str]:
+def table_lines(
+    results: Sequence[Analysed], *, store: str = "", max_pvalue: float = MAX_PVALUE
+) -> list[str]:
     """One row per series, then one indented line per change point (size, date, commits)."""
     if not results:
         return [f"history {store}: no stored series (run pytest --llmperf, or import results)"]
@@ -80,7 +82,7 @@ def table_lines(results: Sequence[Analysed], *, store: str = "") -> list[str]:
     n_cp = sum(len(a.change_points) for a in results)
     lines = [
         f"history {store}: {len(results)} series, {n_cp} change point(s) "
-        f"(Apache Otava E-divisive, p < {MAX_PVALUE:g} unless set)",
+        f"(Apache Otava E-divisive + t-test merge, p < {max_pvalue:g})",
         fmt(head),
     ]
     for a, r in zip(results, rows, strict=True):
