@@ -116,8 +116,12 @@ def parse_history(value: object, at: Any) -> HistorySettings:
         for i, name in enumerate(names):
             try:
                 metric_direction(name)
-            except ValueError as exc:
-                at.key("metrics").index(i).fail(str(exc), "use a metric name of results.json")
+            except ValueError:
+                at.key("metrics").index(i).fail(
+                    f"metric {name!r} has no known direction (throughputs end in 'throughput', "
+                    "latencies in '_ms')",
+                    "use a metric name of results.json, e.g. total_token_throughput",
+                )
         kw["metrics"] = names
     if "tolerance" in t:
         kw["tolerance"] = _number(

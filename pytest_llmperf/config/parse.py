@@ -66,6 +66,7 @@ _TOP_KEYS: Final[tuple[str, ...]] = (
     "client",
     "ab",
     "baseline",
+    "history",
 )
 _MODEL_KEYS: Final[tuple[str, ...]] = (
     "name",
@@ -504,6 +505,10 @@ def parse_config(
         )
     if "baseline" in t:
         updates["baseline"] = parse_baseline(t["baseline"], root.key("baseline"))
+    if "history" in t:
+        from pytest_llmperf.config.history import parse_history
+
+        updates["history"] = parse_history(t["history"], root.key("history"))
     cfg = replace(cfg, **updates)
     _check_references(cfg, root, gates_indexed=isinstance(t.get("gates"), list))
     return cfg

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
 from pytest_llmperf.config.baseline import BaselineSettings
+from pytest_llmperf.config.history import HistorySettings
 from pytest_llmperf.config.vocab import (
     DEFAULT_MIN_REQUESTS,
     DEFAULT_WARMUP_REQUESTS,
@@ -215,6 +216,7 @@ class PerfConfig:
     baseline_dir: Path = Path("baselines")
     gates: tuple[GateRule, ...] = ()
     client: ClientLimits = ClientLimits()
+    history: HistorySettings = field(default_factory=HistorySettings)
     source: str = "<built-in>"
     ab: ABConfig | None = None  # the [ab] section: variants for an interleaved A/B
     baseline: BaselineSettings = field(default_factory=BaselineSettings)  # [baseline] section
