@@ -36,6 +36,8 @@ from pytest_llmperf.verdicts.fingerprint import Fingerprint
 WRITER = Path(__file__).with_name("history_writer.py")
 ROOT = Path(__file__).resolve().parent.parent
 PLANTED = "sk-llmperf-history-canary-7d2f41"
+#: A second key, only ever under a secret-looking name (no process knows its value).
+PLANTED_BY_NAME = "hf-llmperf-canary-by-name-0a9c"
 
 
 def make_session(i: int, *, value: float = 1000.0, case: str = "m-text-c4") -> SessionRecord:
@@ -193,7 +195,7 @@ def test_password_never_shown() -> None:
 # -- secrets ----------------------------------------------------------------------------------
 
 
-def results_doc(key: str) -> dict:
+def results_doc(key: str, by_name: str = PLANTED_BY_NAME) -> dict:
     """A results.json as the plugin writes it, with a secret in every place one could hide."""
     return {
         "schema_version": 1,
@@ -202,7 +204,7 @@ def results_doc(key: str) -> dict:
         "updated": "2026-11-01T20:05:00+00:00",
         "complete": True,
         "environment": {"host": "ci-1", "platform": "cpu", "vllm_version": "0.32.0",
-                        "MY_SERVICE_TOKEN": key, "note": f"curl -H 'Bearer {key}'"},
+                        "MY_SERVICE_TOKEN": by_name, "note": f"curl -H 'Bearer {key}'"},
         "cases": [{
             "case_id": "dense-gqa-text-c4", "model": "dense-gqa", "workload": "text",
             "concurrency": 4, "passed": True, "status": "OK", "client_bound": False,
@@ -238,7 +240,7 @@ def test_planted_key_never_reaches_the_store_via_import(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "imported as session #1" in proc.stdout
     raw = _all_bytes(store)
-    assert PLANTED.encode() not in raw
+    assert PLANTED.encode() not in raw and PLANTED_BY_NAME.encode() not in raw
     assert b"Bearer <redacted>" in raw and b"ci-1" in raw  # the rest is kept
     with HistoryStore(store) as s:
         assert [r["value"] for r in s.values(metrics=["total_token_throughput"])] == [
@@ -250,7 +252,9 @@ def test_redactor_scrubs_values_keys_and_flags() -> None:
     red = Redactor.from_environ({"X_PASSWORD": PLANTED, "PATH": "/usr/bin"})
     rec = from_results(results_doc(PLANTED)).redacted(red)
     text = json.dumps([rec.environment, [c.gates for c in rec.cases]])
-    assert PLANTED not in text and "/usr/bin" not in red.secrets
+    assert PLANTED not in text and PLANTED_BY_NAME not in text
+    assert "/usr/bin" not in red.secrets
+    assert rec.environment["MY_SERVICE_TOKEN"] == "<redacted>"
     assert rec.environment["note"] == "curl -H 'Bearer <redacted>'"
     assert red.argv(["--api-key", PLANTED, "--port", "8000", f"--token={PLANTED}"]) == [
         "--api-key", "<redacted>", "--port", "8000", "--token=<redacted>",

@@ -84,6 +84,12 @@ def test_sessions_are_recorded_and_shown(
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     assert shown.returncode == 0, shown.stderr
+    # A store that cannot be written costs the session nothing but the history, and says so.
+    (pytester.path / "blocker").write_text("a file where the store's folder would go")
+    res = run(pytester, *against(dense_server), "--llmperf-history", "blocker/h.sqlite")
+    assert res.ret == 0, out(res)
+    assert "history NOT recorded: cannot create the folder of the history store" in out(res)
+    assert "history import <report dir>/results.json" in out(res)
     assert re.search(rf"{case}\s+total_token_throughput\s+\w{{8}}\s+2\s", shown.stdout), (
         shown.stdout
     )

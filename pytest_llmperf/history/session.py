@@ -32,6 +32,10 @@ URL_ENV = "LLMPERF_HISTORY_URL"
 COMMIT_ENV = "LLMPERF_COMMIT"
 BRANCH_ENV = "LLMPERF_BRANCH"
 HISTORY_DIR = "history"
+_LATER = (
+    "results.json still holds this session; add it later with: "
+    "python -m pytest_llmperf history import <report dir>/results.json"
+)
 
 
 def default_store(report_dir: Path) -> Path:
@@ -307,36 +311,46 @@ class HistorySession:
         from pytest_llmperf.history.store import HistoryStore
 
         try:
-            with HistoryStore(self.target) as store:
-                if self.record and results:
+            store = HistoryStore(self.target)
+        except HistoryError as exc:
+            return [f"history NOT recorded: {exc}. {_LATER}"]
+        with store:
+            if self.record and results:
+                try:
                     rec = store.record(
                         self.session_record(
                             results, environment, started=started, baseline_saved=baseline_saved
                         )
                     )
-                    lines.append(
-                        f"history: session #{rec.session_id} recorded in {store.display} "
-                        f"({len(results)} cases)"
-                    )
-                if not self.settings.plots and html_path is None:
-                    return lines
-                from pytest_llmperf.history.changepoints import build_series
-                from pytest_llmperf.history.view import analyse, grouped, write_plots
-
-                case_ids = {c.case_id for c in results}
-                series = build_series(
-                    store.values(metrics=self.settings.metrics, case_ids=case_ids),
-                    store.fingerprints(),
-                    metrics=self.settings.metrics,
-                    ignore=self.settings.ignore_fields,
+                except HistoryError as exc:
+                    return [f"history NOT recorded: {exc}. {_LATER}"]
+                lines.append(
+                    f"history: session #{rec.session_id} recorded in {store.display} "
+                    f"({len(results)} cases)"
                 )
-                analysed = analyse(series, max_pvalue=self.settings.max_pvalue)
-        except HistoryError as exc:
-            return [
-                *lines,
-                f"history NOT recorded: {exc}. results.json still holds this session; add it "
-                "later with: python -m pytest_llmperf history import <report dir>/results.json",
-            ]
+            try:
+                lines += self._show(store, results, html_path, insert_section)
+            except Exception as exc:  # the analysis must not cost the session its results
+                lines.append(f"history analysis failed ({type(exc).__name__}: {exc})")
+        return lines
+
+    def _show(
+        self,
+        store: Any,
+        results: Sequence[Any],
+        html_path: Path | None,
+        insert_section: Callable[[Path, str, str], Any] | None,
+    ) -> list[str]:
+        from pytest_llmperf.history.changepoints import build_series
+        from pytest_llmperf.history.view import analyse, grouped, html_section, write_plots
+
+        series = build_series(
+            store.values(metrics=self.settings.metrics, case_ids={c.case_id for c in results}),
+            store.fingerprints(),
+            metrics=self.settings.metrics,
+            ignore=self.settings.ignore_fields,
+        )
+        analysed = analyse(series, max_pvalue=self.settings.max_pvalue)
         n_cp = sum(len(a.change_points) for a in analysed)
         worse = [
             f"{a.series.case_id} {a.series.metric}: {cp.describe()}"
@@ -344,9 +358,7 @@ class HistorySession:
             for cp in a.change_points
             if cp.worse
         ]
-        lines.append(
-            f"history: {len(analysed)} series of this session's cases, {n_cp} change point(s)"
-        )
+        lines = [f"history: {len(analysed)} series of this session's cases, {n_cp} change point(s)"]
         lines += [f"  worse: {w}" for w in worse[-10:]]
         pngs: dict[tuple[str, str], bytes] = {}
         if self.settings.plots and analysed:
@@ -355,12 +367,10 @@ class HistorySession:
             if paths:
                 lines.append(f"history plots: {self.report_dir / HISTORY_DIR}")
         if html_path is not None and insert_section is not None and Path(html_path).exists():
-            from pytest_llmperf.history.view import html_section
-
             body = html_section(
                 [a for g in grouped(analysed).values() for a in g],
                 pngs,
-                store=self.display,
+                store=store.display,
                 drift=self.drift,
             )
             insert_section(Path(html_path), "History", body)
