@@ -172,7 +172,9 @@ def plot_png(group: Sequence[Analysed]) -> bytes:
             )  # fmt: skip
         ticks = xs if len(xs) <= 12 else xs[:: max(1, len(xs) // 12)]
         ax.set_xticks(ticks)
-        ax.set_xticklabels([pts[i].started[5:10] for i in ticks], fontsize=8)
+        ax.set_xticklabels(
+            [f"#{pts[i].session_id}\n{pts[i].started[5:10]}" for i in ticks], fontsize=8
+        )
         ax.set_ylabel(a.series.metric, fontsize=9)
         ax.grid(True, alpha=0.3)
     s = group[0].series
