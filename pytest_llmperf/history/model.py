@@ -19,12 +19,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from pytest_llmperf.verdicts.fingerprint import REDACTED, SECRET_ENV, Fingerprint
+from pytest_llmperf.core.redact import (
+    MIN_SECRET_LENGTH,
+    REDACTED,
+    SECRET_ENV,
+    redact_argv,
+    redact_text,
+)
+from pytest_llmperf.verdicts.fingerprint import Fingerprint
 
-#: Command-line flags whose next argument (or ``=value``) is a secret.
-SECRET_FLAG: Final[re.Pattern[str]] = re.compile(r"^--?[\w-]*(token|key|secret|password)", re.I)
-#: Known secret values shorter than this are not scrubbed (they would blank ordinary text).
-MIN_SECRET_LENGTH: Final[int] = 6
 #: Fingerprint fields a ``results.json`` records for its session (the rest are unknown there).
 PARTIAL_FIELDS: Final[tuple[str, ...]] = (
     "platform",
@@ -57,29 +60,16 @@ class Redactor:
         return cls(tuple(keep))
 
     def text(self, value: str) -> str:
+        """``value`` without this redactor's secrets, nor any the session registered with
+        ``core.redact`` (the API key, secret-named variables of launch environments)."""
         for secret in self.secrets:
             if secret in value:
                 value = value.replace(secret, REDACTED)
-        return value
+        return redact_text(value)
 
-    def argv(self, argv: Sequence[Any]) -> list[Any]:
-        out: list[Any] = []
-        hide_next = False
-        for arg in argv:
-            if hide_next:
-                out.append(REDACTED)
-                hide_next = False
-                continue
-            s = str(arg)
-            if SECRET_FLAG.match(s):
-                if "=" in s:
-                    out.append(s.split("=", 1)[0] + "=" + REDACTED)
-                else:
-                    out.append(s)
-                    hide_next = True
-                continue
-            out.append(self.text(s) if isinstance(arg, str) else arg)
-        return out
+    def argv(self, argv: Sequence[Any]) -> list[str]:
+        """A command line with secret flags' values hidden (``--api-key X``, ``--token=X``)."""
+        return [self.text(a) for a in redact_argv([str(a) for a in argv])]
 
     def data(self, value: Any, key: str = "") -> Any:
         if isinstance(value, Mapping):
