@@ -45,6 +45,7 @@ from pytest_llmperf.config.vocab import (
     STUDY_PROFILES,
     TINY_ARCHS,
 )
+from pytest_llmperf.core.cpu_layout import CpuLayoutError, validate_setting
 from pytest_llmperf.server.launchers import LauncherConfig
 
 # --------------------------------------------------------------------------------------------
@@ -367,10 +368,16 @@ def _parse_gate_rule(value: object, at: KeyPath) -> GateRule:
 
 def _parse_client(value: object, at: KeyPath) -> ClientLimits:
     t = _table(value, at, CLIENT_KEYS)
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
     for key in CLIENT_KEYS:
         if key in t:
-            if key == "cpu_fraction":
+            if key == "cpu_layout":
+                text = _str(t[key], at.key(key), what="a CPU layout")
+                try:
+                    out[key] = validate_setting(text)
+                except CpuLayoutError as exc:
+                    at.key(key).fail(str(exc), "write 'auto', 'shared' or e.g. '0/1'")
+            elif key == "cpu_fraction":
                 out[key] = _number(
                     t[key],
                     at.key(key),

@@ -177,6 +177,18 @@ class ClientLimits:
     loop_lag_p99_ms: float | None = None
     schedule_lag_p99_ms: float | None = None
     cpu_fraction: float | None = None
+    #: Where a launched CPU server and the client run when they share the host: ``auto``
+    #: (server on every allowed core but the last, client on the last), ``shared`` (no
+    #: pinning) or ``"SERVER/CLIENT"`` CPU lists such as ``"0/1"`` (see ``core.cpu_layout``).
+    cpu_layout: str | None = None
+
+    def thresholds(self) -> dict[str, float]:
+        """The health thresholds set here (the load generator's ``HealthThresholds`` fields)."""
+        return {
+            k: v
+            for k, v in vars(self).items()
+            if k in ("loop_lag_p99_ms", "schedule_lag_p99_ms", "cpu_fraction") and v is not None
+        }
 
 
 CLIENT_KEYS: Final[tuple[str, ...]] = tuple(f.name for f in fields(ClientLimits))

@@ -18,6 +18,7 @@ import aiohttp
 from pytest_llmperf.core.atomic import JsonlWriter
 from pytest_llmperf.core.endpoint import Endpoint
 from pytest_llmperf.core.records import RequestRecord
+from pytest_llmperf.loadgen.late_reads import late_reads
 from pytest_llmperf.loadgen.liveness import LivenessPolicy, ServerHung, Watchdog, successes
 from pytest_llmperf.loadgen.resources import (
     cpu_seconds,
@@ -308,6 +309,21 @@ async def _run_async(
             f"schedule lag p99 {sched_p99:.1f} ms > {thresholds.schedule_lag_p99_ms} ms: requests "
             "left later than the arrival schedule said"
         )
+    late = late_reads(records)
+    late_flag = False
+    if late.one_read > thresholds.one_read_requests:
+        late_flag = True
+        reasons.append(
+            f"{late.one_read} of {late.requests} requests arrived in one read (all their token "
+            "chunks at once): the client read its sockets late, so their TTFT and ITL are "
+            "the client's delay, not the server's pace"
+        )
+    if late.max_events_per_read > thresholds.max_events_per_read:
+        late_flag = True
+        reasons.append(
+            f"{late.max_events_per_read} token events waited in one read "
+            f"(> {thresholds.max_events_per_read}): the client read its sockets late"
+        )
     if wall > 0 and cpu / wall > thresholds.cpu_fraction:
         reasons.append(
             f"client used {100 * cpu / wall:.0f}% of a core "
@@ -329,6 +345,10 @@ async def _run_async(
         event_loop=loop_name,
         client_bound=bool(reasons),
         reasons=tuple(reasons),
+        one_read_requests=late.one_read,
+        max_events_per_read=late.max_events_per_read,
+        multi_event_read_fraction=late.multi_event_fraction,
+        late_reads=late_flag,
     )
     result = RunResult(
         records=tuple(records),

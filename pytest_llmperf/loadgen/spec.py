@@ -73,6 +73,11 @@ class HealthThresholds:
     loop_lag_p99_ms: float = 25.0
     schedule_lag_p99_ms: float = 25.0
     cpu_fraction: float = 0.9  # of one core, over the measured window
+    #: Requests whose token chunks all arrived in one read (late reads, see ``late_reads``)
+    #: a run may have; any is a wrong measurement, so the default is none.
+    one_read_requests: int = 0
+    #: Most token events one read may carry before the run counts as read late.
+    max_events_per_read: int = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,11 @@ class ClientHealth:
     event_loop: str
     client_bound: bool
     reasons: tuple[str, ...] = ()
+    one_read_requests: int = 0
+    max_events_per_read: int = 0
+    multi_event_read_fraction: float = 0.0
+    #: Whether the late-read evidence (not only the ticker) flagged the run.
+    late_reads: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self.__slots__}  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform as _platform
 import sys
 import time
@@ -16,10 +17,11 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pytest_llmperf import __version__
 from pytest_llmperf.config import ModelSpec, PerfCase, PerfConfig, WorkloadRef
+from pytest_llmperf.core.cpu_layout import CpuLayout, CpuLayoutError, choose_layout, pinned
 from pytest_llmperf.core.endpoint import Endpoint
 from pytest_llmperf.core.redact import redact_argv, redact_env, redact_text, register_env_secrets
 from pytest_llmperf.report import write_report, write_results
@@ -189,6 +191,7 @@ class PerfEngine:
         self._hung: dict[str, str] = {}  # endpoint URL -> where it hung (no more load to it)
         self._expected: dict[str, list[WorkloadRef]] = {}
         self.ab_results: list[Any] = []  # session.ab.ABResult, in the order they ran
+        self._layout: CpuLayout | Literal[False] | None = False  # False: not chosen yet
         self.started = time.time()
 
     def expect(self, case: PerfCase) -> None:
@@ -295,6 +298,11 @@ class PerfEngine:
         env = dict(plan.env)
         cache = str(self.report_dir / "vllm-cache")
         env.setdefault("VLLM_CACHE_ROOT", cache)
+        layout = self.cpu_layout() if launch is None or launch.kind == "local" else None
+        if layout is not None:
+            # vLLM's compute threads on the server's cores; its other processes follow the
+            # affinity the server is started with (``server_for``).
+            env.setdefault("VLLM_CPU_OMP_THREADS_BIND", layout.omp_threads_bind)
         server = ServerSpec(
             model=model_path,
             args=tuple(plan.args),
@@ -385,7 +393,9 @@ class PerfEngine:
         if resolved.plan_error:
             raise PerfFailure(f"launch plan refused for {spec.name!r}: {resolved.plan_error}")
         assert resolved.server is not None
-        server = self.pool.get(resolved.server)
+        layout = self._layout_for(resolved.server)
+        with pinned(layout.server if layout is not None else None):
+            server = self.pool.get(resolved.server)  # the server inherits the affinity
         self._launched[spec.name] = server
         return ServerHandle(server.endpoint, server, resolved.plan)
 
@@ -409,9 +419,46 @@ class PerfEngine:
                 "check --llmperf-endpoint, or name the model with --llmperf-served-model"
             ) from None
 
+    def cpu_layout(self) -> CpuLayout | None:
+        """Cores for a CPU server launched here and for the client (``[client] cpu_layout``,
+        default ``auto``); None where nothing is pinned: an external server, a GPU platform,
+        ``shared``, or a single allowed CPU."""
+        if self._layout is False:
+            setting = self.config.client.cpu_layout or "auto"
+            layout = None
+            if not self.options.external_url and self._platform_or_none() == "cpu":
+                try:
+                    layout = choose_layout(setting, os.sched_getaffinity(0))
+                except CpuLayoutError as exc:
+                    raise PerfFailure(f"[client] cpu_layout: {exc}") from None
+            self._layout = layout
+        return self._layout
+
+    def _layout_for(self, server: ServerSpec) -> CpuLayout | None:
+        """The layout, for a server this session pinned (a local launch got the OpenMP bind)."""
+        layout = self.cpu_layout()
+        env = dict(server.env)
+        if layout is None or env.get("VLLM_CPU_OMP_THREADS_BIND") != layout.omp_threads_bind:
+            return None
+        return layout
+
+    def _client_cpus(self, handle: ServerHandle) -> tuple[int, ...] | None:
+        """The client's cores while it measures ``handle``'s server, if that one is pinned."""
+        layout = self._layout_for(handle.server.spec) if handle.server is not None else None
+        return layout.client if layout is not None else None
+
+    def _platform_or_none(self) -> str | None:
+        try:
+            return self.platform()
+        except Exception:  # detection trouble: assume a dedicated server
+            return None
+
     def shares_cores_with_server(self) -> bool:
         """Whether the load generator runs on the same CPUs as the server it measures: a
-        CPU-platform server launched here, or an external one on this host's loopback."""
+        CPU-platform server launched here (unless a CPU layout gives each its own cores), or
+        an external one on this host's loopback."""
+        if not self.options.external_url and self.cpu_layout() is not None:
+            return False
         if self.options.external_url:
             from urllib.parse import urlsplit
 
@@ -429,7 +476,7 @@ class PerfEngine:
         limits: dict[str, float] = {}
         if self.shares_cores_with_server():
             limits["loop_lag_p99_ms"] = SHARED_CPU_LOOP_LAG_MS
-        limits.update({k: v for k, v in vars(self.config.client).items() if v is not None})
+        limits.update(self.config.client.thresholds())
         return limits
 
     def _only_scheduling_noise(
@@ -439,6 +486,8 @@ class PerfEngine:
         cores, and unless the config sets the lag limit itself."""
         if not self.shares_cores_with_server() or self.config.client.loop_lag_p99_ms is not None:
             return False  # an explicit [client] limit is meant as written
+        if getattr(health, "late_reads", False):
+            return False  # chunks read together: the timestamps themselves are wrong
         return scheduling_noise_only(health, thresholds, metrics)
 
     # -- running a case ---------------------------------------------------------------------
@@ -494,14 +543,15 @@ class PerfEngine:
 
             hung = False
             try:
-                result = run_load(
-                    handle.endpoint,
-                    workload,
-                    spec,
-                    records_path=self.report_dir / "records" / f"{safe_id}-run{r + 1}.jsonl",
-                    progress=on_progress,
-                    thresholds=thresholds,
-                )
+                with pinned(self._client_cpus(handle)):
+                    result = run_load(
+                        handle.endpoint,
+                        workload,
+                        spec,
+                        records_path=self.report_dir / "records" / f"{safe_id}-run{r + 1}.jsonl",
+                        progress=on_progress,
+                        thresholds=thresholds,
+                    )
             except ServerHung as exc:  # what was measured is kept; nothing more is sent to it
                 hung = True
                 self._hung[handle.endpoint.base_url] = f"{case.id} run {r + 1}, {exc.phase}"
@@ -556,6 +606,9 @@ class PerfEngine:
             env["launch_argv"] = redact_argv(plan.plan.args)
             env["launch_env"] = redact_env(plan.plan.env)
         env["endpoint"] = handle.endpoint.base_url
+        cpus = self._client_cpus(handle)
+        layout = self.cpu_layout() if cpus is not None else None
+        env["cpu_layout"] = layout.describe() if layout is not None else "shared"
         if handle.server is not None and handle.server.startup_seconds is not None:
             env["server_ready_s"] = round(handle.server.startup_seconds, 1)
         case_result = CaseResult(
@@ -634,15 +687,18 @@ class PerfEngine:
         model. A server on another host also runs on hardware and software this machine
         cannot see, so those fields are recorded as unknown (None) unless
         ``--llmperf-vllm-version`` says which vLLM it runs."""
+        from dataclasses import replace as _replace
+
         if not self.options.external_url:
-            return baseline.fingerprint_for(
+            fp = baseline.fingerprint_for(
                 result,
                 self._resolved.get(case.model.name),
                 self.accelerators(),
                 self.options.vllm_version,
                 case=case,
             )
-        from dataclasses import replace as _replace
+            layout = result.environment.get("cpu_layout") if result.environment else None
+            return _replace(fp, cpu_layout=layout) if layout else fp
 
         fp = baseline.fingerprint_for(
             result, None, self.accelerators(), self.options.vllm_version, case=case
@@ -688,6 +744,8 @@ class PerfEngine:
             env["accelerator"] = a.model
             env["accelerator_count"] = a.count
             env["host_cpu"] = getattr(a, "host_cpu", None)
+        if self._layout:
+            env["cpu_layout"] = self._layout.to_json()
         return env
 
     def record_ab(self, result: Any) -> None:

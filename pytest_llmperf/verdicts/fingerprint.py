@@ -50,6 +50,7 @@ class Fingerprint:
     host_cpu: str | None = None
     os_platform: str | None = None
     hostname: str | None = None
+    cpu_layout: str | None = None  # which cores a local CPU server and the client ran on
 
     def __post_init__(self) -> None:
         if self.workload is not None:
