@@ -15,6 +15,19 @@ from pytest_llmperf.server.process import VLLMServer
 
 CPU_VLLM_VERSION_FALLBACK = "0.32.0"
 
+try:  # hypothesis is a test extra; without it the property tests skip themselves
+    from hypothesis import HealthCheck, settings
+
+    # A per-example deadline is an absolute wall-clock bound, which a busy 2-core machine
+    # breaks (a vLLM server owns the cores while property tests run): no deadline, and no
+    # "too slow" health check. Tests that set their own settings keep them.
+    settings.register_profile(
+        "llmperf", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+    settings.load_profile("llmperf")
+except ImportError:  # pragma: no cover
+    pass
+
 # pytester's in-process runs restore sys.modules afterwards, dropping every module first
 # imported inside an inner session. C-extension packages (torch above all: "Only a single
 # TORCH_LIBRARY can be used...", "bad call flags") cannot be imported a second time, so the
