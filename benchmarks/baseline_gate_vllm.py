@@ -10,7 +10,8 @@ regression would), one case, ``--llmperf-runs 5`` per session:
 
 1. save a baseline against the reference server;
 2. ``SAME`` compare sessions against the same server: each must give no REGRESSION (exit 0);
-3. one compare session against the slower server: must be convicted (exit 1, the JUnit
+3. a fresh baseline on the reference server (the shared machine drifts over minutes), then
+   one compare session against the slower server: must be convicted (exit 1, the JUnit
    testcase ``baseline_comparison`` failing and naming the case).
 
 The servers are pinned to core 0 and the pytest sessions to core 1 (``taskset``): on 2 shared
@@ -129,6 +130,10 @@ def main() -> None:
         saved = session(work, ref.base_url, "--llmperf-save-baseline")
         print(f"baseline: rc={saved['rc']} ({saved['s']:.0f} s)")
         same = [session(work, ref.base_url, "--llmperf-compare") for _ in range(args.same)]
+        # A fresh baseline right before the slower server, so the machine's drift over the
+        # identical sessions (other jobs on this shared box) is not mistaken for its change.
+        fresh = session(work, ref.base_url, "--llmperf-save-baseline")
+        print(f"fresh baseline before the slower server: rc={fresh['rc']}")
     finally:
         ref.stop()
     for i, r in enumerate(same, 1):
