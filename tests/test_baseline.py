@@ -159,6 +159,53 @@ def test_fuzz_json_load_or_baseline_error(tmp_path: Path, value: object) -> None
     assert load(save(b, tmp_path / "again.json")) == b  # whatever loads, saves and reloads
 
 
+def _valid_baseline_documents(folder: Path) -> list[object]:
+    """JSON documents of real, non-empty baselines (one to three cases, one to five runs,
+    several fingerprints), as ``save`` writes them: the seeds of the mutation fuzzer."""
+    import random
+
+    rng = random.Random(7)
+    docs: list[object] = []
+    for i in range(6):
+        fp = dataclasses.replace(FP, vllm_version=f"0.3{i}.0", accelerator_count=i % 3)
+        cases = {}
+        for c in (1, 16, 256)[: 1 + i % 3]:
+            n = 1 + (i + c) % 5
+            tput = [rng.uniform(100, 2000) for _ in range(n)]
+            cases[f"test_perf[m-text-c{c}]"] = runs(tput, [rng.uniform(10, 900) for _ in range(n)])
+        b = from_runs(f"session{i}", fp, cases, created="2026-02-01T00:00:00+00:00")
+        path = save(b, folder / f"seed{i}.json")
+        assert load(path) == b and b.cases
+        docs.append(json.loads(path.read_text()))
+    return docs
+
+
+def test_fuzz_mutated_valid_baselines(tmp_path: Path) -> None:
+    """Whatever loads saves and reloads equal, and most fuzzed files are non-empty baselines
+    that load (the random-JSON fuzzer above saw 4 of 300 load, all of them empty)."""
+    import random
+
+    from docmutate import mutate
+
+    seeds = _valid_baseline_documents(tmp_path)
+    rng = random.Random(20261201)
+    loaded_nonempty = 0
+    total = 300
+    for n in range(total):
+        path = tmp_path / f"fuzz{n}.json"
+        path.write_text(json.dumps(mutate(rng.choice(seeds), rng)))
+        try:
+            b = load(path)
+        except BaselineError as exc:
+            assert str(path) in str(exc)  # errors name the file
+            continue
+        assert load(save(b, tmp_path / "again.json")) == b
+        loaded_nonempty += bool(b.cases)
+    share = loaded_nonempty / total
+    print(f"non-empty baselines loaded: {loaded_nonempty}/{total} ({share:.0%})")
+    assert share >= 0.5, share
+
+
 def test_failed_save_leaves_the_previous_file_intact(tmp_path: Path) -> None:
     path = save(make([100.0, 101.0]), tmp_path / "b.json")
     before = path.read_bytes()

@@ -496,3 +496,48 @@ def test_fuzz_structured(doc: dict[str, Any]) -> None:
 @given(st.one_of(st.dictionaries(_keys, _values, max_size=6), _values))
 def test_fuzz_arbitrary(doc: Any) -> None:
     _check(doc)
+
+
+# Mutation fuzzing from valid documents: random structures above rarely get past the first key
+# (about 2% of them were valid); these start from configs that load and change a few things.
+VALID_SEEDS: list[dict[str, Any]] = [
+    {"concurrency": [1, 16], "runs": 3, "models": ["dense-gqa"]},
+    {
+        "concurrency": [1, 10, 100],
+        "runs": 5,
+        "multiplier": "quick",
+        "requests_per_level": {"1": 20, "10": 50},
+        "models": [{"name": "m1", "tiny": "moe-mla", "env": {"HF_TOKEN": "x"}}],
+        "workloads": [{"name": "w", "preset": "text", "input_tokens": 64, "output_tokens": 16}],
+        "gates": [{"model": "m1", "total_token_throughput_min": 100.0, "p99_e2el_ms_max": 5e3}],
+    },
+    {
+        "concurrency": [2],
+        "models": [{"name": "a", "tiny": "dense-gqa", "concurrency": [1, 4]}, "vision"],
+        "workloads": ["text", {"name": "long", "preset": "long-output"}],
+        "gates": {"success_rate_min": 0.99},
+    },
+]
+
+
+def test_fuzz_mutated_valid_documents() -> None:
+    import random
+
+    from docmutate import mutate
+
+    for seed in VALID_SEEDS:  # the seeds themselves are valid, or this fuzzer tests nothing
+        assert parse_config(seed, source="fuzz.toml", prefix="tool.llmperf").cases()
+    rng = random.Random(20261201)
+    valid = 0
+    total = 600
+    for _ in range(total):
+        doc = mutate(rng.choice(VALID_SEEDS), rng)
+        try:
+            parse_config(doc, source="fuzz.toml", prefix="tool.llmperf")
+            valid += 1
+        except ConfigError:
+            pass
+        _check(doc)
+    share = valid / total
+    print(f"valid matrices: {valid}/{total} ({share:.0%})")
+    assert share >= 0.5, share
