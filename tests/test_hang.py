@@ -117,15 +117,78 @@ def test_a_slow_stream_on_a_live_server_is_not_a_hang(inst: Instrument) -> None:
     assert r.summary.errors == {"timeout": 4}
 
 
+TWO_WORKLOADS = """\
+concurrency = [4]
+runs = 1
+warmup_requests = 0
+requests_per_level = { "4" = 5000 }
+report_dir = "out"
+models = ["dense-gqa"]
+
+[client]
+loop_lag_p99_ms = 60000
+
+[[workloads]]
+name = "a"
+preset = "text"
+input_tokens = 8
+output_tokens = 20
+
+[[workloads]]
+name = "b"
+preset = "text"
+input_tokens = 8
+output_tokens = 20
+"""
+
+
+def test_after_a_hang_the_next_case_sends_nothing(inst: Instrument, tmp_path: Path) -> None:
+    """Through the plugin: the case that hung fails naming the hang, the next case for the
+    same server fails at once without sending (no records file), results.json is written."""
+    (tmp_path / "llmperf.toml").write_text(TWO_WORKLOADS)
+    sink = (tmp_path / "stdout.txt").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "pytest", "--llmperf", "-p", "no:cacheprovider", "-rA",
+            f"--llmperf-endpoint={inst.base_url}",
+            "--llmperf-served-model=instrument?ttft=0.005&itl=0.01",
+            "--llmperf-request-timeout=5",
+        ],
+        cwd=tmp_path,
+        stdout=sink,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    folder = tmp_path / "out" / "records"
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.read_bytes().count(b"\n") >= 20 for p in folder.glob("*.jsonl")):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        freeze(inst)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        sink.close()
+    stdout = (tmp_path / "stdout.txt").read_text()
+    assert proc.returncode == 1, stdout[-3000:]
+    assert "hung during the load run" in stdout
+    assert "nothing sent: the server hung earlier in this session" in stdout
+    assert len(list(folder.glob("*.jsonl"))) == 1  # the second case sent nothing
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert len(results["cases"]) == 1
+
+
 # --------------------------------------------------------------------------------------------
 # real vLLM
 # --------------------------------------------------------------------------------------------
 
 EXTERNAL_CONFIG = """\
-concurrency = [32, 4]
+concurrency = [32]
 runs = 2
 warmup_requests = 0
-requests_per_level = { "32" = 2000, "4" = 20 }
+requests_per_level = { "32" = 2000 }
 report_dir = "out"
 models = ["dense-gqa"]
 
@@ -153,7 +216,7 @@ def test_sigstopped_external_vllm_ends_the_session(keyed_server: object, tmp_pat
     """The issue's case on real vLLM: an external server SIGSTOPped mid-run at c=32 with
     ~1,900 requests left and a 5 s request timeout (waiting them out: ~300 s for the run, then
     the next run's /tokenize for ever). The session ends, the case fails naming the hang and
-    the phase, results.json keeps the measured run, the next case fails without sending."""
+    the phase, results.json keeps the measured run, its second run is never started."""
     from conftest import PLANTED_KEY
     from pytest_llmperf.server.process import VLLMServer
 
@@ -191,7 +254,6 @@ def test_sigstopped_external_vllm_ends_the_session(keyed_server: object, tmp_pat
     assert proc.returncode == 1, stdout[-3000:]
     assert session_s < 3 * 5 + 15, session_s  # two request timeouts, probe period, exit
     assert "hung during the load run" in stdout
-    assert "nothing sent: the server hung earlier in this session" in stdout
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     (case,) = [c for c in results["cases"] if c["case_id"] == "dense-gqa-small-c32"]
     assert case["errors"].get("timeout", 0) >= 1
@@ -312,7 +374,8 @@ def test_launched_session_with_secrets_survives_a_hang_and_leaks_nothing(
     launch = next(ln for ln in log.splitlines() if ln.startswith("# llmperf launch: "))
     assert launch.removeprefix("# llmperf launch: ").startswith(launcher)
     # No secret anywhere: every file the session wrote, and what it printed.
-    written = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    inputs = {tmp_path / "llmperf.toml"}  # the user's own config holds the token, by design
+    written = sorted(p for p in tmp_path.rglob("*") if p.is_file() and p not in inputs)
     names = {p.name for p in written}
     assert {"results.json", "junit.xml", f"{name}.log", "report.html"} <= names
     assert any(p.suffix == ".jsonl" for p in written)
