@@ -16,11 +16,11 @@ ROOT=$PWD
 PY=${LLMPERF_VENV:-$ROOT/.venv}/bin/python
 TOOLS=$ROOT/.mutmut
 if [ ! -d "$TOOLS/mutmut" ]; then
-    "$PY" -m pip install -q --target "$TOOLS" "mutmut==2.4.5" >/dev/null
+    "$PY" -m pip install -q --target "$TOOLS" "mutmut==2.4.5" >/dev/null 2>&1
 fi
 
 declare -A TESTS=(
-    [verdicts/gates]="tests/test_gates.py"
+    [verdicts/gates]="tests/test_gates.py tests/test_gates_messages.py"
     [verdicts/saturation]="tests/test_saturation.py"
     [verdicts/compare]="tests/test_compare.py"
     [metrics/summary]="tests/test_metrics.py"
