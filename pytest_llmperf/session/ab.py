@@ -364,6 +364,10 @@ SPEC_FIELDS: Final[tuple[str, ...]] = (
     "env",
     "max_num_seqs",
     "vllm_version",
+    "launcher",
+    "gpus",
+    "nodes",
+    "platform",
 )
 
 
