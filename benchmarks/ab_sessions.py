@@ -28,7 +28,7 @@ from pytest_llmperf.session.engine import EngineOptions, PerfEngine
 from pytest_llmperf.verdicts.compare import Outcome
 
 CONFIG = {
-    "models": [{"name": "dense", "tiny": "dense-gqa", "env": {"VLLM_CPU_OMP_THREADS_BIND": "0"}}],
+    "models": [{"name": "dense", "tiny": "dense-gqa"}],
     "workloads": [{"name": "t", "preset": "text", "input_tokens": 64, "output_tokens": 32}],
     "concurrency": [16],
     "requests_per_level": {"16": 48},

@@ -50,7 +50,7 @@ def test_vllm_031_against_032_interleaved(pytester: pytest.Pytester) -> None:
     pytester.makefile(
         ".toml",
         llmperf=f"""
-models = [{{ name = "dense", tiny = "dense-gqa", env = {{ VLLM_CPU_OMP_THREADS_BIND = "0" }} }}]
+models = [{{ name = "dense", tiny = "dense-gqa" }}]
 workloads = [{{ name = "short", preset = "text", input_tokens = 64, output_tokens = 32 }}]
 warmup_requests = 4
 requests_per_level = {{ "1" = 16, "16" = 48 }}
