@@ -248,6 +248,22 @@ def test_planted_key_never_reaches_the_store_via_import(tmp_path: Path) -> None:
         ]  # fmt: skip
 
 
+def test_redaction_keeps_a_clean_fingerprint_and_its_id() -> None:
+    """The workload's token counts are no secret: a fingerprint without secrets is stored
+    unchanged (same id), so tonight's case finds its stored series."""
+    fp = Fingerprint(
+        platform="cpu", model_name="tiny:m", launch_argv=("--port", "8000"),
+        launch_env=(("VLLM_CPU_KVCACHE_SPACE", "1"),),
+        workload='{"concurrency":4,"input_tokens":64,"output_tokens":16}',
+    )  # fmt: skip
+    red = Redactor.from_environ({"X_TOKEN": PLANTED})
+    assert red.fingerprint(fp) == fp and red.fingerprint(fp).id() == fp.id()
+    secret = Fingerprint(platform="cpu", launch_env=(("HF_TOKEN", PLANTED_BY_NAME),),
+                         launch_argv=("--api-key", PLANTED))  # fmt: skip
+    assert PLANTED not in json.dumps(red.fingerprint(secret).to_dict())
+    assert PLANTED_BY_NAME not in json.dumps(red.fingerprint(secret).to_dict())
+
+
 def test_redactor_scrubs_values_keys_and_flags() -> None:
     red = Redactor.from_environ({"X_PASSWORD": PLANTED, "PATH": "/usr/bin"})
     rec = from_results(results_doc(PLANTED)).redacted(red)

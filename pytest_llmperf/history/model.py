@@ -87,8 +87,28 @@ class Redactor:
             return None
         return value
 
+    def values(self, value: Any) -> Any:
+        """Known secrets scrubbed from every string; keys kept as they are (a workload's
+        ``input_tokens`` is no secret)."""
+        if isinstance(value, Mapping):
+            return {str(k): self.values(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.values(v) for v in value]
+        return self.text(value) if isinstance(value, str) else value
+
     def fingerprint(self, fp: Fingerprint) -> Fingerprint:
-        return Fingerprint.from_dict(self.data(fp.to_dict()))
+        """The launch environment by name (as ``fingerprint.gather`` already does), the launch
+        command by flag, known secrets everywhere; the workload's keys untouched, so the id of
+        a fingerprint without secrets does not change."""
+        d = fp.to_dict()
+        d["launch_env"] = {
+            k: REDACTED if SECRET_ENV.search(k) else self.text(v)
+            for k, v in d["launch_env"].items()
+        }
+        d["launch_argv"] = self.argv(d["launch_argv"])
+        return Fingerprint.from_dict(
+            {k: v if k in ("launch_env", "launch_argv") else self.values(v) for k, v in d.items()}
+        )
 
 
 # ----------------------------------------------------------------------------- records

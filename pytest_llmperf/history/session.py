@@ -192,7 +192,8 @@ class HistorySession:
 
         rows, fps = self._load_prior()
         rows = [r for r in rows if r["case_id"] == case_id]
-        key = series_key_fingerprint(fingerprint.to_dict(), self.settings.ignore_fields)
+        stored_as = self.redactor().fingerprint(fingerprint)  # as session_record stores it
+        key = series_key_fingerprint(stored_as.to_dict(), self.settings.ignore_fields)
         series = {
             s.metric: s
             for s in build_series(
