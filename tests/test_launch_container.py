@@ -97,6 +97,8 @@ def _status(url: str, key: str | None) -> int:
             return int(resp.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
+    except (urllib.error.URLError, OSError):
+        return 0  # not listening (yet, or any more)
 
 
 def _wait_gone(marker: str, timeout: float) -> list[int]:
