@@ -90,3 +90,25 @@ def test_unknown_arch_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="choose one of"):
         build_tiny_model("rnn")
     assert set(ARCHS) == {"dense-gqa", "moe-gqa", "moe-mla", "vision"}
+
+
+def test_build_in_child_keeps_torch_out_of_this_process(tmp_path: Path) -> None:
+    """The process that drives load builds checkpoints in a child: torch and transformers are
+    never imported in it, and a cached checkpoint is found without starting a child."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from pytest_llmperf.server.tiny_models import build_tiny_model_in_child\n"
+        f"p = build_tiny_model_in_child('dense-gqa', Path({str(tmp_path)!r}))\n"
+        "assert (p / 'config.json').is_file(), p\n"
+        "heavy = [m for m in ('torch', 'transformers') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "print(p)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    built = Path(out.stdout.strip().splitlines()[-1])
+    assert built.parent == tmp_path and detect(str(built)).family
+    mtime = (built / "config.json").stat().st_mtime_ns
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert again.returncode == 0 and (built / "config.json").stat().st_mtime_ns == mtime

@@ -269,3 +269,31 @@ def build_tiny_model(arch: str, cache_dir: Path | None = None, *, force: bool = 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+class TinyModelBuildError(RuntimeError):
+    """The child process that builds a tiny checkpoint failed."""
+
+
+def build_tiny_model_in_child(arch: str, cache_dir: Path | None = None) -> Path:
+    """``build_tiny_model`` in a child Python process, so the caller (the process that drives
+    load and measures its own RSS) never imports torch or transformers; a cached checkpoint is
+    found without starting one."""
+    import subprocess
+    import sys
+
+    if arch not in ARCHS:
+        raise ValueError(f"unknown tiny architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    target = root / f"{arch}-{recipe_key(arch)}"
+    if (target / "config.json").is_file():
+        return target
+    cmd = [sys.executable, "-m", "pytest_llmperf", "tiny-model", "--arch", arch, "--out", str(root)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not (target / "config.json").is_file():
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+        raise TinyModelBuildError(
+            f"building the tiny {arch!r} checkpoint failed (exit {done.returncode}; "
+            f"run `{' '.join(cmd)}` to see it all):\n{tail}"
+        )
+    return target

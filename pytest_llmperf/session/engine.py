@@ -244,9 +244,9 @@ class PerfEngine:
         launch = self._launcher_config(spec)
         try:
             if spec.tiny is not None:
-                from pytest_llmperf.server.tiny_models import build_tiny_model
+                from pytest_llmperf.server.tiny_models import build_tiny_model_in_child
 
-                model_path = str(build_tiny_model(spec.tiny))
+                model_path = str(build_tiny_model_in_child(spec.tiny))
                 arch = detect(model_path, name=spec.name)
             elif spec.profile is not None:
                 from pytest_llmperf.plan.profiles import get_profile
