@@ -83,3 +83,18 @@ def test_pinned_moves_this_thread_and_children_then_restores() -> None:
     assert os.sched_getaffinity(0) == before
     with pinned(None):
         assert os.sched_getaffinity(0) == before
+
+
+def test_prompt_seeds_are_fresh_per_case_and_run_and_stable() -> None:
+    from pytest_llmperf.config import default_config
+    from pytest_llmperf.session.engine import prompt_seed
+
+    pairs = [(c.id, r) for c in default_config().cases() for r in range(5)]
+    seeds = [prompt_seed(cid, r) for cid, r in pairs]
+    assert len(set(seeds)) == len(pairs)  # no run or level of a session repeats another's
+    assert prompt_seed("dense-gqa-text-c1", 0) == prompt_seed("dense-gqa-text-c1", 0)
+    # the same sequence every night: not Python's per-process salted hash()
+    code = "from pytest_llmperf.session.engine import prompt_seed; print(prompt_seed('x-c1', 2))"
+    env = {**os.environ, "PYTHONHASHSEED": "123"}
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert other.stdout.strip() == str(prompt_seed("x-c1", 2)), other.stderr

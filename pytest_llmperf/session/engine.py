@@ -163,6 +163,13 @@ def installed_vllm_version() -> str | None:
     return None
 
 
+def prompt_seed(case_id: str, run: int) -> int:
+    """The prompt seed of ``run`` (0-based) of ``case_id``: deterministic, distinct per pair."""
+    import zlib
+
+    return zlib.crc32(f"{case_id}:run{run}".encode()) & 0x7FFFFFFF
+
+
 def to_load_workload(ref: WorkloadRef) -> Any:
     """The load generator's ``Workload`` for a configured workload."""
     from pytest_llmperf.workload.prompts import Workload
@@ -521,7 +528,11 @@ class PerfEngine:
         client_reasons: list[str] = []
         problems: list[str] = []
         safe_id = case.id.replace("/", "_")
+        base_workload = workload
         for r in range(case.runs):
+            # Fresh prompts per (case, run): the same sequence every night, never one another
+            # run or level of the session sent (vLLM's prefix cache would serve it).
+            workload = replace(base_workload, seed=prompt_seed(case.id, r))
             spec = LoadSpec(
                 mode="closed",
                 concurrency=case.concurrency,
