@@ -175,3 +175,23 @@ def test_interval_contains_mean_and_widens_with_confidence(xs: list[float]) -> N
         low, high = sps.t.interval(0.95, len(xs) - 1, loc=statistics.fmean(xs), scale=sem)
         assert (s95.ci_low, s95.ci_high) == pytest.approx((low, high), rel=1e-7, abs=1e-6)
     assert s99.ci_half_width >= s95.ci_half_width - 1e-9
+
+
+def test_a_level_both_degraded_and_saturated_counts_as_saturated() -> None:
+    """The default job's shape: throughput peaks at c=256 and falls at c=1,000 while p99 is far
+    past the degradation limit; the report must say where saturation starts and name the knee."""
+    from pytest_llmperf.verdicts.saturation import LevelPoint, classify_levels
+
+    res = classify_levels(
+        [
+            LevelPoint(1, 400.0, 20.0, 1.0),
+            LevelPoint(16, 2900.0, 30.0, 1.0),
+            LevelPoint(256, 4000.0, 900.0, 1.0),
+            LevelPoint(1000, 3500.0, 9000.0, 1.0),
+        ]
+    )
+    last = res.levels[-1]
+    assert last.status == "DEGRADED" and last.broken == ("DEGRADED", "SATURATED")
+    assert res.saturated_at == 1000 and res.knee == 256 and res.peak_concurrency == 256
+    scaling = classify_levels([LevelPoint(1, 1.0, 1.0, 1.0), LevelPoint(2, 2.0, 1.0, 1.0)])
+    assert scaling.saturated_at is None and scaling.knee is None

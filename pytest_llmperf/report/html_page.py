@@ -108,6 +108,7 @@ def render_html(
             else "no level succeeded"
         )
         sat = f"c={res.saturated_at}" if res.saturated_at is not None else "not reached"
+        sat += f" (knee c={res.knee})" if res.knee is not None else ""
         peaks.append(
             f"<tr><td class='l'>{e(model)}</td><td class='l'>{e(workload)}</td>"
             f"<td>{peak}</td><td>{sat}</td></tr>"

@@ -119,6 +119,7 @@ def results_document(
                 "peak_throughput": _num(res.peak_throughput),
                 "peak_concurrency": res.peak_concurrency,
                 "saturated_at": res.saturated_at,
+                "knee": res.knee,
                 "baseline_p99_ms": _num(res.baseline_p99_ms),
                 "levels": [
                     {

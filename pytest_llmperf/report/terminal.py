@@ -63,6 +63,7 @@ def terminal_summary_lines(cases: Sequence[CaseResult]) -> list[str]:
             lines.append(f"{model}/{workload}: no level succeeded")
             continue
         sat = f", saturated from c={res.saturated_at}" if res.saturated_at is not None else ""
+        sat += f" (knee c={res.knee})" if res.knee is not None else ""
         lines.append(
             f"{model}/{workload}: peak {_f(res.peak_throughput or math.nan)} tok/s "
             f"at c={res.peak_concurrency}{sat}"

@@ -44,6 +44,8 @@ class LevelVerdict:
     status: LevelStatus
     reasons: tuple[str, ...]
     gain: float | None
+    #: Every rule the level broke, most severe first (``status`` is only the first of them).
+    broken: tuple[LevelStatus, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,9 @@ class SaturationResult:
     """A model/workload series: per-level verdicts in concurrency order, and the peak.
 
     ``peak_*`` ignore FAILING levels (their throughput is not a capacity); ``None`` when every
-    level failed. ``saturated_at`` is the first SATURATED level, if any.
+    level failed. ``saturated_at`` is the first level that broke the SATURATED rule, whatever
+    worse status it also has (a level both saturated and degraded counts); ``knee`` is the
+    level before it, the last one whose throughput still grew.
     """
 
     levels: tuple[LevelVerdict, ...]
@@ -59,6 +63,7 @@ class SaturationResult:
     peak_concurrency: int | None
     saturated_at: int | None
     baseline_p99_ms: float
+    knee: int | None = None
 
 
 def classify_levels(
@@ -107,17 +112,22 @@ def classify_levels(
                 status,
                 tuple(reasons[s] for s in SEVERITY if s in reasons),
                 gain,
+                tuple(s for s in SEVERITY if s in reasons),
             )
         )
         prev = p
     usable = [v for v in verdicts if v.status != "FAILING" and not math.isnan(v.throughput)]
+    first = next((i for i, v in enumerate(verdicts) if "SATURATED" in v.broken), None)
+    saturated_at = None if first is None else verdicts[first].concurrency
+    knee = None if not first else verdicts[first - 1].concurrency
     peak = max(usable, key=lambda v: (v.throughput, -v.concurrency), default=None)
     return SaturationResult(
         levels=tuple(verdicts),
         peak_throughput=None if peak is None else peak.throughput,
         peak_concurrency=None if peak is None else peak.concurrency,
-        saturated_at=next((v.concurrency for v in verdicts if v.status == "SATURATED"), None),
+        saturated_at=saturated_at,
         baseline_p99_ms=base,
+        knee=knee,
     )
 
 
