@@ -194,14 +194,23 @@ def main() -> None:
                 f"{r['output_throughput']:.0f} out tok/s, median TTFT {r['median_ttft_ms']:.1f} ms"
             )
     c, o, v = rows[0]
+
+    def verdict(ok: bool) -> str:
+        return "MET" if ok else "NOT MET"
+
+    cpu = o["cpu_s"] / v["cpu_s"]
+    tok = o["output_throughput"] / v["output_throughput"]
+    ttft = o["median_ttft_ms"] / v["median_ttft_ms"]
     print(
-        f"c={c} CPU ratio ours/vllm = {o['cpu_s'] / v['cpu_s']:.2f} (requirement <= 0.5)\n"
-        f"c={c} output tok/s ratio = {o['output_throughput'] / v['output_throughput']:.3f}, "
-        f"median TTFT ratio = {o['median_ttft_ms'] / v['median_ttft_ms']:.3f} (within 10%)\n"
+        f"c={c} CPU ratio ours/vllm = {cpu:.2f} (goal <= 0.5): {verdict(cpu <= 0.5)}\n"
+        f"c={c} output tok/s ratio = {tok:.3f} (goal within 10%, 0.9-1.1): "
+        f"{verdict(0.9 <= tok <= 1.1)}\n"
+        f"c={c} median TTFT ratio = {ttft:.3f} (goal within 10%, 0.9-1.1): "
+        f"{verdict(0.9 <= ttft <= 1.1)}\n"
         f"c={c} success ours {o['completed']}/{o['completed'] + o['failed']}, "
         f"vllm {v['completed']}/{v['completed'] + v['failed']}\n"
-        f"c={c} peak RSS ours {o['peak_rss_mb']:.0f} MB (goal <= 300 MB; 1 process), "
-        f"vllm client {v['peak_rss_mb']:.0f} MB"
+        f"c={c} peak RSS ours {o['peak_rss_mb']:.0f} MB (goal <= 300 MB; 1 process): "
+        f"{verdict(o['peak_rss_mb'] <= 300)}, vllm client {v['peak_rss_mb']:.0f} MB"
     )
 
 
