@@ -71,6 +71,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="concurrency levels, replacing the configured ones",
     )
     group.addoption(
+        "--llmperf-rate",
+        default=None,
+        metavar="1,4",
+        help="open-loop request rates (requests/s), replacing the concurrency levels ([load])",
+    )
+    group.addoption(
         "--llmperf-runs",
         type=int,
         default=None,
@@ -352,6 +358,10 @@ def _engine(config: pytest.Config) -> PerfEngine:
             multiplier=config.getoption("llmperf_multiplier"),
         )
         perf = _choose_ab(perf, _split_csv(config.getoption("llmperf_ab")))
+        from pytest_llmperf.config.load import with_rates
+
+        rates = _split_csv(config.getoption("llmperf_rate"))
+        perf = with_rates(perf, rates, source="--llmperf-rate")
         api_key = resolve_api_key(key_file=config.getoption("llmperf_api_key_file"))
     except (ConfigError, ValueError) as exc:
         raise pytest.UsageError(f"pytest-llmperf: {exc}") from None

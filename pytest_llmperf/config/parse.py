@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from pytest_llmperf.config.baseline import parse_baseline
 from pytest_llmperf.config.defaults import DEFAULT_GATES, DEFAULT_MODELS, DEFAULT_WORKLOADS
+from pytest_llmperf.config.load import parse_sections
 from pytest_llmperf.config.records import (
     _SELECTOR_KEYS,
     CLIENT_KEYS,
@@ -68,6 +69,8 @@ _TOP_KEYS: Final[tuple[str, ...]] = (
     "ab",
     "baseline",
     "history",
+    "load",
+    "slo",
 )
 _MODEL_KEYS: Final[tuple[str, ...]] = (
     "name",
@@ -516,6 +519,7 @@ def parse_config(
         from pytest_llmperf.config.history import parse_history
 
         updates["history"] = parse_history(t["history"], root.key("history"))
+    updates.update(parse_sections(t, root))  # [load] and [slo] (config.load)
     cfg = replace(cfg, **updates)
     _check_references(cfg, root, gates_indexed=isinstance(t.get("gates"), list))
     return cfg

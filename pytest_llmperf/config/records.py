@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from pytest_llmperf.config.baseline import BaselineSettings
 from pytest_llmperf.config.history import HistorySettings
+from pytest_llmperf.config.load import LoadModes, OpenLoad, Slo
 from pytest_llmperf.config.vocab import (
     DEFAULT_MIN_REQUESTS,
     DEFAULT_WARMUP_REQUESTS,
@@ -205,9 +206,12 @@ class PerfCase:
     runs: int
     warmup_requests: int
     gates: Gates
+    load: OpenLoad | None = None  # open loop at a request rate; None: closed at concurrency
 
     @property
     def id(self) -> str:
+        if self.load is not None:
+            return f"{self.model.name}-{self.workload.name}-{self.load.label}"
         return case_id(self.model.name, self.workload.name, self.concurrency)
 
 
@@ -229,6 +233,8 @@ class PerfConfig:
     gates: tuple[GateRule, ...] = ()
     client: ClientLimits = ClientLimits()
     history: HistorySettings = field(default_factory=HistorySettings)
+    load: LoadModes = field(default_factory=LoadModes)
+    slo: Slo = field(default_factory=Slo)
     source: str = "<built-in>"
     ab: ABConfig | None = None  # the [ab] section: variants for an interleaved A/B
     baseline: BaselineSettings = field(default_factory=BaselineSettings)  # [baseline] section
@@ -279,6 +285,22 @@ class PerfConfig:
         out: list[PerfCase] = []
         for m in self.models:
             for w in self.workloads_for(m):
+                if self.load.open_loop:  # one case per request rate instead of per level
+                    cap = self.load.max_concurrency
+                    out += [
+                        PerfCase(
+                            model=m,
+                            workload=w,
+                            concurrency=cap or 0,
+                            requests=self.load.requests_for(ol.rate),
+                            runs=self.runs,
+                            warmup_requests=self.warmup_requests,
+                            gates=self.gates_for(m.name, w.name, cap or 0),
+                            load=ol,
+                        )
+                        for ol in self.load.loads()
+                    ]
+                    continue
                 for c in m.concurrency or self.concurrency:
                     out.append(
                         PerfCase(

@@ -18,7 +18,7 @@ def _series(cases: Sequence[CaseResult]) -> dict[str, list[CaseResult]]:
     }
     out: dict[str, list[CaseResult]] = {}
     for c in sorted(cases, key=lambda c: (c.model, c.workload, c.concurrency)):
-        if not c.runs:
+        if not c.runs or "load" in c.environment:  # open-loop cases have no level to plot
             continue
         label = f"{c.model} / {c.workload}" if c.model in multi else c.model
         out.setdefault(label, []).append(c)

@@ -27,7 +27,7 @@ def terminal_summary_lines(cases: Sequence[CaseResult]) -> list[str]:
                 mark,
                 c.model,
                 c.workload,
-                str(c.concurrency),
+                _level(c),
                 str(len(c.runs)),
                 _ci_text(c, "total_token_throughput"),
                 _f(c.mean("output_throughput")),
@@ -69,3 +69,9 @@ def terminal_summary_lines(cases: Sequence[CaseResult]) -> list[str]:
             f"at c={res.peak_concurrency}{sat}"
         )
     return lines + notes
+
+
+def _level(c: CaseResult) -> str:
+    """The concurrency, or an open-loop case's requested rate (``2/s``)."""
+    load = c.environment.get("load")
+    return f"{load['rate']:g}/s" if isinstance(load, dict) else str(c.concurrency)

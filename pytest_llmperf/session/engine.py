@@ -102,6 +102,50 @@ def scheduling_noise_only(health: Any, thresholds: Any, metrics: Mapping[str, fl
     )
 
 
+def run_extras(case: PerfCase, slo: Any, result: Any) -> dict[str, Any]:
+    """A run's figures beyond the summary: goodput under the config's ``[slo]`` (into the
+    run's metrics, and per SLO the violations) and, for an open-loop case, its schedule:
+    requested, scheduled and achieved rate, schedule lag p99, backlog (``metrics.goodput``)."""
+    from pytest_llmperf.metrics.goodput import goodput, schedule_figures
+
+    out: dict[str, Any] = {"metrics": {}}
+    if slo.any:
+        g = goodput(result.records, slo.limits(), duration_s=result.summary.duration_s)
+        out["metrics"].update(g.metrics())
+        out["goodput"] = {"slo": slo.limits(), "good": g.good, "total": g.total}
+        out["goodput"].update(violations=g.violations, **g.metrics())
+    if case.load is not None and result.records:
+        fig = schedule_figures(result.records, case.load.rate)
+        out["load"] = {
+            "mode": "open",
+            "arrival": case.load.arrival,
+            "max_concurrency": case.load.max_concurrency,
+            **fig.to_json(),
+            "schedule_lag_p99_ms": result.health.schedule_lag_p99_ms,
+            "schedule_lag_max_ms": result.health.schedule_lag_max_ms,
+        }
+        out["metrics"]["achieved_rate"] = fig.achieved_rate
+        out["metrics"]["schedule_lag_p99_ms"] = result.health.schedule_lag_p99_ms
+    return out
+
+
+def slo_gates(slo: Any, runs: Sequence[Mapping[str, float]]) -> tuple[Any, ...]:
+    """The ``[slo] min_goodput_fraction`` gate on a case: the worst run's good fraction."""
+    from pytest_llmperf.verdicts.gates import GateResult
+
+    if slo.min_goodput_fraction is None or not runs:
+        return ()
+    values = [float(r.get("goodput_fraction", math.nan)) for r in runs]
+    measured = math.nan if any(math.isnan(v) for v in values) else min(values)
+    limit = float(slo.min_goodput_fraction)
+    passed = not math.isnan(measured) and measured >= limit
+    margin = 100.0 * (measured - limit) / limit if limit and not math.isnan(measured) else None
+    gate = GateResult(
+        "goodput_fraction_min", "goodput_fraction", measured, limit, "floor", passed, margin
+    )
+    return (gate,)
+
+
 class PerfFailure(AssertionError):
     """A perf case failed: a gate, a dead server, a token-count mismatch, a client-bound run."""
 
@@ -534,8 +578,10 @@ class PerfEngine:
             # run or level of the session sent (vLLM's prefix cache would serve it).
             workload = replace(base_workload, seed=prompt_seed(case.id, r))
             spec = LoadSpec(
-                mode="closed",
-                concurrency=case.concurrency,
+                mode="closed" if case.load is None else "open",
+                concurrency=case.concurrency if case.load is None else case.load.max_concurrency,
+                rate=None if case.load is None else case.load.rate,
+                arrival="poisson" if case.load is None else case.load.arrival,
                 num_requests=case.requests,
                 warmup_requests=case.warmup_requests if r == 0 else 0,
                 timeout_s=self.options.request_timeout,
@@ -577,12 +623,15 @@ class PerfEngine:
                 self.report_dir, case.id, r + 1, result, model_id=handle.endpoint.model
             )
             metrics = result.summary.metrics()
+            extra = run_extras(case, self.config.slo, result)  # goodput, schedule (config.load)
+            metrics.update(extra.pop("metrics"))
             runs.append(metrics)
             details.append(
                 {
                     "summary": result.summary.to_json(),
                     "client": result.health.to_json(),
                     "token_check": result.token_check.to_json(),
+                    **extra,
                 }
             )
             for k, v in result.summary.errors.items():
@@ -611,8 +660,11 @@ class PerfEngine:
             if result.token_check.status == "mismatch":
                 problems.append("token counts disagree: " + "; ".join(result.token_check.reasons))
         gates = tuple(evaluate_gates(case.gates, gate_metrics(runs))) if runs else ()
+        gates += slo_gates(self.config.slo, runs)
         plan = self._resolved.get(case.model.name)
         env: dict[str, Any] = {"model": case.model.name}
+        if case.load is not None:
+            env["load"] = {"mode": "open", **vars(case.load)}
         if plan is not None and plan.plan is not None:
             env["launch_argv"] = redact_argv(plan.plan.args)
             env["launch_env"] = redact_env(plan.plan.env)
@@ -866,6 +918,9 @@ def case_from_marker(
         "p99_ttft_ms",
         "p99_itl_ms",
         "min_success",
+        "rate",
+        "arrival",
+        "max_concurrency",
     }
     unknown = set(kwargs) - known
     if unknown:
@@ -910,6 +965,9 @@ def case_from_marker(
             f"{concurrency} is not a concurrency",
             "use an integer >= 1",
         )
+    load = _marker_load(config, kwargs)
+    if load is not None:
+        concurrency = load.max_concurrency or 0
     base = config.gates_for(model.name, workload.name, concurrency)
     limits: dict[str, Any] = {}
     if "throughput_floor" in kwargs:
@@ -931,11 +989,42 @@ def case_from_marker(
         model=model,
         workload=workload,
         concurrency=concurrency,
-        requests=int(kwargs.get("requests", config.requests_for(concurrency))),
+        requests=int(
+            kwargs.get(
+                "requests",
+                config.requests_for(concurrency)
+                if load is None
+                else config.load.requests_for(load.rate),
+            )
+        ),
         runs=int(kwargs.get("runs", config.runs)),
         warmup_requests=int(kwargs.get("warmup_requests", config.warmup_requests)),
         gates=gates,
+        load=load,
     )
+
+
+def _marker_load(config: PerfConfig, kwargs: Mapping[str, Any]) -> Any:
+    """``@pytest.mark.llmperf(rate=2, arrival="constant", max_concurrency=8)``: an open-loop
+    case (``config.load.OpenLoad``); None without ``rate``."""
+    from pytest_llmperf.config.load import OpenLoad, parse_load
+    from pytest_llmperf.config.validate import KeyPath
+
+    if "rate" not in kwargs:
+        for key in ("arrival", "max_concurrency"):
+            if key in kwargs:
+                KeyPath("@pytest.mark.llmperf", key).fail(
+                    f"{key} shapes an open loop, but no rate is given",
+                    "add rate=<requests/s> or remove it",
+                )
+        return None
+    table: dict[str, Any] = {"rates": [kwargs["rate"]]}
+    table["arrival"] = kwargs.get("arrival", config.load.arrival)
+    cap = kwargs.get("max_concurrency", config.load.max_concurrency)
+    if cap is not None:
+        table["max_concurrency"] = cap
+    lm = parse_load(table, KeyPath("@pytest.mark.llmperf", ""))
+    return OpenLoad(lm.rates[0], lm.arrival, lm.max_concurrency)
 
 
 def _signal_name(num: int) -> str:

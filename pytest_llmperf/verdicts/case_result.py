@@ -68,6 +68,8 @@ def saturation_of(cases: Sequence[CaseResult]) -> dict[tuple[str, str], Saturati
     """The study's status rules per (model, workload), over the mean of each level's runs."""
     latest: dict[tuple[str, str, int], dict[str, float]] = {}
     for c in cases:
+        if "load" in c.environment:  # an open-loop case (config.load) has a rate, no level
+            continue
         means = {m: c.mean(m) for m in ("total_token_throughput", "p99_e2el_ms", "success_rate")}
         if c.runs and not any(math.isnan(v) for v in means.values()):
             latest[(c.model, c.workload, c.concurrency)] = means  # a re-run replaces a level

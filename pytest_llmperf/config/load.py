@@ -1,0 +1,224 @@
+"""Config records and parsing for load modes and SLOs: ``[load]`` (open-loop request rates) and
+``[slo]`` (per-request service-level objectives, goodput gate). Pure: no files, no I/O.
+
+``[load]`` turns the matrix from closed loop (``concurrency`` levels) into open loop: one case
+per request rate, requests sent on a Poisson or constant schedule whatever the server does,
+optionally capped at ``max_concurrency`` in flight. ``[slo]`` says when one request counts as
+good (TTFT, TPOT, ITL, end-to-end limits, each optional) and, with ``min_goodput_fraction``,
+gates every case on the share of requests that met all of them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Final, Literal, TypeVar
+
+from pytest_llmperf.config.validate import KeyPath, _choice, _int, _list, _number, _table
+from pytest_llmperf.config.vocab import _MAX_CONCURRENCY, _MAX_REQUESTS
+
+ARRIVALS: Final[tuple[str, ...]] = ("poisson", "constant")
+#: Highest request rate accepted (requests/s); a typo guard, not a capacity claim.
+MAX_RATE: Final[float] = 1e5
+#: Seconds of schedule one open-loop run sends by default (requests = ceil(rate x this)).
+DEFAULT_DURATION_S: Final[float] = 10.0
+LOAD_KEYS: Final[tuple[str, ...]] = (
+    "rates",
+    "arrival",
+    "max_concurrency",
+    "duration_s",
+    "requests",
+)
+PerfConfigT = TypeVar("PerfConfigT", bound=Any)
+SLO_KEYS: Final[tuple[str, ...]] = (
+    "ttft_ms",
+    "tpot_ms",
+    "itl_ms",
+    "e2el_ms",
+    "min_goodput_fraction",
+)
+
+
+@dataclass(frozen=True)
+class OpenLoad:
+    """One open-loop case's schedule: ``rate`` requests/s with ``arrival`` gaps, at most
+    ``max_concurrency`` in flight (``None``: uncapped)."""
+
+    rate: float
+    arrival: Literal["poisson", "constant"] = "poisson"
+    max_concurrency: int | None = None
+
+    @property
+    def label(self) -> str:
+        """The case-id part: ``r2``, ``r0.5``, ``r12.5``."""
+        return f"r{self.rate:g}"
+
+
+@dataclass(frozen=True)
+class LoadModes:
+    """The ``[load]`` table. Empty ``rates`` keeps the closed loop at the concurrency levels."""
+
+    rates: tuple[float, ...] = ()
+    arrival: Literal["poisson", "constant"] = "poisson"
+    max_concurrency: int | None = None
+    duration_s: float = DEFAULT_DURATION_S
+    requests: int | None = None  # per run; None: ceil(rate x duration_s), at least 10
+
+    @property
+    def open_loop(self) -> bool:
+        return bool(self.rates)
+
+    def loads(self) -> tuple[OpenLoad, ...]:
+        return tuple(OpenLoad(r, self.arrival, self.max_concurrency) for r in self.rates)
+
+    def requests_for(self, rate: float) -> int:
+        if self.requests is not None:
+            return self.requests
+        return max(10, math.ceil(rate * self.duration_s))
+
+
+@dataclass(frozen=True)
+class Slo:
+    """Per-request objectives; a request is *good* when it succeeded and met every one that is
+    set (``metrics.goodput``). ``min_goodput_fraction`` gates each case on the good share."""
+
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    itl_ms: float | None = None
+    e2el_ms: float | None = None
+    min_goodput_fraction: float | None = None
+
+    @property
+    def any(self) -> bool:
+        return any(v is not None for v in (self.ttft_ms, self.tpot_ms, self.itl_ms, self.e2el_ms))
+
+    def limits(self) -> dict[str, float]:
+        """The set objectives, ``{"ttft_ms": 500.0, ...}``."""
+        out = {"ttft_ms": self.ttft_ms, "tpot_ms": self.tpot_ms, "itl_ms": self.itl_ms}
+        out["e2el_ms"] = self.e2el_ms
+        return {k: v for k, v in out.items() if v is not None}
+
+
+def parse_rate(value: object, at: KeyPath) -> float:
+    return _number(
+        value, at, minimum=0.0, maximum=MAX_RATE, what="a request rate (requests/s)", open_min=True
+    )
+
+
+def parse_load(value: object, at: KeyPath) -> LoadModes:
+    t = _table(value, at, LOAD_KEYS)
+    rates: tuple[float, ...] = ()
+    if "rates" in t:
+        rat = at.key("rates")
+        items = _list(t["rates"], rat, what="request rates")
+        if not items:
+            rat.fail(
+                "no rates given", "list rates in requests/s, e.g. rates = [1, 4]; or remove it"
+            )
+        rates = tuple(parse_rate(v, rat.index(i)) for i, v in enumerate(items))
+        if len(set(rates)) != len(rates):
+            rat.fail("a rate is listed twice", "list each request rate once")
+        rates = tuple(sorted(rates))
+    arrival = (
+        _choice(t["arrival"], at.key("arrival"), ARRIVALS, what="arrival process")
+        if "arrival" in t
+        else "poisson"
+    )
+    cap = (
+        _int(
+            t["max_concurrency"],
+            at.key("max_concurrency"),
+            minimum=1,
+            maximum=_MAX_CONCURRENCY,
+            what="a concurrency cap",
+        )
+        if "max_concurrency" in t
+        else None
+    )
+    duration = (
+        _number(
+            t["duration_s"],
+            at.key("duration_s"),
+            minimum=0.0,
+            maximum=86400.0,
+            what="seconds of schedule per run",
+            open_min=True,
+        )
+        if "duration_s" in t
+        else DEFAULT_DURATION_S
+    )
+    requests = (
+        _int(t["requests"], at.key("requests"), minimum=1, maximum=_MAX_REQUESTS, what="requests")
+        if "requests" in t
+        else None
+    )
+    if (cap is not None or "arrival" in t) and not rates:
+        at.fail(
+            "arrival and max_concurrency shape an open loop, but no rates are given",
+            "add rates = [...] (requests/s) or remove them",
+        )
+    return LoadModes(rates, arrival, cap, duration, requests)  # type: ignore[arg-type]
+
+
+def parse_slo(value: object, at: KeyPath) -> Slo:
+    t = _table(value, at, SLO_KEYS)
+    out: dict[str, float] = {}
+    for key in SLO_KEYS:
+        if key not in t:
+            continue
+        if key == "min_goodput_fraction":
+            out[key] = _number(
+                t[key], at.key(key), minimum=0.0, maximum=1.0, what="a fraction of requests"
+            )
+        else:
+            out[key] = _number(
+                t[key], at.key(key), minimum=0.0, maximum=1e7, what="a limit in ms", open_min=True
+            )
+    slo = Slo(**out)
+    if slo.min_goodput_fraction is not None and not slo.any:
+        at.fail(
+            "min_goodput_fraction gates on requests meeting the SLOs, but no SLO is set",
+            "set at least one of ttft_ms, tpot_ms, itl_ms, e2el_ms",
+        )
+    return slo
+
+
+def parse_sections(t: Mapping[str, object], root: KeyPath) -> dict[str, object]:
+    """The ``PerfConfig`` updates from a document's ``load`` and ``slo`` tables."""
+    out: dict[str, object] = {}
+    if "load" in t:
+        out["load"] = parse_load(t["load"], root.key("load"))
+    if "slo" in t:
+        out["slo"] = parse_slo(t["slo"], root.key("slo"))
+    return out
+
+
+def with_rates(config: PerfConfigT, rates: list[str] | None, *, source: str) -> PerfConfigT:
+    """``config`` with its ``[load] rates`` replaced by ``rates`` (strings from the command
+    line, e.g. ``--llmperf-rate 1,4``); ``None`` leaves it as it is."""
+    if rates is None:
+        return config
+    at = KeyPath(source, "")
+    values: list[float] = []
+    for text in rates:
+        try:
+            values.append(float(text))
+        except ValueError:
+            at.fail(f"{text!r} is not a request rate", "give rates in requests/s, like 1,2.5,8")
+    if not values:
+        at.fail("no rates given", "give rates in requests/s, like 1,2.5,8")
+    load = parse_load(
+        {"rates": values, **_load_rest(config.load)},  # type: ignore[attr-defined]
+        at,
+    )
+    return replace(config, load=load)  # type: ignore[type-var]
+
+
+def _load_rest(load: LoadModes) -> dict[str, object]:
+    out: dict[str, object] = {"arrival": load.arrival, "duration_s": load.duration_s}
+    if load.max_concurrency is not None:
+        out["max_concurrency"] = load.max_concurrency
+    if load.requests is not None:
+        out["requests"] = load.requests
+    return out
