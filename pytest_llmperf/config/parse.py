@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from pytest_llmperf.config.baseline import parse_baseline
 from pytest_llmperf.config.defaults import DEFAULT_GATES, DEFAULT_MODELS, DEFAULT_WORKLOADS
-from pytest_llmperf.config.load import parse_sections
+from pytest_llmperf.config.load import WORKLOAD_EXTRA_KEYS, parse_sections, parse_workload_extras
 from pytest_llmperf.config.records import (
     _SELECTOR_KEYS,
     CLIENT_KEYS,
@@ -106,6 +106,7 @@ _WORKLOAD_KEYS: Final[tuple[str, ...]] = (
     "output_tokens",
     "images_per_request",
     "endpoint",
+    *WORKLOAD_EXTRA_KEYS,
 )
 
 
@@ -145,6 +146,10 @@ def _parse_workload(value: object, at: KeyPath) -> WorkloadRef:
         images_per_request=ints["images_per_request"],
         endpoint=endpoint,  # type: ignore[arg-type]
     )
+    extras = parse_workload_extras(
+        t, at, input_tokens=w.input_tokens, images=w.images_per_request
+    )  # config.load: dataset / input_lengths / shared_prefix_tokens / turns
+    w = replace(w, **extras) if extras else w
     if w.images_per_request and w.endpoint != "chat":
         at.fail(
             "images need the chat endpoint (completions cannot carry images)",

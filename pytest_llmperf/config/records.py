@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pytest_llmperf.config.baseline import BaselineSettings
 from pytest_llmperf.config.history import HistorySettings
@@ -64,6 +64,22 @@ class WorkloadRef:
     output_tokens: int
     images_per_request: int
     endpoint: Literal["completions", "chat"]
+    # config.load: a shared system prompt, prompts from a file, synthetic lengths, turns
+    shared_prefix_tokens: int = 0
+    dataset: str | None = None
+    input_lengths: Any = None  # workload.lengths.LengthDistribution
+    turns: int = 1
+
+    @property
+    def max_prompt_tokens(self) -> int:
+        """The longest prompt a request may carry (context sizing): ``input_tokens`` (for a
+        dataset: the user's hint), the length distribution's bound, or all turns so far."""
+        if self.input_lengths is not None:
+            return int(self.input_lengths.high if self.input_lengths.kind != "fixed"
+                       else self.input_lengths.mean)  # fmt: skip
+        if self.turns > 1:
+            return self.shared_prefix_tokens + self.turns * (self.input_tokens + self.output_tokens)
+        return self.input_tokens
 
     @classmethod
     def from_preset(

@@ -77,7 +77,7 @@ def context_needed(workloads: Sequence[WorkloadRef], limit: int | None = None) -
     if not workloads:
         return None
     need = max(
-        w.input_tokens + w.output_tokens + IMAGE_TOKEN_ALLOWANCE * w.images_per_request
+        w.max_prompt_tokens + w.output_tokens + IMAGE_TOKEN_ALLOWANCE * w.images_per_request
         for w in workloads
     )
     need += TEMPLATE_MARGIN
@@ -144,6 +144,57 @@ def slo_gates(slo: Any, runs: Sequence[Mapping[str, float]]) -> tuple[Any, ...]:
         "goodput_fraction_min", "goodput_fraction", measured, limit, "floor", passed, margin
     )
     return (gate,)
+
+
+def _own_requests(ref: WorkloadRef) -> bool:
+    """Whether a workload's requests are built by ``workload.datasets`` (not the preset path)."""
+    return bool(
+        ref.dataset or ref.input_lengths is not None or ref.turns > 1 or ref.shared_prefix_tokens
+    )
+
+
+PREFIX_COUNTERS = ("vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total")
+
+
+def _prefix_counters(endpoint: Endpoint) -> dict[str, float] | None:
+    """The server's prefix-cache counters (tokens), or None without ``/metrics``."""
+    from pytest_llmperf.loadgen.resources import parse_prometheus_counters
+
+    req = urllib.request.Request(endpoint.url("/metrics"), headers=endpoint.headers())
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            text = resp.read().decode("utf-8", "replace")
+    except Exception:  # no /metrics: the figure is unavailable, not an error
+        return None
+    if not any(name.removesuffix("_total") in text for name in PREFIX_COUNTERS):
+        return None
+    return parse_prometheus_counters(text, PREFIX_COUNTERS)
+
+
+def _prefix_delta(
+    before: Mapping[str, float] | None, after: Mapping[str, float] | None
+) -> dict[str, Any]:
+    """Prefix-cache hits / queried tokens over one run (``/metrics`` deltas) and their ratio."""
+    if before is None or after is None:
+        return {"hits": None, "queries": None, "hit_rate": None, "source": "unavailable"}
+    hits = after[PREFIX_COUNTERS[0]] - before[PREFIX_COUNTERS[0]]
+    queries = after[PREFIX_COUNTERS[1]] - before[PREFIX_COUNTERS[1]]
+    rate = hits / queries if queries > 0 else None
+    return {"hits": hits, "queries": queries, "hit_rate": rate, "source": "/metrics deltas"}
+
+
+def _request_tokens(reqs: Sequence[Any], records: Sequence[Any]) -> dict[str, Any]:
+    """Per request: the prompt tokens the server's tokenizer counted when the request was
+    built, and what the server reported in ``usage`` (they must agree)."""
+    usage = {r.index: r.prompt_tokens for r in records}
+    rows = [[q.index, q.input_tokens, usage.get(q.index)] for q in reqs]
+    agree = sum(1 for _, want, got in rows if got == want)
+    return {
+        "columns": ["index", "tokenized", "usage"],
+        "rows": rows,
+        "agree": agree,
+        "total": len(rows),
+    }
 
 
 class PerfFailure(AssertionError):
@@ -225,6 +276,7 @@ def to_load_workload(ref: WorkloadRef) -> Any:
         input_tokens=ref.input_tokens,
         output_tokens=ref.output_tokens,
         images_per_request=ref.images_per_request,
+        shared_prefix_tokens=ref.shared_prefix_tokens,
     )
 
 
@@ -598,6 +650,11 @@ class PerfEngine:
                         f"~{tok:,.0f} output tok/s"
                     )
 
+            special = _own_requests(case.workload)  # dataset / lengths / prefix / turns
+            if special:
+                reqs = self._special_requests(case, handle, workload, spec, r)
+                spec = replace(spec, warmup_requests=0)  # warmed up already, off the counters
+                cache0 = _prefix_counters(handle.endpoint)
             hung = False
             try:
                 with pinned(self._client_cpus(handle)):
@@ -608,6 +665,7 @@ class PerfEngine:
                         records_path=self.report_dir / "records" / f"{safe_id}-run{r + 1}.jsonl",
                         progress=on_progress,
                         thresholds=thresholds,
+                        requests=reqs if special else None,
                     )
             except ServerHung as exc:  # what was measured is kept; nothing more is sent to it
                 hung = True
@@ -625,6 +683,12 @@ class PerfEngine:
             metrics = result.summary.metrics()
             extra = run_extras(case, self.config.slo, result)  # goodput, schedule (config.load)
             metrics.update(extra.pop("metrics"))
+            if special:
+                extra["prefix_cache"] = _prefix_delta(cache0, _prefix_counters(handle.endpoint))
+                rate = extra["prefix_cache"]["hit_rate"]
+                if rate is not None:
+                    metrics["prefix_cache_hit_rate"] = rate
+                extra["requests"] = _request_tokens(reqs, result.records)
             runs.append(metrics)
             details.append(
                 {
@@ -702,6 +766,54 @@ class PerfEngine:
                 message = f"{case.id}: " + "\n".join(problems) + "\n" + message
             raise PerfFailure(message)
         return case_result
+
+    def _special_requests(
+        self, case: PerfCase, handle: ServerHandle, workload: Any, spec: Any, run: int
+    ) -> list[Any]:
+        """The run's requests for a dataset / length-distribution / shared-prefix / multi-turn
+        workload (``workload.datasets``), built against the server's tokenizer; the warm-up
+        requests (other prompts) are sent here first, so the run's prefix-cache counters and
+        figures are its own."""
+        from pytest_llmperf.loadgen.run import LoadSpec, run_load
+        from pytest_llmperf.workload import datasets as ds
+
+        ref = case.workload
+        ep = handle.endpoint
+
+        def build(n: int, seed: int, start: int) -> list[Any]:
+            w = replace(workload, seed=seed)
+            if ref.dataset is not None:
+                path = Path(ref.dataset)
+                path = path if path.is_absolute() else self.options.rootdir / path
+                entries = ds.load_dataset(path)
+                return ds.run_sync(
+                    ds.prepare_dataset_requests, ep, w, entries, n, start_index=start
+                )
+            if ref.input_lengths is not None:
+                lengths = ref.input_lengths.sample(n, seed=seed)
+                return ds.run_sync(ds.prepare_length_requests, ep, w, lengths, start_index=start)
+            if ref.turns > 1:
+                return ds.run_sync(
+                    ds.prepare_multi_turn_requests, ep, w, n, turns=ref.turns, start_index=start
+                )
+            from pytest_llmperf.workload.prompts import prepare_requests_sync
+
+            return prepare_requests_sync(ep, w, n, start_index=start)
+
+        try:
+            reqs = build(spec.num_requests, run, 0)
+            if spec.warmup_requests:
+                # warm-up from the far end of the dataset, other seeds otherwise
+                warm = build(spec.warmup_requests, 1000 + run, spec.num_requests)
+                warm_spec = LoadSpec(
+                    concurrency=min(spec.warmup_requests, 8),
+                    num_requests=spec.warmup_requests,
+                    timeout_s=spec.timeout_s,
+                )
+                run_load(ep, workload, warm_spec, requests=warm)
+        except ValueError as exc:  # DatasetError, PromptLengthError's kin: the user's input
+            raise PerfFailure(f"{case.id}: {exc}") from None
+        return reqs
 
     def _death_message(self, handle: ServerHandle) -> str:
         try:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -40,6 +39,7 @@ from typing import Any, Final, Literal
 import aiohttp
 
 from pytest_llmperf.core.endpoint import Endpoint
+from pytest_llmperf.workload.lengths import LengthDistribution
 from pytest_llmperf.workload.prompts import (
     _WORDS,
     PreparedRequest,
@@ -50,6 +50,8 @@ from pytest_llmperf.workload.prompts import (
     _exact_text,
     _word_costs,
 )
+
+__all__ = ["DatasetEntry", "DatasetError", "LengthDistribution", "load_dataset"]
 
 ROLES: Final[tuple[str, ...]] = ("system", "user", "assistant")
 SHAREGPT_ROLES: Final[dict[str, str]] = {
@@ -210,65 +212,6 @@ def load_dataset(path: str | Path) -> list[DatasetEntry]:
     if not entries:
         raise DatasetError(str(p), "the file holds no entries", "add at least one request")
     return entries
-
-
-# --------------------------------------------------------------------------- synthetic lengths
-
-Distribution = Literal["fixed", "uniform", "normal", "lognormal"]
-
-
-@dataclass(frozen=True, slots=True)
-class LengthDistribution:
-    """Prompt lengths in tokens. ``fixed``: ``mean``. ``uniform``: integers in [low, high].
-    ``normal``/``lognormal``: that distribution with ``mean`` and ``std`` (of the lengths
-    themselves), redrawn until inside [low, high]."""
-
-    kind: Distribution
-    mean: float = 0.0
-    std: float = 0.0
-    low: int = 1
-    high: int = 1_000_000
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("fixed", "uniform", "normal", "lognormal"):
-            raise ValueError(
-                f"unknown length distribution {self.kind!r}: use fixed, uniform, normal or "
-                "lognormal"
-            )
-        if not 1 <= self.low <= self.high:
-            raise ValueError(f"bounds must satisfy 1 <= low <= high, got [{self.low}, {self.high}]")
-        if self.kind in ("fixed", "normal", "lognormal") and not self.low <= self.mean <= self.high:
-            raise ValueError(f"mean {self.mean} lies outside [{self.low}, {self.high}]")
-        if self.kind in ("normal", "lognormal") and not self.std > 0:
-            raise ValueError(f"{self.kind} lengths need std > 0, got {self.std}")
-
-    def sample(self, n: int, seed: int = 0) -> list[int]:
-        rng = random.Random(f"lengths:{self.kind}:{seed}")
-        if self.kind == "fixed":
-            return [round(self.mean)] * n
-        if self.kind == "uniform":
-            return [rng.randint(self.low, self.high) for _ in range(n)]
-        if self.kind == "normal":
-
-            def draw() -> float:
-                return rng.gauss(self.mean, self.std)
-        else:  # lognormal with the given mean and std of the lengths
-            sigma2 = math.log1p((self.std / self.mean) ** 2)
-            mu = math.log(self.mean) - sigma2 / 2
-
-            def draw() -> float:
-                return rng.lognormvariate(mu, math.sqrt(sigma2))
-
-        out: list[int] = []
-        for _ in range(n):
-            for _attempt in range(10_000):
-                x = round(draw())
-                if self.low <= x <= self.high:
-                    break
-            else:
-                raise ValueError(f"the bounds [{self.low}, {self.high}] hold almost none of {self}")
-            out.append(x)
-        return out
 
 
 # --------------------------------------------------------------------------- requests
@@ -444,3 +387,81 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+async def prepare_multi_turn_requests(
+    session: aiohttp.ClientSession,
+    endpoint: Endpoint,
+    workload: Workload,
+    count: int,
+    *,
+    turns: int,
+    start_index: int = 0,
+    parallel: int = 16,
+) -> list[PreparedRequest]:
+    """Multi-turn chat sessions: session ``s`` turn ``k`` sends the whole conversation so far
+    (the workload's shared prefix as a system prompt, if any; user turns of exactly
+    ``input_tokens`` text tokens; assistant turns of ``output_tokens`` seeded words standing
+    for the earlier answers) plus its new user turn. Requests are ordered turn by turn
+    (every session's turn 1, then turn 2, ...), so a turn's prefix was sent before it: the
+    workload prefix caching serves. Each prompt is counted by the server's tokenizer."""
+    if turns < 1:
+        raise ValueError("turns must be >= 1")
+    tok = ServerTokenizer(session, endpoint)
+    costs, ones = await _word_costs(tok)
+
+    async def raw_count(text: str) -> int:
+        return len(await tok.encode(text, add_special_tokens=False))
+
+    sem = asyncio.Semaphore(parallel)
+    sessions = -(-count // turns)
+
+    async def text_of(key: str, target: int) -> str:
+        async with sem:
+            return await _exact_text(
+                head="",
+                rng=random.Random(f"{workload.name}:{workload.seed}:{key}"),
+                target=target,
+                count_full=raw_count,
+                costs=costs,
+                ones=ones,
+                what=f"workload {workload.name!r} {key}",
+            )
+
+    system = (
+        await text_of("system", workload.shared_prefix_tokens)
+        if workload.shared_prefix_tokens
+        else None
+    )
+    users = await asyncio.gather(
+        *(
+            text_of(f"s{s}u{k}", workload.input_tokens)
+            for s in range(sessions)
+            for k in range(turns)
+        )
+    )
+    rng = random.Random(f"{workload.name}:{workload.seed}:answers")
+    answers = [
+        " ".join(rng.choice(_WORDS) for _ in range(workload.output_tokens))
+        for _ in range(sessions * turns)
+    ]
+    chat = replace(workload, endpoint="chat")
+
+    async def one(i: int) -> PreparedRequest:
+        k, s = divmod(i, sessions)  # turn-major order
+        msgs: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
+        for j in range(k + 1):
+            msgs.append({"role": "user", "content": users[s * turns + j]})
+            if j < k:
+                msgs.append({"role": "assistant", "content": answers[s * turns + j]})
+        body = _body(chat, endpoint.model, "", [])
+        body["messages"] = msgs
+        async with sem:
+            n_in = await tok.count_messages(msgs)
+        if n_in is None:
+            raise PromptLengthError("the server cannot count chat prompts (no /tokenize for chat)")
+        return _prepared(
+            start_index + i, chat, body, n_in, workload.output_tokens, msgs[-1]["content"]
+        )
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
