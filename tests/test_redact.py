@@ -171,3 +171,18 @@ def test_launcher_words_reach_the_server_command() -> None:
     argv = server.command()
     assert argv[:3] == words and argv[3:5] == ["--model", "/m"]
     assert redact.redact_argv(argv)[argv.index("--hf-token") + 1] == "<redacted>"
+
+
+def test_exact_forms_boundaries_and_nesting() -> None:
+    """Written to kill the mutants of core/redact.py that the tests above let survive."""
+    import html
+
+    redact.register_secret("abcdef")  # exactly MIN_SECRET_LENGTH: registered
+    assert redact.redact_text("x abcdef y") == "x <redacted> y"
+    odd = 'tok"en<&>\\value'
+    redact.register_secret(odd)
+    assert redact.redact_text(json.dumps({"v": odd})) == '{"v": "<redacted>"}'
+    assert redact.redact_text(html.escape(odd, quote=False)) == "<redacted>"
+    assert redact.redact_text(html.escape(odd)) == "<redacted>"
+    redact.register_secret("abcdef-and-longer")  # contains the first: replaced whole
+    assert redact.redact_text("abcdef-and-longer") == "<redacted>"
