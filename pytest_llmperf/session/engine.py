@@ -801,10 +801,13 @@ class PerfEngine:
             return prepare_requests_sync(ep, w, n, start_index=start)
 
         try:
-            reqs = build(spec.num_requests, run, 0)
+            # the run's fresh seed (prompt_seed of case and run), so no level or run of the
+            # session re-sends another's prompts; the warm-up draws from a seed of its own
+            reqs = build(spec.num_requests, workload.seed, 0)
             if spec.warmup_requests:
                 # warm-up from the far end of the dataset, other seeds otherwise
-                warm = build(spec.warmup_requests, 1000 + run, spec.num_requests)
+                warm_seed = prompt_seed(f"{case.id}:warm-up", run)
+                warm = build(spec.warmup_requests, warm_seed, spec.num_requests)
                 warm_spec = LoadSpec(
                     concurrency=min(spec.warmup_requests, 8),
                     num_requests=spec.warmup_requests,
