@@ -534,6 +534,9 @@ def test_interrupt_mid_run_keeps_partial_results(tmp_path: Path, sig: signal.Sig
             cwd=tmp_path,
             stdout=sink,
             stderr=subprocess.STDOUT,
+            # a default SIGINT even when this suite runs as a background job, which starts
+            # with SIGINT ignored (measurement.md): else Ctrl-C could never reach pytest
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )  # fmt: skip
         try:
             records = tmp_path / "out" / "records" / "dense-gqa-small-c2-run1.jsonl"
