@@ -7,10 +7,12 @@ factory for their own.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
+from pytest_llmperf.core.cpu_layout import choose_layout, pinned
 from pytest_llmperf.server.process import VLLMServer
 
 CPU_VLLM_VERSION_FALLBACK = "0.32.0"
@@ -126,6 +128,12 @@ def tiny_server_factory(
             return shared[key]
         model, args, env = tiny_plan_args(arch, extra_args=extra_args)
         env["VLLM_CACHE_ROOT"] = vllm_cache_root
+        # The layout the engine gives a server it launches (``[client] cpu_layout = "auto"``):
+        # the whole server on every core but the last, so vLLM's busy-polling EngineCore
+        # cannot starve the tests' client of its core (late reads would fail the runs).
+        layout = choose_layout("auto", os.sched_getaffinity(0))
+        if layout is not None:
+            env.setdefault("VLLM_CPU_OMP_THREADS_BIND", layout.omp_threads_bind())
         server = VLLMServer(
             model,
             args=args,
@@ -135,7 +143,8 @@ def tiny_server_factory(
             **kw,  # type: ignore[arg-type]
         )
         (shared.__setitem__(key, server) if shared_ok else private.append(server))
-        return server.start()
+        with pinned(layout.server if layout is not None else None):
+            return server.start()  # its processes inherit the server's cores
 
     yield factory
     for server in [*shared.values(), *private]:
