@@ -133,7 +133,7 @@ def tiny_server_factory(
         # cannot starve the tests' client of its core (late reads would fail the runs).
         layout = choose_layout("auto", os.sched_getaffinity(0))
         if layout is not None:
-            env.setdefault("VLLM_CPU_OMP_THREADS_BIND", layout.omp_threads_bind())
+            env.setdefault("VLLM_CPU_OMP_THREADS_BIND", layout.omp_threads_bind)
         server = VLLMServer(
             model,
             args=args,
