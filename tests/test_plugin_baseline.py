@@ -81,7 +81,10 @@ def test_save_then_compare_then_another_fingerprint(
     assert data["cases"][CASE]["fingerprint"]["launch_argv"] == list(EXTERNAL_ARGV)
     assert data["cases"][CASE]["fingerprint"]["model_name"] == "dense-gqa"
 
-    same = session(pytester, dense_server, "--llmperf-compare")
+    # Two sequential sessions on a shared 2-core box differ by more than the default 5%
+    # tolerance now and then (measured: CoV 0.7% -> 20.6% between two such sessions); this
+    # checks the plumbing, the gate's false-alarm rate is benchmarks/comparator_quality.py's.
+    same = session(pytester, dense_server, "--llmperf-compare", "--llmperf-tolerance", "50")
     text = section(same)
     assert same.ret == 0, out(same)
     assert "REGRESSION" not in text, text
