@@ -101,7 +101,9 @@ def test_save_then_compare_then_another_fingerprint(
         plugin_version="0.0.1", os_platform="Linux-5.4-old-kernel", hostname="old-box"
     )
     path.write_text(json.dumps(data, indent=2))
-    bumped = session(pytester, dense_server, "--llmperf-compare", "-k", "not by_hand")
+    bumped = session(
+        pytester, dense_server, "--llmperf-compare", "--llmperf-tolerance", "50", "-k", "not by_hand"
+    )
     text = section(bumped)
     assert "NOT COMPARABLE" not in text, text
     assert "changed since baseline" in text and "plugin_version '0.0.1' ->" in text, text
