@@ -182,7 +182,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--llmperf-strict",
         action="store_true",
         default=None,
-        help="with --llmperf-compare, NO BASELINE, NOT COMPARABLE and INCONCLUSIVE fail too "
+        help="an INCONCLUSIVE percentile gate (too few samples for its bound) fails the case; "
+        "with --llmperf-compare, NO BASELINE, NOT COMPARABLE and INCONCLUSIVE fail too "
         "(config: [baseline] strict = true)",
     )
     group.addoption(
@@ -384,6 +385,7 @@ def _engine(config: pytest.Config) -> PerfEngine:
         ready_timeout=config.getoption("llmperf_server_timeout"),
         host=config.getoption("llmperf_host"),
         request_timeout=config.getoption("llmperf_request_timeout"),
+        strict_gates=bool(config.getoption("llmperf_strict")),
     )
     _check_writable(options.report_dir)
     engine = PerfEngine(perf, options)
@@ -481,6 +483,10 @@ class _VerdictItemPlugin:
 VERDICT_ITEM = "baseline_comparison"
 
 
+class LLMPerfInconclusive(UserWarning):
+    """A percentile gate the samples could not decide at its confidence (verdicts.gates)."""
+
+
 def _add_properties(item: pytest.Item, engine: PerfEngine, case_id: str) -> None:
     for res in engine.results:
         if res.case_id == case_id and res.runs:
@@ -498,6 +504,17 @@ def _add_properties(item: pytest.Item, engine: PerfEngine, case_id: str) -> None
             ):
                 if key in m:
                     item.user_properties.append((f"llmperf.{key}", round(m[key], 4)))
+            unsure = [g for g in res.gates if g.inconclusive and g.passed]
+            if unsure:  # shown, never silently passed (a failure under --llmperf-strict)
+                item.user_properties.append(
+                    ("llmperf.inconclusive", ",".join(g.name for g in unsure))
+                )
+                item.warn(
+                    LLMPerfInconclusive(
+                        f"{case_id}: INCONCLUSIVE gate(s), not a failure unless "
+                        "--llmperf-strict: " + "; ".join(g.describe() for g in unsure)
+                    )
+                )
 
 
 # -- baselines ------------------------------------------------------------------------------

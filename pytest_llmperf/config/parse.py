@@ -348,6 +348,14 @@ def _parse_gate_rule(value: object, at: KeyPath) -> GateRule:
             continue
         if key == "success_rate_min":
             x = _number(t[key], at.key(key), minimum=0.0, maximum=1.0, what="a success fraction")
+        elif key == "confidence":  # of the percentile gates' bounds (verdicts.gates)
+            x = _number(t[key], at.key(key), minimum=0.0, maximum=1.0, what="a confidence")
+            if not 0.5 <= x < 1.0:
+                at.key(key).fail(
+                    f"confidence {x} is outside [0.5, 1): the percentile gates' bounds hold "
+                    "with this probability",
+                    "give e.g. confidence = 0.95 (0.99 needs more samples per percentile)",
+                )
         elif key.endswith("_min"):
             x = _number(t[key], at.key(key), minimum=0.0, maximum=1e12, what="a throughput floor")
         else:

@@ -254,3 +254,21 @@ def summarize(
         chunks=chunks,
         extra=dict(extra or {}),
     )
+
+
+def latency_samples_ms(records: Iterable[RequestRecord]) -> dict[str, np.ndarray]:
+    """The per-latency samples ``summarize`` builds its ``Stats`` from, in ms (successful
+    requests only), so a caller can pool runs for confidence bounds (``quantile_bounds``)."""
+    out: dict[str, list[float]] = {m: [] for m in LATENCIES}
+    for r in records:
+        if not r.ok:
+            continue
+        n_out = output_tokens(r)
+        out["e2el"].append(r.e2e)
+        if r.ttft is not None:
+            out["ttft"].append(r.ttft)
+            if n_out > 1:
+                out["tpot"].append((r.e2e - r.ttft) / (n_out - 1))
+        out["itl"].extend(itl_per_token(r))
+        out["ichunk"].extend(inter_chunk(r))
+    return {m: np.asarray(v, dtype=np.float64) * 1000.0 for m, v in out.items()}

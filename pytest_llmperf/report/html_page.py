@@ -38,7 +38,41 @@ def _f(x: float, digits: int = 0) -> str:
 
 
 def _ms_pair(c: CaseResult, m: str) -> str:
-    return f"{_f(c.mean(f'p50_{m}_ms'), 1)} / {_f(c.mean(f'p99_{m}_ms'), 1)}"
+    """p50 / p99 of latency ``m``; a p99 from too few samples for an upper bound at the
+    case's confidence is marked ``*`` (see ``thin_percentiles``)."""
+    mark = "*" if ("p99", m) in {(s, n) for s, n, _, _ in thin_percentiles(c)} else ""
+    return f"{_f(c.mean(f'p50_{m}_ms'), 1)} / {_f(c.mean(f'p99_{m}_ms'), 1)}{mark}"
+
+
+def thin_percentiles(
+    c: CaseResult, stats: Sequence[str] = ("p99",)
+) -> list[tuple[str, str, int, int]]:
+    """``(stat, latency, n, needed)`` for each shown percentile of ``c`` whose pooled sample
+    count is too small for any upper confidence bound: it is a point estimate, not a claim."""
+    out = []
+    for m in ("ttft", "itl", "e2el"):
+        row = c.percentiles.get(m)
+        if not row:
+            continue
+        for stat in stats:
+            b = row.get(stat)
+            if b and not b.get("enough", True):
+                out.append((stat, m, int(b["n"]), int(b["min_n"])))
+    return out
+
+
+def thin_note(c: CaseResult) -> str | None:
+    """The legend line for ``c``'s ``*`` marks, or None."""
+    thin = thin_percentiles(c)
+    if not thin:
+        return None
+    conf = next(iter(c.percentiles.values())).get("confidence", 0.95)
+    parts = [f"{m.upper()} n={n}" for _, m, n, _ in thin]
+    need = max(k for *_, k in thin)
+    return (
+        f"* {c.case_id}: p99 from too few samples ({', '.join(parts)}; a p99 bound at "
+        f"{conf:.0%} needs n >= {need}): a point estimate, not a p99 claim"
+    )
 
 
 def _ci_text(c: CaseResult, metric: str) -> str:
@@ -81,6 +115,11 @@ def render_html(
             gates_cell = "client-bound: " + e("; ".join(c.client_reasons) or "client fell behind")
         elif failed:
             gates_cell = "FAIL: " + e(", ".join(g.describe().removeprefix("FAIL ") for g in failed))
+        elif any(g.inconclusive for g in c.gates):
+            unsure = [g for g in c.gates if g.inconclusive]
+            gates_cell = "INCONCLUSIVE: " + e(
+                ", ".join(g.describe().removeprefix("INCONCLUSIVE ") for g in unsure)
+            )
         else:
             gates_cell = f"ok ({len(c.gates)})" if c.gates else "–"
         errors = ", ".join(f"{k}×{v}" for k, v in sorted(c.errors.items())) or "0"
@@ -119,6 +158,8 @@ def render_html(
         for name, png in images.items()
     )
     n_fail = sum(not c.passed for c in cases)
+    thin = [t for t in (thin_note(c) for c in cases) if t]
+    thin_html = f"<p><small>{'<br>'.join(e(t) for t in thin)}</small></p>" if thin else ""
     legend = " ".join(
         f"<span class='badge' style='background:{col}'>{s}</span>"
         for s, col in STATUS_COLOURS.items()
@@ -134,7 +175,7 @@ def render_html(
         f"{imgs}"
         "<h2>Cases</h2><table><tr>"
         + "".join(f"<th class='{'l' if h in _LEFT else ''}'>{e(h)}</th>" for h in head)
-        + f"</tr>{''.join(rows)}</table>"
+        + f"</tr>{''.join(rows)}</table>{thin_html}"
         f"{extra_html}"
         f"{SECTIONS_MARK}<h2>Environment</h2>{_env_table(environment)}"
         f"<p><small>pytest-llmperf {e(__version__)}</small></p></body></html>"

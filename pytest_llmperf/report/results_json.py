@@ -11,6 +11,7 @@ from typing import Any
 
 from pytest_llmperf import __version__
 from pytest_llmperf.core.atomic import write_json_atomic
+from pytest_llmperf.metrics.quantile_bounds import QuantileBound
 from pytest_llmperf.report.layout import RESULTS_FILE, SCHEMA_VERSION
 from pytest_llmperf.verdicts.case_result import CaseResult, saturation_of, with_status
 from pytest_llmperf.verdicts.gates import GateResult
@@ -48,6 +49,8 @@ def _gate_json(g: GateResult) -> dict[str, Any]:
         "kind": g.kind,
         "passed": g.passed,
         "margin_pct": _num(g.margin_pct),
+        "verdict": g.verdict,
+        "bound": g.bound.to_json() if g.bound is not None else None,
     }
 
 
@@ -85,6 +88,7 @@ def _case_json(c: CaseResult) -> dict[str, Any]:
         "runs": runs,
         "summary": {k: _stats_json(s) for k, s in c.stats().items()},
         "gates": [_gate_json(g) for g in c.gates],
+        "percentiles": _jsonable(c.percentiles),
     }
 
 
@@ -183,9 +187,12 @@ def read_results(path: Path) -> tuple[list[CaseResult], dict[str, Any]]:
                         g["kind"],
                         g["passed"],
                         g["margin_pct"],
+                        g.get("verdict"),
+                        _bound_back(g.get("bound")),
                     )
                     for g in c["gates"]
                 ),
+                percentiles=c.get("percentiles") or {},
                 status=c["status"],
                 client_bound=c["client_bound"],
                 client_reasons=tuple(c["client_reasons"]),
@@ -194,6 +201,27 @@ def read_results(path: Path) -> tuple[list[CaseResult], dict[str, Any]]:
             )
         )
     return cases, doc["environment"]
+
+
+def _bound_back(doc: Mapping[str, Any] | None) -> QuantileBound | None:
+    """A gate's ``bound`` from results.json (nulls back to NaN)."""
+    if not doc:
+        return None
+
+    def f(x: float | None) -> float:
+        return math.nan if x is None else float(x)
+
+    return QuantileBound(
+        q=float(doc["q"]),
+        n=int(doc["n"]),
+        confidence=float(doc["confidence"]),
+        point=f(doc["point"]),
+        lower=f(doc["lower"]),
+        upper=f(doc["upper"]),
+        lower_k=doc["lower_k"],
+        upper_k=doc["upper_k"],
+        min_n=int(doc["min_n"]),
+    )
 
 
 def schema() -> dict[str, Any]:

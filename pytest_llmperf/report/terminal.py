@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from pytest_llmperf.report.html_page import _ci_text, _f, _ms_pair
+from pytest_llmperf.report.html_page import _ci_text, _f, _ms_pair, thin_note
 from pytest_llmperf.verdicts.case_result import CaseResult, saturation_of, with_status
 
 
 def terminal_summary_lines(cases: Sequence[CaseResult]) -> list[str]:
     """One row per model/workload/level for pytest's terminal summary; failing gates and
-    client-bound runs are marked with ``!!`` and named, then each series' peak."""
+    client-bound runs are marked with ``!!`` and named, INCONCLUSIVE gates with ``??``, a p99
+    from too few samples for its bound with ``*``; then each series' peak."""
     if not cases:
         return ["llmperf: no performance cases ran"]
     cases = with_status(cases)
@@ -21,7 +22,8 @@ def terminal_summary_lines(cases: Sequence[CaseResult]) -> list[str]:
     notes: list[str] = []
     for c in sorted(cases, key=lambda c: (c.model, c.workload, c.concurrency)):
         failed = c.failed_gates
-        mark = "!!" if failed or c.client_bound else ""
+        unsure = any(g.inconclusive for g in c.gates)
+        mark = "!!" if failed or c.client_bound else "??" if unsure else ""
         rows.append(
             (
                 mark,
@@ -46,6 +48,15 @@ def terminal_summary_lines(cases: Sequence[CaseResult]) -> list[str]:
                 f"!! {c.case_id}: gate failed: "
                 + "; ".join(g.describe().removeprefix("FAIL ") for g in failed)
             )
+        unsure = [g for g in c.gates if g.inconclusive and g.passed]
+        if unsure:
+            notes.append(
+                f"?? {c.case_id}: gate INCONCLUSIVE (not a failure unless --llmperf-strict): "
+                + "; ".join(g.describe().removeprefix("INCONCLUSIVE ") for g in unsure)
+            )
+        thin = thin_note(c)
+        if thin:
+            notes.append(thin)
     widths = [max(len(r[i]) for r in (cols, *rows)) for i in range(len(cols))]
     left = {1, 2, 11}
 

@@ -245,6 +245,8 @@ class EngineOptions:
     ready_timeout: float = 600.0
     host: str = "127.0.0.1"
     request_timeout: float = 600.0
+    #: --llmperf-strict: an INCONCLUSIVE percentile gate (too few samples) fails the case.
+    strict_gates: bool = False
 
 
 def installed_vllm_version() -> str | None:
@@ -608,6 +610,8 @@ class PerfEngine:
         """
         from pytest_llmperf.loadgen.liveness import ServerHung
         from pytest_llmperf.loadgen.run import HealthThresholds, LoadSpec, run_load
+        from pytest_llmperf.metrics.quantile_bounds import percentile_table, pool_samples
+        from pytest_llmperf.metrics.summary import latency_samples_ms
 
         thresholds = HealthThresholds(**self.client_limits())
         handle = self.server_for(case.model)
@@ -623,6 +627,7 @@ class PerfEngine:
         client_bound = False
         client_reasons: list[str] = []
         problems: list[str] = []
+        pooled: list[dict[str, Any]] = []  # each run's latency samples (ms)
         safe_id = case.id.replace("/", "_")
         base_workload = workload
         for r in range(case.runs):
@@ -635,7 +640,7 @@ class PerfEngine:
                 rate=None if case.load is None else case.load.rate,
                 arrival="poisson" if case.load is None else case.load.arrival,
                 num_requests=case.requests,
-                warmup_requests=case.warmup_requests if r == 0 else 0,
+                warmup_requests=case.warmup_requests,  # every run: each starts warm
                 timeout_s=self.options.request_timeout,
                 seed=r,
             )
@@ -690,6 +695,7 @@ class PerfEngine:
                     metrics["prefix_cache_hit_rate"] = rate
                 extra["requests"] = _request_tokens(reqs, result.records)
             runs.append(metrics)
+            pooled.append(latency_samples_ms(result.records))  # for the percentile bounds
             details.append(
                 {
                     "summary": result.summary.to_json(),
@@ -723,7 +729,17 @@ class PerfEngine:
                 break
             if result.token_check.status == "mismatch":
                 problems.append("token counts disagree: " + "; ".join(result.token_check.reasons))
-        gates = tuple(evaluate_gates(case.gates, gate_metrics(runs))) if runs else ()
+        # Percentile gates judge the case's requests pooled over its runs (docs/gates.md).
+        samples = pool_samples(pooled)
+        gates = (
+            tuple(
+                evaluate_gates(
+                    case.gates, gate_metrics(runs), samples, strict=self.options.strict_gates
+                )
+            )
+            if runs
+            else ()
+        )
         gates += slo_gates(self.config.slo, runs)
         plan = self._resolved.get(case.model.name)
         env: dict[str, Any] = {"model": case.model.name}
@@ -751,6 +767,7 @@ class PerfEngine:
             environment=env,
             details=tuple(details),
             nodeid=nodeid,
+            percentiles=percentile_table(samples, case.gates.confidence) if runs else {},
         )
         self.record(case_result)
         if problems or not case_result.passed:

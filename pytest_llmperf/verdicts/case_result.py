@@ -43,6 +43,9 @@ class CaseResult:
     environment: Mapping[str, Any] = field(default_factory=dict, hash=False)
     details: tuple[Mapping[str, Any], ...] = ()
     nodeid: str = ""
+    #: Per latency: pooled sample count and each reported percentile's point and confidence
+    #: bounds (``metrics.quantile_bounds.percentile_table``); empty when not recorded.
+    percentiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
 
     @property
     def passed(self) -> bool:

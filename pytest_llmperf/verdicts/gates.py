@@ -1,15 +1,30 @@
-"""Absolute gates (throughput floors, p99 ceilings, 100% success) checked on one case.
+"""Absolute gates (throughput floors, percentile ceilings, 100% success) checked on one case.
 
 Pure: metrics in, verdicts and an assertion message out. Gates are hard limits; judging a
 change against a stored baseline is the comparator's job, not this module's.
+
+A ceiling on a percentile (``p99_ttft_ms_max``) is a statement at a stated confidence
+(``Gates.confidence``, default 0.95) when the latency samples are given: PASS when the
+distribution-free upper confidence bound of that quantile is within the limit, FAIL when the
+lower bound is past it, INCONCLUSIVE otherwise -- including when there are too few samples
+for any upper bound (p99 at 95% needs 299). An INCONCLUSIVE gate does not fail the case
+unless ``strict`` (``--llmperf-strict``), but it is always shown as INCONCLUSIVE.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Final, Literal
+from typing import Any, Final, Literal
+
+from pytest_llmperf.metrics.quantile_bounds import (
+    DEFAULT_CONFIDENCE,
+    QuantileBound,
+    quantile_bound,
+    quantile_of_stat,
+)
 
 
 @dataclass(frozen=True)
@@ -23,9 +38,33 @@ class Gates:
     p99_itl_ms_max: float | None = None
     p99_e2el_ms_max: float | None = None
     success_rate_min: float = 1.0
+    p90_ttft_ms_max: float | None = None
+    p95_ttft_ms_max: float | None = None
+    p90_itl_ms_max: float | None = None
+    p95_itl_ms_max: float | None = None
+    p90_e2el_ms_max: float | None = None
+    p95_e2el_ms_max: float | None = None
+    #: Confidence of the percentile gates' bounds (not a limit; see the module docstring).
+    confidence: float = DEFAULT_CONFIDENCE
+
+
+#: Gates fields that are settings, not limits.
+SETTINGS: Final[frozenset[str]] = frozenset({"confidence"})
+#: A percentile ceiling: ``p<pct>_<latency>_ms_max``.
+_PERCENTILE_GATE = re.compile(r"^(p\d+(?:_\d+)?)_([a-z0-9]+)_ms_max$")
+
+
+def percentile_gate(name: str) -> tuple[str, float, str] | None:
+    """``"p99_ttft_ms_max"`` -> ``("p99", 0.99, "ttft")``; None for any other gate."""
+    m = _PERCENTILE_GATE.match(name)
+    if m is None:
+        return None
+    q = quantile_of_stat(m.group(1))
+    return None if q is None else (m.group(1), q, m.group(2))
 
 
 GateKind = Literal["floor", "ceiling", "exact"]
+Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
 
 
 @dataclass(frozen=True)
@@ -38,21 +77,63 @@ class GateResult:
     measured: float
     limit: float
     kind: GateKind
-    passed: bool
+    passed: bool  # False: the gate fails the case (an INCONCLUSIVE one only when strict)
     margin_pct: float | None
+    #: PASS / FAIL / INCONCLUSIVE; ``None`` (a plain limit): PASS or FAIL as ``passed`` says.
+    status: Verdict | None = None
+    #: A percentile ceiling's confidence bounds over the case's pooled samples.
+    bound: QuantileBound | None = None
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.status is not None:
+            return self.status
+        return "PASS" if self.passed else "FAIL"
+
+    @property
+    def inconclusive(self) -> bool:
+        return self.verdict == "INCONCLUSIVE"
 
     def describe(self) -> str:
         op = {"floor": ">=", "ceiling": "<=", "exact": "=="}[self.kind]
-        mark = "ok  " if self.passed else "FAIL"
+        if self.inconclusive:
+            mark = "INCONCLUSIVE" if self.passed else "FAIL INCONCLUSIVE (strict)"
+        else:
+            mark = "ok  " if self.passed else "FAIL"
         head = f"{mark} {self.metric} {op} {_fmt(self.metric, self.limit)}"
+        if self.bound is not None:
+            head += f" at {self.bound.confidence:.0%} confidence"
         if math.isnan(self.measured):
             return f"{head}: not measured (no successful request produced it)"
+        if self.bound is not None:
+            return f"{head}: {self._bound_text(self.bound)}"
         text = f"{head}: measured {_fmt(self.metric, self.measured)}"
         if self.margin_pct is not None and not (self.kind == "exact" and self.passed):
             past = "below the floor" if self.kind != "ceiling" else "over the ceiling"
             word = "headroom" if self.margin_pct >= 0 else past
             text += f" ({abs(self.margin_pct):.1f}% {word})"
         return text
+
+    def _bound_text(self, b: QuantileBound) -> str:
+        m, pct = self.metric, _pct_word(b.q)
+        point = f"point {pct} {_fmt(m, b.point)}"
+        few = f"too few for an upper bound on {pct} at {b.confidence:.0%} (needs n >= {b.min_n})"
+        lo = "no lower bound" if b.lower_k is None else f"lower bound {_fmt(m, b.lower)}"
+        if b.enough:
+            up = f"upper bound {_fmt(m, b.upper)} (order statistic {b.upper_k} of {b.n})"
+        else:
+            up = ""
+        if self.verdict == "FAIL":
+            over = f" ({abs(self.margin_pct):.1f}% over the ceiling)" if self.margin_pct else ""
+            parts = [f"{lo}{over}", up or few, point, f"n={b.n}"]
+        elif self.verdict == "PASS":
+            room = f" ({self.margin_pct:.1f}% headroom)" if self.margin_pct is not None else ""
+            parts = [f"{up}{room}", lo, point, f"n={b.n}"]
+        elif not b.enough:
+            parts = [f"{point} from n={b.n} samples", few, lo, "neither pass nor fail"]
+        else:
+            parts = [up, lo, point, f"n={b.n}", "the limit lies between the bounds"]
+        return ", ".join(parts)
 
 
 def gate_metrics(runs: Sequence[Mapping[str, float]]) -> dict[str, float]:
@@ -67,13 +148,27 @@ def gate_metrics(runs: Sequence[Mapping[str, float]]) -> dict[str, float]:
     return out
 
 
-def evaluate_gates(gates: Gates, metrics: Mapping[str, float]) -> list[GateResult]:
+def evaluate_gates(
+    gates: Gates,
+    metrics: Mapping[str, float],
+    samples: Mapping[str, Sequence[float] | Any] | None = None,
+    *,
+    strict: bool = False,
+) -> list[GateResult]:
     """Check every gate that is set. A missing or NaN metric fails its gate: a gate that
-    cannot be checked must not pass silently."""
+    cannot be checked must not pass silently.
+
+    ``samples`` (latency name -> the case's samples in ms, e.g. ``{"ttft": [...]}``) turns a
+    percentile ceiling into a confidence statement (module docstring); without them it
+    compares the point value in ``metrics``. ``strict``: an INCONCLUSIVE gate fails."""
     out: list[GateResult] = []
     for f in fields(gates):
         limit = getattr(gates, f.name)
-        if limit is None:
+        if limit is None or f.name in SETTINGS:
+            continue
+        pg = percentile_gate(f.name)
+        if pg is not None and samples is not None and pg[2] in samples:
+            out.append(_bounded(f.name, pg, float(limit), samples[pg[2]], gates, strict))
             continue
         metric, _, side = f.name.rpartition("_")
         measured = float(metrics.get(metric, math.nan))
@@ -91,6 +186,37 @@ def evaluate_gates(gates: Gates, metrics: Mapping[str, float]) -> list[GateResul
             passed, margin = False, None
         out.append(GateResult(f.name, metric, measured, limit, kind, passed, margin))
     return out
+
+
+def _bounded(
+    name: str,
+    pg: tuple[str, float, str],
+    limit: float,
+    values: Sequence[float] | Any,
+    gates: Gates,
+    strict: bool,
+) -> GateResult:
+    """A percentile ceiling judged on its confidence bounds."""
+    _, q, _ = pg
+    metric = name.removesuffix("_max")
+    b = quantile_bound(values, q, gates.confidence)
+    status: Verdict
+    if b.n == 0:
+        return GateResult(name, metric, math.nan, limit, "ceiling", False, None, "FAIL", b)
+    if b.enough and b.upper <= limit:
+        status, ref = "PASS", b.upper
+    elif b.lower_k is not None and b.lower > limit:
+        status, ref = "FAIL", b.lower
+    else:
+        status, ref = "INCONCLUSIVE", b.point
+    passed = status == "PASS" or (status == "INCONCLUSIVE" and not strict)
+    margin = (limit - ref) / limit * 100 if limit else None
+    return GateResult(name, metric, b.point, limit, "ceiling", passed, margin, status, b)
+
+
+def _pct_word(q: float) -> str:
+    pct = q * 100
+    return f"p{pct:g}".replace(".", "_")
 
 
 _KEY_LINE: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
@@ -129,6 +255,7 @@ def gate_failure_message(
     run's key numbers. A client-bound run is reported as a measurement problem, since its
     numbers describe the load generator, not the server."""
     failed = [r for r in results if not r.passed]
+    unsure = [r for r in results if r.inconclusive and r.passed]
     if client_bound:
         why = "; ".join(client_reasons) or "the load generator fell behind its schedule"
         head = (
@@ -140,6 +267,12 @@ def gate_failure_message(
         head = f"{case_id}: {len(failed)} of {len(results)} gates failed"
     else:
         head = f"{case_id}: all {len(results)} gates passed"
+        if unsure:
+            head = (
+                f"{case_id}: {len(results) - len(unsure)} of {len(results)} gates passed, "
+                f"{len(unsure)} INCONCLUSIVE (the samples cannot decide at the stated "
+                "confidence; not a failure unless --llmperf-strict)"
+            )
     lines = [head]
     lines += [f"  {r.describe()}" for r in results]
     lines.append(f"  run: {key_numbers_line(key_numbers, errors)}")
