@@ -19,6 +19,7 @@ from pytest_llmperf.config.vocab import (
 )
 from pytest_llmperf.server.launchers import LauncherConfig
 from pytest_llmperf.verdicts.gates import Gates
+from pytest_llmperf.workload.presets import WORKLOADS
 
 if TYPE_CHECKING:
     from pytest_llmperf.config.ab import ABConfig
@@ -40,14 +41,10 @@ class WorkloadShape:
 
 #: Workload presets from the study: text 500/100, vision 100 + 1 image / 200, the multi-run
 #: 2,048/512, 4K and 8K contexts (512 out, as the multi-run workload), 1,000-token outputs.
-#: Kept equal to ``workload.WORKLOADS``, which this pure module does not import.
+#: Derived from ``workload.presets.WORKLOADS``, their one home.
 PRESETS: Final[dict[str, WorkloadShape]] = {
-    "text": WorkloadShape(500, 100),
-    "vision": WorkloadShape(100, 200, images_per_request=1, endpoint="chat"),
-    "long-context-2k": WorkloadShape(2048, 512),
-    "long-context-4k": WorkloadShape(4096, 512),
-    "long-context-8k": WorkloadShape(8192, 512),
-    "long-output": WorkloadShape(500, 1000),
+    name: WorkloadShape(w.input_tokens, w.output_tokens, w.images_per_request, w.endpoint)
+    for name, w in WORKLOADS.items()
 }
 
 

@@ -12,9 +12,9 @@ from pytest_llmperf.config.vocab import (
     _MAX_CONCURRENCY,
     _MAX_MULTIPLIER,
     _NAME_RE,
-    MULTIPLIERS,
     ConfigError,
 )
+from pytest_llmperf.workload.presets import MULTIPLIERS
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,17 @@
-"""Config vocabularies (presets, profiles, multipliers), bounds and ``ConfigError``."""
+"""Config vocabularies (presets, profiles, multipliers), bounds and ``ConfigError``.
+
+The vocabularies are imported from their one home in the stage that owns them (tiny models,
+study profiles, workload presets and multipliers); this module only names them for the parser.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Final
+
+from pytest_llmperf.plan.profiles import PROFILES
+from pytest_llmperf.server.tiny_models import ARCHS
+from pytest_llmperf.workload.presets import ENDPOINT_PATHS
 
 # --------------------------------------------------------------------------------------------
 # Vocabularies
@@ -11,20 +19,15 @@ from typing import Final
 
 #: The study's concurrency levels (saturation sweep plus the low end of the AITER ablation).
 STUDY_CONCURRENCY: Final[tuple[int, ...]] = (1, 5, 10, 25, 50, 100, 150, 200, 300, 500, 750, 1000)
-#: Tiny random-weight CPU models, one per architecture family (see ``tiny_models.ARCHS``).
-TINY_ARCHS: Final[tuple[str, ...]] = ("dense-gqa", "moe-gqa", "moe-mla", "vision")
-#: The study's four models, by profile name; the launch-plan module maps each to its flags.
-STUDY_PROFILES: Final[tuple[str, ...]] = (
-    "deepseek-v3.2",
-    "kimi-k2.5",
-    "llama-3.1-405b",
-    "qwen3-vl-235b",
-)
+#: Tiny random-weight CPU models, one per architecture family (home: ``tiny_models.ARCHS``).
+TINY_ARCHS: Final[tuple[str, ...]] = ARCHS
+#: The study's four models, by profile name (home: ``plan.profiles.PROFILES``).
+STUDY_PROFILES: Final[tuple[str, ...]] = tuple(PROFILES)
 #: Models known to accept images; a ``path`` model's ability is unknown, so it is trusted.
 VISION_MODELS: Final[frozenset[str]] = frozenset({"vision", "kimi-k2.5", "qwen3-vl-235b"})
-#: Named request multipliers, as in the study (quick 0.5x, default 1x, thorough 3x).
-MULTIPLIERS: Final[dict[str, float]] = {"quick": 0.5, "default": 1.0, "thorough": 3.0}
-ENDPOINTS: Final[tuple[str, ...]] = ("completions", "chat")
+#: The request endpoints a workload may use (home: ``workload.presets.ENDPOINT_PATHS``);
+#: ``MULTIPLIERS`` (quick 0.5x, default 1x, thorough 3x) lives in ``workload.presets`` too.
+ENDPOINTS: Final[tuple[str, ...]] = tuple(ENDPOINT_PATHS)
 
 #: Fewest requests a level runs before the multiplier: p99 needs about 100 samples to be more
 #: than "the slowest request".

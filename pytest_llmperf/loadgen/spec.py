@@ -6,13 +6,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 from pytest_llmperf.core.records import RequestRecord
 from pytest_llmperf.metrics.summary import RunSummary
-from pytest_llmperf.workload.prompts import Workload
-
-MULTIPLIERS: Final[dict[str, float]] = {"quick": 0.5, "default": 1.0, "thorough": 3.0}
+from pytest_llmperf.workload.presets import MULTIPLIERS, Workload
 
 ProgressFn = Callable[[int, int, float], None]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,12 @@ from pytest_llmperf.plan.architectures import Architecture
 if TYPE_CHECKING:
     from pytest_llmperf.plan.profiles import Profile
 
-DEFAULT_LAUNCHER: tuple[str, ...] = ("python", "-m", "vllm.entrypoints.openai.api_server")
+#: The one home of how vLLM's OpenAI server is started. ``DEFAULT_LAUNCHER`` is what
+#: ``server.process`` runs here (this interpreter); ``PORTABLE_LAUNCHER`` is the same command as
+#: a plan prints it for another machine (whose Python is ``python`` on its PATH).
+VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+DEFAULT_LAUNCHER: tuple[str, ...] = (sys.executable, "-m", VLLM_SERVER_MODULE)
+PORTABLE_LAUNCHER: tuple[str, ...] = ("python", "-m", VLLM_SERVER_MODULE)
 
 # Flags appear in this order, whatever order the rules set them in, so plans diff cleanly.
 _FLAG_ORDER = (
@@ -132,10 +138,10 @@ class LaunchPlan:
     vllm_version: str = ""
     profile: str | None = None
 
-    def command(self, launcher: Sequence[str] = DEFAULT_LAUNCHER) -> list[str]:
+    def command(self, launcher: Sequence[str] = PORTABLE_LAUNCHER) -> list[str]:
         return [*launcher, *self.args]
 
-    def shell(self, launcher: Sequence[str] = DEFAULT_LAUNCHER) -> str:
+    def shell(self, launcher: Sequence[str] = PORTABLE_LAUNCHER) -> str:
         """The command as one shell line, environment first, for people to copy."""
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
         return f"{env} {shlex.join(self.command(launcher))}".strip()

@@ -37,6 +37,7 @@ from pytest_llmperf.core.redact import (
     register_env_secrets,
     register_secret,
 )
+from pytest_llmperf.plan.launch_plan import DEFAULT_LAUNCHER
 from pytest_llmperf.server.launchers import (
     LaunchContext,
     Launcher,
@@ -48,7 +49,6 @@ from pytest_llmperf.server.launchers import (
     secrets_from_environment,
 )
 
-DEFAULT_LAUNCHER: tuple[str, ...] = (sys.executable, "-m", "vllm.entrypoints.openai.api_server")
 DYING_WAIT_S = 15.0  # how long a server that stopped listening gets to exit on its own
 POLL_INTERVAL_S = 0.25  # early death is noticed within this (well under the 1 s promised)
 

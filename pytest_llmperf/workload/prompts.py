@@ -16,11 +16,14 @@ import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import aiohttp
 
 from pytest_llmperf.core.endpoint import Endpoint
+from pytest_llmperf.workload.presets import ENDPOINT_PATHS as ENDPOINT_PATHS  # re-exported
+from pytest_llmperf.workload.presets import WORKLOADS as WORKLOADS  # re-exported
+from pytest_llmperf.workload.presets import Workload
 
 _WORDS: Final[tuple[str, ...]] = tuple(
     """the of and to in is was for on that with as by at from his her an were are which this be
@@ -33,11 +36,6 @@ _WORDS: Final[tuple[str, ...]] = tuple(
     question summer winter bridge record report market simple quiet bright narrow heavy""".split()
 )
 
-ENDPOINT_PATHS: Final[dict[str, str]] = {
-    "completions": "/v1/completions",
-    "chat": "/v1/chat/completions",
-}
-
 
 class PromptLengthError(RuntimeError):
     """The server's tokenizer would not give a prompt of exactly the requested length."""
@@ -45,64 +43,6 @@ class PromptLengthError(RuntimeError):
 
 class TokenizeUnavailable(RuntimeError):
     """The endpoint has no working ``/tokenize``: exact prompt lengths cannot be guaranteed."""
-
-
-@dataclass(frozen=True, slots=True)
-class Workload:
-    """A request shape. ``input_tokens`` is the exact prompt length as the server counts it
-    (for chat: the templated prompt; for vision: the text part, image tokens come on top)."""
-
-    name: str
-    kind: Literal["text", "vision"] = "text"
-    endpoint: Literal["completions", "chat"] = "completions"
-    input_tokens: int = 500
-    output_tokens: int = 100
-    images_per_request: int = 0
-    image_size: tuple[int, int] = (112, 112)
-    shared_prefix_tokens: int = 0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("text", "vision"):
-            raise ValueError(f"workload {self.name!r}: kind must be 'text' or 'vision'")
-        if self.endpoint not in ENDPOINT_PATHS:
-            raise ValueError(f"workload {self.name!r}: endpoint must be 'completions' or 'chat'")
-        if self.kind == "vision" and self.endpoint != "chat":
-            raise ValueError(f"workload {self.name!r}: vision requests need endpoint='chat'")
-        if self.kind == "vision" and self.images_per_request < 1:
-            raise ValueError(f"workload {self.name!r}: vision needs images_per_request >= 1")
-        if self.kind == "text" and self.images_per_request:
-            raise ValueError(f"workload {self.name!r}: text workloads carry no images")
-        if self.input_tokens < 1 or self.output_tokens < 1:
-            raise ValueError(f"workload {self.name!r}: input and output tokens must be >= 1")
-        if not 0 <= self.shared_prefix_tokens < self.input_tokens:
-            raise ValueError(
-                f"workload {self.name!r}: shared_prefix_tokens must be in [0, input_tokens)"
-            )
-
-    @property
-    def path(self) -> str:
-        return ENDPOINT_PATHS[self.endpoint]
-
-
-WORKLOADS: Final[dict[str, Workload]] = {
-    w.name: w
-    for w in (
-        Workload("text", input_tokens=500, output_tokens=100),
-        Workload(
-            "vision",
-            kind="vision",
-            endpoint="chat",
-            input_tokens=100,
-            output_tokens=200,
-            images_per_request=1,
-        ),
-        Workload("long-context-2k", input_tokens=2048, output_tokens=512),
-        Workload("long-context-4k", input_tokens=4096, output_tokens=512),
-        Workload("long-context-8k", input_tokens=8192, output_tokens=512),
-        Workload("long-output", input_tokens=500, output_tokens=1000),
-    )
-}
 
 
 @dataclass(frozen=True, slots=True)
