@@ -23,6 +23,7 @@ from pytest_llmperf.config.validate import (
     _list,
     _name,
     _number,
+    _put_int,
     _str,
     _str_list,
     _table,
@@ -249,18 +250,8 @@ def parse_ab(
         )
     if "levels" in t:
         out["levels"] = _levels(t["levels"], at.key("levels"))
-    if "runs" in t:
-        out["runs"] = _int(
-            t["runs"], at.key("runs"), minimum=2, maximum=_MAX_RUNS, what="blocks per level"
-        )
-    if "extra_blocks" in t:
-        out["extra_blocks"] = _int(
-            t["extra_blocks"],
-            at.key("extra_blocks"),
-            minimum=0,
-            maximum=_MAX_RUNS,
-            what="extra blocks",
-        )
+    _put_int(out, t, at, "runs", minimum=2, maximum=_MAX_RUNS, what="blocks per level")
+    _put_int(out, t, at, "extra_blocks", minimum=0, maximum=_MAX_RUNS, what="extra blocks")
     if "blocks" in t:
         out["blocks"] = _choice(t["blocks"], at.key("blocks"), BLOCKS, what="block mode")
     if "metrics" in t:
@@ -293,14 +284,7 @@ def parse_ab(
         out["alpha"] = _number(
             t["alpha"], at.key("alpha"), minimum=0.0, maximum=0.5, what="alpha", open_min=True
         )
-    if "requests" in t:
-        out["requests"] = _int(
-            t["requests"],
-            at.key("requests"),
-            minimum=1,
-            maximum=10_000_000,
-            what="requests per run",
-        )
+    _put_int(out, t, at, "requests", minimum=1, maximum=10_000_000, what="requests per run")
     if "matrix" in t:
         if not isinstance(t["matrix"], bool):
             at.key("matrix").fail(

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal, TypeVar
 
-from pytest_llmperf.config.validate import KeyPath, _choice, _int, _list, _number, _table
+from pytest_llmperf.config.validate import KeyPath, _choice, _int, _list, _number, _put_int, _table
 from pytest_llmperf.config.vocab import _MAX_CONCURRENCY, _MAX_REQUESTS
 
 ARRIVALS: Final[tuple[str, ...]] = ("poisson", "constant")
@@ -284,10 +284,7 @@ def parse_workload_extras(
             out["input_lengths"] = LengthDistribution(**kw)
         except ValueError as exc:
             lat.fail(str(exc), "fix the distribution's parameters")
-    if "turns" in t:
-        out["turns"] = _int(
-            t["turns"], at.key("turns"), minimum=1, maximum=_MAX_TURNS, what="turns"
-        )
+    _put_int(out, t, at, "turns", minimum=1, maximum=_MAX_TURNS, what="turns")
     chosen = [k for k in ("dataset", "input_lengths", "turns") if k in out]
     if len(chosen) > 1:
         at.fail(f"{' and '.join(chosen)} cannot be combined", "keep one of them per workload")

@@ -32,6 +32,7 @@ from pytest_llmperf.config.validate import (
     _multiplier,
     _name,
     _number,
+    _put_int,
     _str,
     _str_list,
     _table,
@@ -478,32 +479,31 @@ def parse_config(
     updates: dict[str, Any] = {}
     if "concurrency" in t:
         updates["concurrency"] = _levels(t["concurrency"], root.key("concurrency"))
-    if "runs" in t:
-        updates["runs"] = _int(
-            t["runs"], root.key("runs"), minimum=1, maximum=_MAX_RUNS, what="runs per level"
-        )
+    _put_int(updates, t, root, "runs", minimum=1, maximum=_MAX_RUNS, what="runs per level")
     if "multiplier" in t:
         updates["multiplier"] = _multiplier(t["multiplier"], root.key("multiplier"))
-    if "min_requests" in t:
-        updates["min_requests"] = _int(
-            t["min_requests"],
-            root.key("min_requests"),
-            minimum=1,
-            maximum=_MAX_REQUESTS,
-            what="minimum requests per level",
-        )
+    _put_int(
+        updates,
+        t,
+        root,
+        "min_requests",
+        minimum=1,
+        maximum=_MAX_REQUESTS,
+        what="minimum requests per level",
+    )
     if "requests_per_level" in t:
         updates["requests_per_level"] = _requests_table(
             t["requests_per_level"], root.key("requests_per_level")
         )
-    if "warmup_requests" in t:
-        updates["warmup_requests"] = _int(
-            t["warmup_requests"],
-            root.key("warmup_requests"),
-            minimum=0,
-            maximum=_MAX_REQUESTS,
-            what="warm-up requests",
-        )
+    _put_int(
+        updates,
+        t,
+        root,
+        "warmup_requests",
+        minimum=0,
+        maximum=_MAX_REQUESTS,
+        what="warm-up requests",
+    )
     if "report_dir" in t:
         updates["report_dir"] = _path(t["report_dir"], root.key("report_dir"))
     if "baseline_dir" in t:

@@ -58,6 +58,21 @@ def _table(value: object, at: KeyPath, known: Sequence[str]) -> Mapping[str, Any
     return value
 
 
+def _put_int(
+    out: dict[str, Any],
+    table: Mapping[str, Any],
+    at: KeyPath,
+    key: str,
+    *,
+    minimum: int,
+    maximum: int,
+    what: str,
+) -> None:
+    """``out[key]`` = the integer ``table[key]`` (checked as ``_int`` does) when the key is set."""
+    if key in table:
+        out[key] = _int(table[key], at.key(key), minimum=minimum, maximum=maximum, what=what)
+
+
 def _int(value: object, at: KeyPath, *, minimum: int, maximum: int, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         at.fail(

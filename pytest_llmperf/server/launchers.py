@@ -60,6 +60,15 @@ PORT_PLACEHOLDER: Final[str] = "<port>"
 _NAME_BAD = re.compile(r"[^a-zA-Z0-9_.-]+")
 
 
+def launch_env(plan_env: Mapping[str, str], secrets: Mapping[str, str]) -> dict[str, str]:
+    """The server process's environment: ours, unbuffered output, the plan's, then the secrets."""
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.update(plan_env)
+    env.update(secrets)
+    return env
+
+
 class LauncherError(ValueError):
     """A launcher setting that cannot work; the message names the setting and the fix."""
 
@@ -213,10 +222,7 @@ class Launcher:
         host: str,
         port: int,
     ) -> Prepared:
-        env = dict(os.environ)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        env.update(plan_env)
-        env.update(secrets)
+        env = launch_env(plan_env, secrets)
         return Prepared(self.command(vllm_args, host=host, port=port), env)
 
     def start_services(self, env: Mapping[str, str], log: Any) -> None:
@@ -437,10 +443,7 @@ class SlurmLauncher(Launcher):
         host: str,
         port: int,
     ) -> Prepared:
-        env = dict(os.environ)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        env.update(plan_env)
-        env.update(secrets)
+        env = launch_env(plan_env, secrets)
         names = sorted({"PYTHONUNBUFFERED", *plan_env, *secrets})
         argv = self.command(vllm_args, host=host, port=port, export=names)
         name = owned_name(self.context.served_name, port)

@@ -37,6 +37,7 @@ from pytest_llmperf.verdicts.compare import (
     _adjust,
     _change,
     _pct,
+    _Stats,
     decide,
 )
 
@@ -72,17 +73,9 @@ class _Paired:
     p_greater: float | None
     sd: float | None  # sd of the per-block log ratios
 
-    @property
-    def p_harm(self) -> float:
-        p = self.p_less if self.case.direction == "higher" else self.p_greater
-        assert p is not None
-        return p
-
-    @property
-    def p_better(self) -> float:
-        p = self.p_greater if self.case.direction == "higher" else self.p_less
-        assert p is not None
-        return p
+    # One-sided p-values read as a two-sample comparison reads them (one home: compare._Stats).
+    p_harm = _Stats.p_harm
+    p_better = _Stats.p_better
 
 
 def _cov(values: Sequence[float]) -> float | None:
