@@ -14,6 +14,7 @@ import pytest
 from test_architectures import TINY_BLIP2, TINY_DENSE_GQA, TINY_MOE_MLA
 
 from pytest_llmperf.cli import plan as plan_cli
+from pytest_llmperf.core import versions as core_versions
 
 DEEPSEEK_COMMAND = (
     "VLLM_ROCM_USE_AITER=1 AITER_ENABLE_VSKIP=0 python -m vllm.entrypoints.openai.api_server "
@@ -144,7 +145,7 @@ def test_vllm_version_defaults_to_the_installed_one(
             return versions[name]
         raise metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(plan_cli.metadata, "version", version)
+    monkeypatch.setattr(core_versions.metadata, "version", version)
     code, text = run("--model", str(model), "--platform", "cpu", "--json")
     assert code == 0
     assert json.loads(text)["vllm_version"] == "0.32.0"

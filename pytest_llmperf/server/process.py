@@ -24,13 +24,12 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_llmperf.core.endpoint import Endpoint
+from pytest_llmperf.core.probe import http_get, served_version
 from pytest_llmperf.core.redact import (
     redact_argv,
     redact_text,
@@ -553,12 +552,8 @@ class VLLMServer:
     def _check_version(self) -> None:
         """Refuse a server whose vLLM is not the one the plan was made for (its rules are
         keyed by version). A server without ``/version`` cannot tell and is accepted."""
-        try:
-            status, body = self._get("/version", timeout=10.0)
-            reported = str(json.loads(body or b"{}").get("version") or "") if status == 200 else ""
-        except (OSError, ValueError, http.client.HTTPException):
-            reported = ""
-        self.served_version = reported or None
+        reported = served_version(self.endpoint, timeout=10.0)
+        self.served_version = reported
         expected = self.spec.expected_version
         if not expected or not reported:
             return
@@ -571,14 +566,7 @@ class VLLMServer:
             )
 
     def _get(self, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
-        req = urllib.request.Request(self.base_url + path)
-        if self.api_key:
-            req.add_header("Authorization", f"Bearer {self.api_key}")
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                return int(resp.status), resp.read()
-        except urllib.error.HTTPError as exc:
-            return int(exc.code), b""
+        return http_get(self.endpoint, path, timeout=timeout)
 
     def _wait_ready(self, t0: float) -> None:
         phase = "starting the process (no HTTP listener yet: importing vLLM, loading the model)"

@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pytest_llmperf.core.versions import package_version
+
 ARCHS: tuple[str, ...] = ("dense-gqa", "moe-gqa", "moe-mla", "vision")
 RECIPE_VERSION = 1
 SEED = 1234
@@ -221,14 +223,8 @@ def _build_vision(out: Path) -> None:
 
 def recipe_key(arch: str) -> str:
     """Cache key: changes whenever the recipe or the library versions that shape it change."""
-    from importlib.metadata import PackageNotFoundError, version
-
     parts = [arch, str(RECIPE_VERSION), str(SEED)]
-    for dist in ("transformers", "tokenizers"):
-        try:
-            parts.append(version(dist))
-        except PackageNotFoundError:
-            parts.append("-")
+    parts += [package_version(dist) or "-" for dist in ("transformers", "tokenizers")]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 

