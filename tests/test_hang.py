@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from procwatch import jsonl_lines, pids_matching, wait_for
 
 from pytest_llmperf.core.atomic import read_jsonl
 from pytest_llmperf.loadgen.liveness import LivenessPolicy, ServerHung
@@ -203,14 +204,6 @@ success_rate_min = 0.0
 """
 
 
-def wait_for_lines(path: Path, n: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not (path.is_file() and path.read_bytes().count(b"\n") >= n):
-        assert proc.poll() is None, f"pytest exited ({proc.returncode}) before {n} records"
-        assert time.monotonic() < deadline, f"no {n} records in {path} after {timeout} s"
-        time.sleep(0.1)
-
-
 @pytest.mark.vllm
 def test_sigstopped_external_vllm_ends_the_session(keyed_server: object, tmp_path: Path) -> None:
     """The issue's case on real vLLM: an external server SIGSTOPped mid-run at c=32 with
@@ -238,7 +231,7 @@ def test_sigstopped_external_vllm_ends_the_session(keyed_server: object, tmp_pat
     )  # fmt: skip
     records = tmp_path / "out" / "records" / "dense-gqa-small-c32-run1.jsonl"
     try:
-        wait_for_lines(records, 100, proc, 300)
+        wait_for(lambda: jsonl_lines(records) >= 100, 300, "100 records", proc)
         os.killpg(pgid, signal.SIGSTOP)
         stopped_at = time.monotonic()
         proc.wait(timeout=120)
@@ -294,19 +287,6 @@ success_rate_min = 0.0
 PLANTED_HF_TOKEN = "hf_llmperfPlantedCanary5e1f0c9a7b3d"
 
 
-def server_pids(name: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"--served-model-name" in cmd and name.encode() in cmd:
-                found.append(int(entry))
-    return found
-
-
 @pytest.mark.vllm
 def test_launched_session_with_secrets_survives_a_hang_and_leaks_nothing(
     tmp_path: Path, vllm_cache_root: str
@@ -345,8 +325,8 @@ def test_launched_session_with_secrets_survives_a_hang_and_leaks_nothing(
     records = tmp_path / "out" / "records" / f"{name}-small-c32-run1.jsonl"
     session_s = None
     try:
-        wait_for_lines(records, 100, proc, 600)
-        (server,) = {os.getpgid(p) for p in server_pids(name)}
+        wait_for(lambda: jsonl_lines(records) >= 100, 600, "100 records", proc)
+        (server,) = {os.getpgid(p) for p in pids_matching("--served-model-name", name)}
         os.killpg(server, signal.SIGSTOP)
         stopped_at = time.monotonic()
         proc.wait(timeout=180)
@@ -355,7 +335,7 @@ def test_launched_session_with_secrets_survives_a_hang_and_leaks_nothing(
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        for pid in server_pids(name):  # never leave one behind
+        for pid in pids_matching("--served-model-name", name):  # never leave one behind
             with contextlib.suppress(OSError):
                 os.killpg(os.getpgid(pid), signal.SIGCONT)
                 os.killpg(os.getpgid(pid), signal.SIGKILL)
@@ -365,7 +345,7 @@ def test_launched_session_with_secrets_survives_a_hang_and_leaks_nothing(
     assert proc.returncode == 1, stdout[-3000:]
     assert session_s < 3 * 5 + 30, session_s  # two timeouts, probe period, stopping vLLM
     assert "hung during the load run" in stdout
-    assert not server_pids(name), "the hung server was left running"
+    assert not pids_matching("--served-model-name", name), "the hung server was left running"
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [c["case_id"] for c in results["cases"]] == [f"{name}-small-c2", f"{name}-small-c32"]
     assert results["cases"][1]["environment"]["launch_env"]["HF_TOKEN"] == "<redacted>"

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_plugin import LENIENT_CLIENT, against, out, run
+from test_plugin import against, out, perf_toml, run
 
 from pytest_llmperf.history.store import HistoryStore
 
@@ -37,21 +37,7 @@ SLOW = pytest.mark.skipif(
     reason="9 real-vLLM sessions and a server boot (~6 min): run with LLMPERF_SLOW=1",
 )
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG = f"""\
-concurrency = [16]
-min_requests = 48
-warmup_requests = 4
-{LENIENT_CLIENT}
-[[models]]
-name = "dense-gqa"
-tiny = "dense-gqa"
-
-[[workloads]]
-name = "text"
-preset = "text"
-input_tokens = 64
-output_tokens = 32
-"""
+CONFIG = perf_toml(levels="16", requests=48, warmup=4, output_tokens=32)
 
 
 @pytest.mark.vllm

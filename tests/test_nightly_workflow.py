@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from _pytest.config.argparsing import Parser
-from test_plugin import LENIENT_CLIENT, run
+from test_plugin import perf_toml, run
 
 from pytest_llmperf import plugin
 from pytest_llmperf.testing.instrument import Instrument
@@ -142,21 +142,7 @@ def test_the_record_and_compare_commands_produce_every_uploaded_artifact(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.path.joinpath("llmperf.toml").write_text(
-        f"""\
-concurrency = [4]
-min_requests = 16
-warmup_requests = 2
-{LENIENT_CLIENT}
-[[models]]
-name = "dense-gqa"
-tiny = "dense-gqa"
-
-[[workloads]]
-name = "text"
-preset = "text"
-input_tokens = 32
-output_tokens = 8
-"""
+        perf_toml(levels="4", requests=16, input_tokens=32, output_tokens=8)
     )
     with Instrument() as inst:
         record = run(pytester, *_instrumented(pytest_args("Record"), inst.base_url))

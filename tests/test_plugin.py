@@ -42,12 +42,15 @@ def perf_toml(
     tail: str = "",
     client: str = LENIENT_CLIENT,
     model_lines: str = "",
+    input_tokens: int = 64,
+    output_tokens: int = 16,
+    warmup: int = 2,
 ) -> str:
     """A one-model, one-workload matrix small enough for a test."""
     return f"""\
 concurrency = [{levels}]
 min_requests = {requests}
-warmup_requests = 2
+warmup_requests = {warmup}
 {client}
 [[models]]
 name = "{model}"
@@ -57,8 +60,8 @@ tiny = "dense-gqa"
 [[workloads]]
 name = "text"
 preset = "text"
-input_tokens = 64
-output_tokens = 16
+input_tokens = {input_tokens}
+output_tokens = {output_tokens}
 {tail}"""
 
 

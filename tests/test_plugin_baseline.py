@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_plugin import LENIENT_CLIENT, against, out, run
+from test_plugin import against, out, perf_toml, run
 
 from pytest_llmperf.session.engine import EXTERNAL_ARGV
 
@@ -31,21 +31,7 @@ def test_by_hand(llmperf_run):
 
 
 def config_toml() -> str:
-    return f"""\
-concurrency = [4]
-min_requests = 24
-warmup_requests = 2
-{LENIENT_CLIENT}
-[[models]]
-name = "dense-gqa"
-tiny = "dense-gqa"
-
-[[workloads]]
-name = "text"
-preset = "text"
-input_tokens = 64
-output_tokens = 16
-"""
+    return perf_toml(levels="4", requests=24)
 
 
 def baseline_files(pytester: pytest.Pytester) -> list[Path]:
@@ -102,7 +88,13 @@ def test_save_then_compare_then_another_fingerprint(
     )
     path.write_text(json.dumps(data, indent=2))
     bumped = session(
-        pytester, dense_server, "--llmperf-compare", "--llmperf-tolerance", "50", "-k", "not by_hand"
+        pytester,
+        dense_server,
+        "--llmperf-compare",
+        "--llmperf-tolerance",
+        "50",
+        "-k",
+        "not by_hand",
     )
     text = section(bumped)
     assert "NOT COMPARABLE" not in text, text

@@ -16,28 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_plugin import LENIENT_CLIENT, out, run
+from test_plugin import out, perf_toml, run
 
 from pytest_llmperf.testing.instrument import Instrument
 
 CASE = "dense-gqa-text-c4"
 FAST = "instrument?ttft=0.005&itl=0.002"
 SLOW = "instrument?ttft=0.005&itl=0.004"
-TOML = f"""\
-concurrency = [4]
-min_requests = 24
-warmup_requests = 2
-{LENIENT_CLIENT}
-[[models]]
-name = "dense-gqa"
-tiny = "dense-gqa"
-
-[[workloads]]
-name = "text"
-preset = "text"
-input_tokens = 64
-output_tokens = 16
-"""
+TOML = perf_toml(levels="4", requests=24)
 
 
 @pytest.fixture(scope="module")

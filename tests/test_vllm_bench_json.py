@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_plugin import LENIENT_CLIENT, against, out, run
+from test_plugin import against, out, perf_toml, run
 
 pytestmark = pytest.mark.vllm
 
@@ -30,21 +30,7 @@ sys.argv = ["vllm", *sys.argv[1:]]
 main()
 """
 PERCENTILES = "50,90,95,99,99.9"
-TOML = f"""\
-concurrency = [4]
-min_requests = 8
-warmup_requests = 2
-{LENIENT_CLIENT}
-[[models]]
-name = "dense-gqa"
-tiny = "dense-gqa"
-
-[[workloads]]
-name = "text"
-preset = "text"
-input_tokens = 64
-output_tokens = 16
-"""
+TOML = perf_toml(levels="4", requests=8)
 
 
 def real_vllm_bench(server: Any, out_dir: Path) -> dict[str, Any]:

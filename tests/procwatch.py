@@ -1,0 +1,56 @@
+"""Test helpers that watch processes and files from outside: which processes run, and waiting
+for an observable condition (records on disk, a process gone) instead of sleeping."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def pids_matching(*needles: str) -> list[int]:
+    """Live (non-zombie) processes whose command line contains every needle."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and all(n in cmd for n in needles):
+            found.append(int(entry))
+    return found
+
+
+def wait_for(
+    condition: Callable[[], Any],
+    timeout: float,
+    what: str,
+    proc: subprocess.Popen[Any] | None = None,
+    output: Path | None = None,
+) -> Any:
+    """Poll an observable condition (a file, a process table) until it holds or time runs out;
+    give up at once if ``proc`` (the process expected to make it true) has exited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            tail = output.read_text()[-4000:] if output is not None else ""
+            raise AssertionError(f"exited ({proc.returncode}) before {what}:\n{tail}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def jsonl_lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except OSError:
+        return 0
