@@ -72,6 +72,7 @@ _TOP_KEYS: Final[tuple[str, ...]] = (
     "history",
     "load",
     "slo",
+    "guardrails",
 )
 _MODEL_KEYS: Final[tuple[str, ...]] = (
     "name",
@@ -532,6 +533,10 @@ def parse_config(
         from pytest_llmperf.config.history import parse_history
 
         updates["history"] = parse_history(t["history"], root.key("history"))
+    if "guardrails" in t:
+        from pytest_llmperf.config.guardrails import parse_guardrails
+
+        updates["guardrails"] = parse_guardrails(t["guardrails"], root.key("guardrails"))
     updates.update(parse_sections(t, root))  # [load] and [slo] (config.load)
     cfg = replace(cfg, **updates)
     _check_references(cfg, root, gates_indexed=isinstance(t.get("gates"), list))

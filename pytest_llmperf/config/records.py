@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pytest_llmperf.config.baseline import BaselineSettings
+from pytest_llmperf.config.guardrails import GuardrailSettings
 from pytest_llmperf.config.history import HistorySettings
 from pytest_llmperf.config.load import LoadModes, OpenLoad, Slo
 from pytest_llmperf.config.vocab import (
@@ -251,6 +252,7 @@ class PerfConfig:
     source: str = "<built-in>"
     ab: ABConfig | None = None  # the [ab] section: variants for an interleaved A/B
     baseline: BaselineSettings = field(default_factory=BaselineSettings)  # [baseline] section
+    guardrails: GuardrailSettings = field(default_factory=GuardrailSettings)  # [guardrails]
 
     def requests_for(self, concurrency: int) -> int:
         """Requests one run at ``concurrency`` sends.

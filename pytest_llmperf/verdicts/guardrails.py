@@ -1,0 +1,83 @@
+"""Which server-side figures invalidate a run (pure rules).
+
+A run's ``detail.server`` (``metrics.server.guardrails`` + ``witness``) is judged here:
+
+- ``preemptions``: vLLM preempted requests during the run (KV cache too small for the load):
+  the latencies measured include recomputation the configured server was not meant to do;
+- ``unexpected_cache_hits``: the prefix cache served prompt tokens although the workload has
+  no shared prefix and is single-turn: the run measured a warm cache, not the server;
+- ``client_late``: the client's TTFT / ITL / E2E trail the server's own histograms by more
+  than the client's stated timing error: that gap is the client or the host being late.
+
+Each flag is a warning unless the user lists it in ``[guardrails] fail_on``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+FLAGS: Final[tuple[str, ...]] = ("preemptions", "unexpected_cache_hits", "client_late")
+
+
+@dataclass(frozen=True)
+class GuardrailFlag:
+    name: str
+    message: str
+    fails: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "message": self.message, "fails": self.fails}
+
+
+def judge(
+    server: Mapping[str, Any],
+    *,
+    shared_prefix_tokens: int = 0,
+    turns: int = 1,
+    fail_on: Sequence[str] = (),
+) -> list[GuardrailFlag]:
+    """The flags one run's server figures raise (``server``: ``detail.server``)."""
+    g = server.get("guardrails") or {}
+    flags: list[tuple[str, str]] = []
+    pre = g.get("preemptions")
+    if pre:
+        flags.append(
+            (
+                "preemptions",
+                f"vLLM preempted {pre:.0f} requests during the run (KV cache too small for the "
+                "load): latencies include recomputation; give the server more KV-cache memory "
+                "or lower the concurrency",
+            )
+        )
+    hits = g.get("prefix_cache_hits")
+    if hits and shared_prefix_tokens == 0 and turns <= 1:
+        rate = g.get("prefix_cache_hit_rate")
+        share = f" ({100 * rate:.0f}% of queried prompt tokens)" if rate is not None else ""
+        flags.append(
+            (
+                "unexpected_cache_hits",
+                f"the prefix cache served {hits:.0f} prompt tokens{share} although the workload "
+                "has no shared prefix: the run measured a warm cache (another client, or "
+                "repeated prompts)",
+            )
+        )
+    w = server.get("witness") or {}
+    late = list(w.get("late") or ())
+    if late:
+        parts = []
+        for m in late:
+            wm = w["metrics"][m]
+            parts.append(
+                f"{m} by at least {wm['client_late_ms']:.1f} ms (timing error "
+                f"{wm['tolerance_ms']:.2f} ms)"
+            )
+        flags.append(
+            (
+                "client_late",
+                "client figures trail vLLM's own histograms: " + ", ".join(parts) + "; that gap "
+                "is the client or the host being late, not the server being slow",
+            )
+        )
+    return [GuardrailFlag(n, m, n in fail_on) for n, m in flags]
