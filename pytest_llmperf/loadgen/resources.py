@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import resource
+import time
 from collections.abc import Sequence
 from typing import Final
 
@@ -13,6 +15,7 @@ import numpy as np
 
 from pytest_llmperf.core.endpoint import Endpoint
 from pytest_llmperf.loadgen.spec import ClientCapacityError
+from pytest_llmperf.metrics.server import GAUGES, Scrape, gauge_values, parse_exposition, peak
 
 _FD_MARGIN: Final[int] = 128
 
@@ -56,42 +59,68 @@ def max_ms(values: Sequence[float]) -> float:
     return max(values) * 1000.0 if len(values) else 0.0
 
 
-def parse_prometheus_counters(text: str, names: Sequence[str]) -> dict[str, float]:
-    """Sum of each named counter over its label sets (``_created`` series ignored)."""
-    out = dict.fromkeys(names, 0.0)
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        name = line.split("{", 1)[0].split(" ", 1)[0]
-        if name in out:
-            with contextlib.suppress(ValueError, IndexError):
-                out[name] += float(line.rsplit(" ", 1)[1])
-    return out
-
-
 TOKEN_COUNTERS: Final[tuple[str, str]] = (
     "vllm:prompt_tokens_total",
     "vllm:generation_tokens_total",
 )
 
 
-async def scrape_counters(
-    session: aiohttp.ClientSession, endpoint: Endpoint
-) -> dict[str, float] | None:
+async def fetch_metrics_text(
+    session: aiohttp.ClientSession, endpoint: Endpoint, timeout_s: float = 10.0
+) -> str | None:
+    """The server's ``/metrics`` text, or None (no such endpoint, an error, a timeout)."""
     try:
         async with session.get(
             endpoint.url("/metrics"),
             headers=endpoint.headers(),
-            timeout=aiohttp.ClientTimeout(total=10),
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
         ) as resp:
             if resp.status != 200:
                 return None
-            text = await resp.text()
+            return await resp.text()
     except (aiohttp.ClientError, TimeoutError, OSError):
         return None
-    if not any(name in text for name in TOKEN_COUNTERS):
+
+
+async def scrape_metrics(session: aiohttp.ClientSession, endpoint: Endpoint) -> Scrape | None:
+    """One parsed ``/metrics`` scrape, or None when the server has no vLLM token counters."""
+    text = await fetch_metrics_text(session, endpoint)
+    if text is None or not any(name in text for name in TOKEN_COUNTERS):
         return None
-    return parse_prometheus_counters(text, TOKEN_COUNTERS)
+    return parse_exposition(text)
+
+
+def token_counters(scrape: Scrape | None) -> dict[str, float] | None:
+    """The token counters ``loadgen.tokens`` cross-checks, from a scrape."""
+    if scrape is None:
+        return None
+    return {name: scrape.total(name) or 0.0 for name in TOKEN_COUNTERS}
+
+
+class GaugeSampler:
+    """Samples vLLM's running/waiting/KV-cache gauges every ``interval`` seconds during the
+    run (peaks only), in the client's own event loop: one small GET and a line scan that keeps
+    only the gauge lines. ``parse_cpu_s`` is the CPU its parsing took (the GET's share is
+    measured by ``benchmarks/metrics_sampler_cost.py``)."""
+
+    def __init__(self, session: aiohttp.ClientSession, endpoint: Endpoint, interval: float) -> None:
+        self.session, self.endpoint, self.interval = session, endpoint, interval
+        self.peaks: dict[str, float] = {}
+        self.samples = 0
+        self.parse_cpu_s = 0.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            text = await fetch_metrics_text(
+                self.session, self.endpoint, timeout_s=self.interval * 4
+            )
+            if text is not None:
+                t = time.thread_time()
+                peak(self.peaks, gauge_values(parse_exposition(text, GAUGES)))
+                self.parse_cpu_s += time.thread_time() - t
+                self.samples += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval)
 
 
 async def reachable(session: aiohttp.ClientSession, endpoint: Endpoint) -> bool:

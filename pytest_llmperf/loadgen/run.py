@@ -21,13 +21,15 @@ from pytest_llmperf.core.records import RequestRecord
 from pytest_llmperf.loadgen.late_reads import late_reads
 from pytest_llmperf.loadgen.liveness import LivenessPolicy, ServerHung, Watchdog, successes
 from pytest_llmperf.loadgen.resources import (
+    GaugeSampler,
     cpu_seconds,
     max_ms,
     p99_ms,
     peak_rss_mb,
     raise_nofile,
     reachable,
-    scrape_counters,
+    scrape_metrics,
+    token_counters,
 )
 from pytest_llmperf.loadgen.spec import (
     ClientCapacityError,
@@ -46,12 +48,15 @@ from pytest_llmperf.loadgen.transport import (
     request_target,
     send_aiohttp,
 )
+from pytest_llmperf.metrics.server import client_samples, guardrails, witness
 from pytest_llmperf.metrics.summary import summarize
 from pytest_llmperf.workload.prompts import PreparedRequest, Workload, prepare_requests
 
 __all__ = ["HealthThresholds", "LoadSpec", "RunResult", "run_load"]
 
 _DEFAULT_THRESHOLDS = HealthThresholds()
+#: How often the server's running/waiting/KV-cache gauges are sampled during a run (2 Hz).
+GAUGE_INTERVAL_S = 0.5
 
 
 class _Runner:
@@ -229,7 +234,8 @@ async def _run_async(
                 )
                 if watchdog.hung_message:
                     raise ServerHung(f"{watchdog.hung_message}; nothing measured", phase="warm-up")
-            before = await scrape_counters(session, endpoint)
+            before = await scrape_metrics(session, endpoint)
+            sampler = GaugeSampler(session, endpoint, GAUGE_INTERVAL_S)
             lags: list[float] = []
             stop = asyncio.Event()
             gc.collect()
@@ -239,6 +245,7 @@ async def _run_async(
             cpu0 = cpu_seconds()
             t_start = time.perf_counter()
             ticker = asyncio.create_task(_loop_lag_ticker(stop, lags, 0.1))
+            sampling = asyncio.create_task(sampler.run(stop)) if before is not None else None
             try:
                 watchdog.progress = successes(runner.records)
                 await watchdog.guard(
@@ -252,6 +259,8 @@ async def _run_async(
                 cpu = cpu_seconds() - cpu0
                 stop.set()
                 await ticker
+                if sampling is not None:
+                    await sampling
                 if gc_was_enabled:
                     gc.enable()
                 gc.unfreeze()
@@ -261,7 +270,7 @@ async def _run_async(
             if writer is not None:
                 writer.close()
         hung = watchdog.hung_message
-        after = None if before is None or hung else await scrape_counters(session, endpoint)
+        after = None if before is None or hung else await scrape_metrics(session, endpoint)
         records = runner.records
         if any(r.error_kind == "connection" for r in records) and reachable_at_start:
             if not await reachable(session, endpoint):
@@ -275,14 +284,30 @@ async def _run_async(
                     else r
                     for r in records
                 ]
-        token_check = check_tokens(records, runner.continuous, prepared, workload, before, after)
-        if token_check.metrics_status == "mismatch" and after is not None:
+        counts0 = token_counters(before)
+        token_check = check_tokens(
+            records, runner.continuous, prepared, workload, counts0, token_counters(after)
+        )
+        samples = client_samples(records)
+        seen = witness(before, after, samples)
+        unmatched = any(not m["matched"] for m in seen["metrics"].values())
+        if (token_check.metrics_status == "mismatch" or unmatched) and after is not None:
             # vLLM updates its counters a moment after the last response; look again once.
             await asyncio.sleep(0.5)
-            after = await scrape_counters(session, endpoint)
+            after = await scrape_metrics(session, endpoint)
             token_check = check_tokens(
-                records, runner.continuous, prepared, workload, before, after
+                records, runner.continuous, prepared, workload, counts0, token_counters(after)
             )
+            seen = witness(before, after, samples)
+        server = {
+            "guardrails": {
+                **guardrails(before, after, sampler.peaks),
+                "gauge_samples": sampler.samples,
+                "gauge_interval_s": GAUGE_INTERVAL_S,
+                "gauge_parse_cpu_ms": 1000.0 * sampler.parse_cpu_s,
+            },
+            "witness": seen,
+        }
 
     records.sort(key=lambda r: r.index)
     duration = max(max((r.end for r in records), default=t_end) - t_start, 1e-9)
@@ -356,6 +381,7 @@ async def _run_async(
         health=health,
         token_check=token_check,
         spec=spec,
+        server=server,
         workload=workload,
         raw=runner.raw if keep_raw else None,
     )

@@ -139,6 +139,9 @@ class RunResult:
     raw: dict[int, tuple[tuple[float, ...], tuple[bytes, ...]]] | None = field(
         default=None, repr=False
     )
+    #: The server's own account (``metrics.server``): ``guardrails`` (counter deltas, gauge
+    #: peaks) and ``witness`` (its latency histograms against the client's); None without it.
+    server: dict[str, Any] | None = field(default=None, repr=False)
 
     def check(self) -> None:
         """Raise ``TokenCountMismatch`` when token counts disagree."""
@@ -153,4 +156,5 @@ class RunResult:
             "vllm_bench": self.summary.to_vllm_bench_json(),
             "client_health": self.health.to_json(),
             "token_check": self.token_check.to_json(),
+            "server": self.server,
         }

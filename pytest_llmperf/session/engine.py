@@ -153,32 +153,13 @@ def _own_requests(ref: WorkloadRef) -> bool:
     )
 
 
-PREFIX_COUNTERS = ("vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total")
-
-
-def _prefix_counters(endpoint: Endpoint) -> dict[str, float] | None:
-    """The server's prefix-cache counters (tokens), or None without ``/metrics``."""
-    from pytest_llmperf.loadgen.resources import parse_prometheus_counters
-
-    req = urllib.request.Request(endpoint.url("/metrics"), headers=endpoint.headers())
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            text = resp.read().decode("utf-8", "replace")
-    except Exception:  # no /metrics: the figure is unavailable, not an error
-        return None
-    if not any(name.removesuffix("_total") in text for name in PREFIX_COUNTERS):
-        return None
-    return parse_prometheus_counters(text, PREFIX_COUNTERS)
-
-
-def _prefix_delta(
-    before: Mapping[str, float] | None, after: Mapping[str, float] | None
-) -> dict[str, Any]:
-    """Prefix-cache hits / queried tokens over one run (``/metrics`` deltas) and their ratio."""
-    if before is None or after is None:
+def _prefix_cache(server: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Prefix-cache hits / queried tokens over one run, from the run's own ``/metrics``
+    deltas (``RunResult.server``), and their ratio."""
+    g = (server or {}).get("guardrails") or {}
+    hits, queries = g.get("prefix_cache_hits"), g.get("prefix_cache_queries")
+    if hits is None or queries is None:
         return {"hits": None, "queries": None, "hit_rate": None, "source": "unavailable"}
-    hits = after[PREFIX_COUNTERS[0]] - before[PREFIX_COUNTERS[0]]
-    queries = after[PREFIX_COUNTERS[1]] - before[PREFIX_COUNTERS[1]]
     rate = hits / queries if queries > 0 else None
     return {"hits": hits, "queries": queries, "hit_rate": rate, "source": "/metrics deltas"}
 
@@ -584,6 +565,24 @@ class PerfEngine:
         limits.update(self.config.client.thresholds())
         return limits
 
+    def _guardrails(
+        self, case: PerfCase, r: int, server: dict[str, Any], detail: dict[str, Any]
+    ) -> list[str]:
+        """Record the server's figures with the run (``detail.server``) and judge them
+        (``verdicts.guardrails``): the flags go with the run; those ``[guardrails] fail_on``
+        names are returned as problems that fail the case."""
+        from pytest_llmperf.verdicts.guardrails import judge
+
+        flags = judge(
+            server,
+            shared_prefix_tokens=case.workload.shared_prefix_tokens,
+            turns=case.workload.turns,
+            fail_on=self.config.guardrails.fail_on,
+        )
+        detail["server"] = {**server, "flags": [f.to_json() for f in flags]}
+        run = f" run {r + 1}" if case.runs > 1 else ""
+        return [f"guardrail {f.name}{run}: {f.message}" for f in flags if f.fails]
+
     def _only_scheduling_noise(
         self, health: Any, thresholds: Any, metrics: Mapping[str, float]
     ) -> bool:
@@ -659,7 +658,6 @@ class PerfEngine:
             if special:
                 reqs = self._special_requests(case, handle, workload, spec, r)
                 spec = replace(spec, warmup_requests=0)  # warmed up already, off the counters
-                cache0 = _prefix_counters(handle.endpoint)
             hung = False
             try:
                 with pinned(self._client_cpus(handle)):
@@ -689,7 +687,7 @@ class PerfEngine:
             extra = run_extras(case, self.config.slo, result)  # goodput, schedule (config.load)
             metrics.update(extra.pop("metrics"))
             if special:
-                extra["prefix_cache"] = _prefix_delta(cache0, _prefix_counters(handle.endpoint))
+                extra["prefix_cache"] = _prefix_cache(result.server)
                 rate = extra["prefix_cache"]["hit_rate"]
                 if rate is not None:
                     metrics["prefix_cache_hit_rate"] = rate
@@ -704,6 +702,8 @@ class PerfEngine:
                     **extra,
                 }
             )
+            if result.server is not None:  # vLLM's own account: guardrails, second witness
+                problems += self._guardrails(case, r, result.server, details[-1])
             for k, v in result.summary.errors.items():
                 errors[k] = errors.get(k, 0) + v
             if result.health.client_bound:
