@@ -179,7 +179,7 @@ def test_guardrails_config_fail_on_is_validated() -> None:
     assert _cfg("").guardrails.fail_on == ()
     cfg = _cfg('[guardrails]\nfail_on = ["preemptions", "unexpected_cache_hits"]\n')
     assert cfg.guardrails.fail_on == ("preemptions", "unexpected_cache_hits")
-    with pytest.raises(ConfigError, match=r"guardrails\.fail_on\[0\].*[Dd]id you mean 'preemptions'"):
+    with pytest.raises(ConfigError, match=r"fail_on\[0\].*[Dd]id you mean 'preemptions'"):
         _cfg('[guardrails]\nfail_on = ["preemption"]\n')
     with pytest.raises(ConfigError, match=r"[Dd]id you mean 'fail_on'"):
         _cfg('[guardrails]\nfailon = ["preemptions"]\n')
