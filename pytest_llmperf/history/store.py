@@ -18,6 +18,10 @@ transaction back). SQLite runs in WAL mode with a busy timeout and takes the wri
 start of the transaction (``BEGIN IMMEDIATE``), so two CI jobs writing the same file queue
 instead of failing; WAL needs a local file system (not NFS). PostgreSQL writers insert
 fingerprints with ``ON CONFLICT DO NOTHING`` and create the schema under an advisory lock.
+
+Size (about 480 lines), stated: one class, ``HistoryStore``, over one SQLAlchemy schema; the
+write transaction, the reads and ``verify`` must agree on the same tables and counts, so they
+are kept together. The schema-free parts live in ``history.model`` and ``history.session``.
 """
 
 from __future__ import annotations

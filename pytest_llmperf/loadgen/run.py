@@ -1,6 +1,11 @@
 """Run orchestration: build the requests, warm up, send the measured phase on the hot path
 (``transport``), then parse (``sse``), cross-check tokens (``tokens``) and judge the client's
-own health. ``run_load`` is the entry point."""
+own health. ``run_load`` is the entry point.
+
+Size (about 410 lines), stated: one ``_Runner`` per run holds the event loop's state (the
+session, the schedule, the records, the liveness watchdog); the hot path itself is in
+``transport`` and the parsing in ``sse``.
+"""
 
 from __future__ import annotations
 

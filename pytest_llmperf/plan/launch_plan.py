@@ -3,6 +3,12 @@
 Pure: :func:`make_plan` reads nothing and starts nothing, so impossible requests (offloading on
 MLA or on CPU, an fp8 KV cache on sparse MLA, …) fail here with :class:`PlanError` instead of
 after a minutes-long server start. Every flag and variable it sets carries a :class:`Decision`.
+
+Size (about 700 lines), stated: ``make_plan`` and its per-decision steps (parallelism, AITER,
+block size, precision, KV cache, memory, offloading, vision, environment) are one ordered
+pipeline over one ``_Builder``; each step is a short function, and the rules they consult are
+in ``plan.rules``. Kept together so the decision order is read top to bottom (and so the
+mutation tests keep targeting these names).
 """
 
 from __future__ import annotations

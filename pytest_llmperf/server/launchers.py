@@ -11,7 +11,12 @@ Each launcher also says how to stop what it started *by name* (``docker stop NAM
 or the job holding the GPUs. :mod:`.process` runs those commands on every stop path and hands
 them to a reaper process that runs them if pytest itself is killed.
 
-Standard library only; building a command starts nothing.
+Building a command starts nothing (standard library, plus the plan's launcher constants).
+
+Size (about 600 lines), kept in one module on purpose: the six launcher kinds share one
+small protocol (``Launcher``) and differ in a few dozen lines each; the container, Slurm and
+Ray launchers each hold their own stop-by-name and secret-placement rules, and one file lets a
+reader check those security rules side by side. Splitting per kind would scatter them.
 """
 
 from __future__ import annotations
@@ -28,12 +33,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from pytest_llmperf.plan.launch_plan import DEFAULT_LAUNCHER, VLLM_SERVER_MODULE
+
 KINDS: Final[tuple[str, ...]] = ("local", "prefix", "docker", "podman", "slurm", "ray")
 CONTAINER_KINDS: Final[frozenset[str]] = frozenset({"docker", "podman"})
 #: What runs vLLM's OpenAI server inside a container image (vLLM's images have python3 and
 #: vLLM; their own entrypoints differ between releases, so the plugin names the module).
-CONTAINER_COMMAND: Final[tuple[str, ...]] = ("python3", "-m", "vllm.entrypoints.openai.api_server")
-LOCAL_COMMAND: Final[tuple[str, ...]] = (sys.executable, "-m", "vllm.entrypoints.openai.api_server")
+CONTAINER_COMMAND: Final[tuple[str, ...]] = ("python3", "-m", VLLM_SERVER_MODULE)
+#: This interpreter (one home: ``plan.launch_plan.DEFAULT_LAUNCHER``).
+LOCAL_COMMAND: Final[tuple[str, ...]] = DEFAULT_LAUNCHER
 #: Device access a container needs per platform. ROCm: the kernel driver and render nodes plus
 #: the video group (AMD's documented ``docker run`` for vLLM); CUDA: the NVIDIA runtime hook on
 #: docker, a CDI device on podman.

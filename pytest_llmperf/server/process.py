@@ -2,6 +2,12 @@
 
 This module knows nothing of pytest (the plugin's fixtures are a few lines over it). It uses
 only the standard library, so importing it is cheap.
+
+Size (about 730 lines), stated: most of it is one class, ``VLLMServer``, whose start, readiness
+wait, liveness, root-cause search in the log and stop paths share the process handle, the log
+and the reaper; the lifecycle is easier to check for "leaves nothing behind" in one place. The
+command lines come from ``launchers``, the plan from ``plan``, the side probes from
+``core.probe``; what remains here is the lifecycle itself and ``ServerPool``.
 """
 
 from __future__ import annotations

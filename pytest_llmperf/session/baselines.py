@@ -13,6 +13,12 @@ Benjamini-Hochberg among themselves, and shown, never gated.
 
 Only a few metrics are gated: every extra test costs power under the correction (see
 benchmarks/comparator_quality.py). Every metric's raw per-run values are still saved.
+
+Size (about 760 lines), stated: it is one stateful object, ``BaselineSession``, whose
+per-case ``check``, end-of-session ``family`` and ``save`` share the session's state (the
+cases seen, their fingerprints, the pending verdicts); the pure pieces it uses live below it
+(``verdicts.baseline``, ``verdicts.compare``, ``verdicts.fingerprint``). The next seam, when
+it is split, is the publish/portable-argv part (``portable_argv``, published references).
 """
 
 from __future__ import annotations

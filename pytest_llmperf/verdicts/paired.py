@@ -10,6 +10,9 @@ two-sample test cannot use. Holm across the session's (case, metric) pairs; the 
 ``drift`` is the other question: did A's own runs move during the session (a trend of log A
 over the session's time order), which says the machine was not steady even if the pairing
 cancelled it.
+
+Size (about 400 lines), stated: the paired test and ``drift`` share the block records and the
+verdict rule; the two-sample machinery they reuse is imported from ``compare``.
 """
 
 from __future__ import annotations
