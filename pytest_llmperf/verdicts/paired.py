@@ -10,9 +10,6 @@ two-sample test cannot use. Holm across the session's (case, metric) pairs; the 
 ``drift`` is the other question: did A's own runs move during the session (a trend of log A
 over the session's time order), which says the machine was not steady even if the pairing
 cancelled it.
-
-Size (about 400 lines), stated: the paired test and ``drift`` share the block records and the
-verdict rule; the two-sample machinery they reuse is imported from ``compare``.
 """
 
 from __future__ import annotations
@@ -33,12 +30,14 @@ from pytest_llmperf.verdicts.compare import (
     EXACT_TARGET,
     MAX_RUNS,
     POWER,
+    CaseComparison,
     Correction,
     Direction,
     Outcome,
     Verdict,
     _adjust,
     _change,
+    _make,
     _pct,
     _Stats,
     decide,
@@ -157,25 +156,15 @@ def min_detectable(sd: float, n: int, alpha: float) -> float:
     return math.expm1(float(_paired_factor(alpha)[n]) * sd) if n >= MIN_BLOCKS else math.inf
 
 
+def _two_sample(case: PairedComparison) -> CaseComparison:
+    """The same (case, metric) as a two-sample record (A the baseline, B the current), so the
+    verdicts without a test are built by ``compare._make``, their one home."""
+    return CaseComparison(case.case_id, case.metric, case.direction, case.a, case.b, case.tolerance)
+
+
 def _inconclusive(case: PairedComparison, message: str) -> Verdict:
-    return Verdict(
-        case_id=case.case_id,
-        metric=case.metric,
-        direction=case.direction,
-        verdict=Outcome.INCONCLUSIVE,
-        ratio=None,
-        ci_low=None,
-        ci_high=None,
-        p=None,
-        p_adj=None,
-        cov_baseline=_cov(case.a),
-        cov_current=_cov(case.b),
-        n_baseline=len(case.a),
-        n_current=len(case.b),
-        tolerance=case.tolerance,
-        min_detectable_change=None,
-        runs_needed=None,
-        message=message,
+    return _make(
+        _two_sample(case), Outcome.INCONCLUSIVE, message, cov_b=_cov(case.a), cov_c=_cov(case.b)
     )
 
 
@@ -196,24 +185,8 @@ def _exact(case: PairedComparison) -> Verdict:
         text = f"{case.metric} was {EXACT_TARGET:g} in all {n} runs of B (absolute check)"
     mean_a = float(np.mean(case.a)) if case.a else 0.0
     ratio = float(np.mean(case.b)) / mean_a if mean_a and case.b else None
-    return Verdict(
-        case_id=case.case_id,
-        metric=case.metric,
-        direction=case.direction,
-        verdict=outcome,
-        ratio=ratio,
-        ci_low=None,
-        ci_high=None,
-        p=None,
-        p_adj=None,
-        cov_baseline=_cov(case.a),
-        cov_current=_cov(case.b),
-        n_baseline=len(case.a),
-        n_current=n,
-        tolerance=case.tolerance,
-        min_detectable_change=None,
-        runs_needed=None,
-        message=text + ".",
+    return _make(
+        _two_sample(case), outcome, text + ".", ratio=ratio, cov_b=_cov(case.a), cov_c=_cov(case.b)
     )
 
 
