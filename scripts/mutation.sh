@@ -39,10 +39,23 @@ for mod in "${MODULES[@]}"; do
     git archive HEAD | tar -x -C "$work"
     (
         cd "$work"
-        export PYTHONPATH="$work:$TOOLS"
+        export PYTHONPATH="$work:$TOOLS" PYTHONDONTWRITEBYTECODE=1
+        # A warm runner (scripts/mutation_runner.py): pytest, scipy & co. are imported once and
+        # each mutant runs in a fork that re-imports only this repository's modules.
+        sock="$work/runner.sock"
+        eval "set -- $tests"
+        "$PY" "$ROOT/scripts/mutation_runner.py" serve "$sock" "$work" -- \
+            -x -q -p no:cacheprovider "$@" >runner-server.log 2>&1 &
+        server=$!
+        trap 'kill $server 2>/dev/null || true' EXIT
+        until grep -q ready runner-server.log 2>/dev/null; do
+            kill -0 $server 2>/dev/null || { cat runner-server.log; exit 1; }
+            sleep 0.2
+        done
         "$PY" -m mutmut run --paths-to-mutate "pytest_llmperf/$mod.py" \
-            --runner "$PY -m pytest -x -q -p no:cacheprovider $tests" \
+            --runner "$PY $ROOT/scripts/mutation_runner.py run $sock" \
             --no-progress >mutmut.log 2>&1 || true
+        kill $server 2>/dev/null || true
         "$PY" -m mutmut junitxml >junit.xml 2>/dev/null || true
         "$PY" - "$mod" "$work" <<'PY'
 import sys
