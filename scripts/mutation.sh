@@ -3,6 +3,9 @@
 #
 #   bash scripts/mutation.sh                  # every module below (about 10 min each on 2 busy cores)
 #   bash scripts/mutation.sh verdicts/gates   # one module (path under pytest_llmperf/, no .py)
+#   MUTATION_INCREMENTAL=1 bash scripts/mutation.sh verdicts/gates
+#       # re-run only what the last run of that module left alive (its cache is kept in
+#       # .mutmut/cache/); the printed score still counts every mutant
 #
 # Each module is mutated in a scratch copy of the committed tree (git archive), so the working
 # tree is never touched. mutmut 2.4.5 is used (installed on first use into .mutmut/ with pip
@@ -37,6 +40,12 @@ for mod in "${MODULES[@]}"; do
     tests=${TESTS[$mod]:?unknown module $mod (known: ${!TESTS[*]})}
     work=$(mktemp -d "/tmp/llmperf-mutation-${mod//\//-}.XXXX")
     git archive HEAD | tar -x -C "$work"
+    cache="$TOOLS/cache/${mod//\//-}.sqlite"
+    if [ "${MUTATION_INCREMENTAL:-0}" = 1 ] && [ -f "$cache" ]; then
+        # mutmut's own incremental mode: a mutant killed before stays killed (tests are only
+        # ever added), every other one is run again against the new tests.
+        cp "$cache" "$work/.mutmut-cache"
+    fi
     (
         cd "$work"
         export PYTHONPATH="$work:$TOOLS" PYTHONDONTWRITEBYTECODE=1
@@ -56,6 +65,7 @@ for mod in "${MODULES[@]}"; do
             --runner "$PY $ROOT/scripts/mutation_runner.py run $sock" \
             --no-progress >mutmut.log 2>&1 || true
         kill $server 2>/dev/null || true
+        mkdir -p "$TOOLS/cache" && cp .mutmut-cache "$cache"
         "$PY" -m mutmut junitxml >junit.xml 2>/dev/null || true
         "$PY" - "$mod" "$work" <<'PY'
 import sys

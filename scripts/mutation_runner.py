@@ -4,9 +4,10 @@ just rewritten on disk) and runs pytest in it.
 
 mutmut 2 starts its ``--runner`` command once per mutant; a cold ``python -m pytest`` here costs
 3 s of CPU in imports alone (about 10 s of wall time on 2 busy cores), which made one module's run
-take hours. The runner command becomes ``mutation_runner.py run SOCKET``, a small client whose exit
-status is the child's pytest exit status (mutmut 2 reads 1 as "killed", any other status as
-"survived").
+take hours. The runner command becomes ``mutation_runner.py run SOCKET``, a small client that exits
+0 when pytest passed and 1 when it did not. mutmut 2 reads only status 1 as "killed", so a mutant
+that breaks the module's import (pytest: collection error, status 2) would pass for a survivor;
+here every failed run of the baseline-green tests is a kill.
 
     python scripts/mutation_runner.py serve SOCKET ROOT -- PYTEST_ARGS...   # in the scratch copy
     python scripts/mutation_runner.py run SOCKET                            # mutmut's --runner
@@ -24,6 +25,7 @@ import socket
 import sys
 
 sys.dont_write_bytecode = True
+_RUNNER_CRASHED = 75
 
 
 def _purge(root: str) -> None:
@@ -45,8 +47,8 @@ def _run_child(root: str, args: list[str], log: str) -> int:
             import pytest
 
             code = int(pytest.main(list(args)))
-        except BaseException:  # any crash of the child counts as "survived" (exit 3)
-            code = 3
+        except BaseException:  # a crash of this wrapper, not of the tests: never a kill
+            code = _RUNNER_CRASHED
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -111,11 +113,15 @@ def run(sock_path: str) -> int:
             reply += chunk
         code = int(reply.decode().strip())
     except (OSError, ValueError) as exc:
-        # Never let a broken runner count as a kill (mutmut reads only exit 1 as "killed"):
-        # report it and say survived, so the run's figure can only be too low.
-        print(f"mutation_runner: no result from the server at {sock_path}: {exc}", file=sys.stderr)
+        code, why = _RUNNER_CRASHED, f"no result from the server at {sock_path}: {exc}"
+    else:
+        why = "the runner's child crashed"
+    if code == _RUNNER_CRASHED:
+        # Never let a broken runner count as a kill: report it and say "survived", so the
+        # run's figure can only be too low.
+        print(f"mutation_runner: {why}", file=sys.stderr)
         return 0
-    return code
+    return 0 if code == 0 else 1
 
 
 def main(argv: list[str]) -> int:
