@@ -25,7 +25,9 @@ fi
 declare -A TESTS=(
     [verdicts/gates]="tests/test_gates.py tests/test_gates_messages.py"
     [verdicts/saturation]="tests/test_saturation.py"
-    [verdicts/compare]="tests/test_compare.py"
+    # The example tests only: with its five 150-example property tests and the benchmark run a
+    # surviving mutant took 25 s on 2 busy cores (739 mutants: hours).
+    [verdicts/compare]="tests/test_compare.py -k 'not benchmark and not scaling and not scale_invariance and not swapping and not inverting and not monotone'"
     [metrics/summary]="tests/test_metrics.py"
     [plan/rules]="tests/test_launch_plan.py"
     [plan/launch_plan]="tests/test_launch_plan.py"
