@@ -195,3 +195,110 @@ def test_a_level_both_degraded_and_saturated_counts_as_saturated() -> None:
     assert res.saturated_at == 1000 and res.knee == 256 and res.peak_concurrency == 256
     scaling = classify_levels([LevelPoint(1, 1.0, 1.0, 1.0), LevelPoint(2, 2.0, 1.0, 1.0)])
     assert scaling.saturated_at is None and scaling.knee is None
+
+
+def test_results_are_frozen_records() -> None:
+    """Verdicts are handed to reports and baselines: nothing downstream may alter them."""
+    import dataclasses
+
+    res = classify_levels([LevelPoint(1, 10.0, 10.0, 1.0), LevelPoint(2, 10.0, 10.0, 1.0)])
+    stats = metric_stats([1.0, 2.0])
+    for obj, attr in (
+        (LevelPoint(1, 1.0, 1.0, 1.0), "throughput"),
+        (res.levels[1], "status"),
+        (res, "saturated_at"),
+        (stats, "mean"),
+    ):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(obj, attr, None)
+
+
+def test_each_reason_states_the_rule_and_its_threshold() -> None:
+    res = classify_levels([LevelPoint(1, 100.0, 100.0, 1.0), LevelPoint(10, 101.0, 300.0, 0.5)])
+    first, second = res.levels
+    assert first.gain is None and first.reasons == () and first.broken == ()
+    assert second.reasons == (
+        "success 50.0% < 95%",
+        "p99 300 ms > 2x baseline 100 ms",
+        "throughput x1.010 of c=1 < x1.05",
+    )
+    assert second.broken == ("FAILING", "DEGRADED", "SATURATED")
+
+
+def test_p99_rule_needs_a_baseline_and_works_below_a_millisecond() -> None:
+    # a zero baseline p99 gives no reference: nothing is DEGRADED against it
+    zero = classify_levels([LevelPoint(1, 100.0, 0.0, 1.0), LevelPoint(2, 200.0, 50.0, 1.0)])
+    assert [v.status for v in zero.levels] == ["OK", "OK"]
+    # a sub-millisecond baseline (a fast instrument) still degrades at 2x
+    fast = classify_levels([LevelPoint(1, 100.0, 0.4, 1.0), LevelPoint(2, 200.0, 0.9, 1.0)])
+    assert [v.status for v in fast.levels] == ["OK", "DEGRADED"]
+
+
+def test_gain_after_a_zero_level_is_unknown_and_small_figures_still_saturate() -> None:
+    # a level with zero throughput (every request failed) gives no ratio for the next level
+    after_zero = classify_levels([LevelPoint(1, 0.0, 10.0, 0.0), LevelPoint(2, 5.0, 10.0, 1.0)])
+    assert [v.status for v in after_zero.levels] == ["FAILING", "OK"]
+    assert after_zero.levels[1].gain is None
+    # request throughput is often below 1/s: 0.5 -> 0.51 req/s is still saturation
+    slow = classify_levels(
+        [LevelPoint(1, 0.5, 10.0, 1.0), LevelPoint(2, 0.51, 10.0, 1.0)],
+    )
+    assert slow.levels[1].gain == pytest.approx(1.02)
+    assert slow.saturated_at == 2
+
+
+def test_hand_built_records_default_to_no_broken_rule_and_no_knee() -> None:
+    from pytest_llmperf.verdicts.saturation import LevelVerdict, SaturationResult
+
+    v = LevelVerdict(1, 10.0, 5.0, 1.0, "OK", (), None)
+    assert v.broken == ()
+    r = SaturationResult((v,), 10.0, 1, None, 5.0)
+    assert r.knee is None
+
+
+def test_bad_series_errors_say_what_to_do() -> None:
+    with pytest.raises(ValueError, match=r"^no levels to classify: measure at least one"):
+        classify_levels([])
+    with pytest.raises(ValueError, match=r"^each concurrency level must appear once; average"):
+        classify_levels([LevelPoint(1, 1, 1, 1), LevelPoint(1, 2, 1, 1)])
+
+
+def test_equal_throughput_peak_is_the_lower_concurrency() -> None:
+    # reaching the same throughput with less load is the capacity point
+    res = classify_levels(
+        [LevelPoint(4, 100.0, 10.0, 1.0), LevelPoint(8, 100.0, 10.0, 1.0)],
+        saturation_gain=0.5,
+    )
+    assert (res.peak_throughput, res.peak_concurrency) == (100.0, 4)
+
+
+def test_classify_series_takes_the_latency_metric_by_name() -> None:
+    m = {"total_token_throughput": 10.0, "p99_e2el_ms": 10.0, "p90_e2el_ms": 50.0,
+         "success_rate": 1.0}  # fmt: skip
+    m2 = dict(m, total_token_throughput=20.0, p90_e2el_ms=120.0)
+    rows = [("a", "w", 1, m), ("a", "w", 2, m2)]
+    by_p90 = classify_series(rows, latency_metric="p90_e2el_ms")[("a", "w")]
+    assert by_p90.baseline_p99_ms == 50.0
+    assert [v.status for v in by_p90.levels] == ["OK", "DEGRADED"]
+    assert [v.status for v in classify_series(rows)[("a", "w")].levels] == ["OK", "OK"]
+
+
+def test_statistics_edges_one_run_zero_confidence_and_the_default_level() -> None:
+    from pytest_llmperf.verdicts.saturation import MetricStats
+
+    assert metric_stats([42.0]).n == 1
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match=r"^confidence must be between 0 and 1, got"):
+            metric_stats([1.0, 2.0], confidence=bad)
+    with pytest.raises(ValueError, match=r"^no values: a statistic needs at least one run"):
+        metric_stats([])
+    assert MetricStats(2, 1.0, 0.0, 1.0, 1.0, 0.0).confidence == 0.95
+
+
+def test_summarize_runs_keeps_only_metrics_every_run_has_whatever_the_order() -> None:
+    out = summarize_runs([{"a": 1.0}, {"a": 3.0, "b": 2.0}])
+    assert list(out) == ["a"] and out["a"].mean == 2.0
+    one = summarize_runs([{"a": 5.0}])
+    assert one["a"].n == 1 and one["a"].mean == 5.0
+    with pytest.raises(ValueError, match=r"^no runs to summarise$"):
+        summarize_runs([])
