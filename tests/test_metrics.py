@@ -193,3 +193,63 @@ def test_record_rejects_unknown_error_kind_and_fields():
 
 def test_stats_names_cover_all():
     assert STATS == ("mean", "median", "std", "p50", "p90", "p95", "p99", "p99_9")
+
+
+def test_every_percentile_is_numpys_at_its_own_rank():
+    # 1..1000 ms: each percentile lands on a different value, so a wrong rank shows
+    vals = [0.001 * i for i in range(1, 1001)]
+    s = Stats.of_seconds(vals)
+    ms = np.array(vals) * 1000
+    for name, q in (("p50", 50), ("p90", 90), ("p95", 95), ("p99", 99), ("p99_9", 99.9)):
+        assert getattr(s, name) == pytest.approx(float(np.percentile(ms, q))), name
+
+
+def test_no_samples_count_zero_and_summaries_are_frozen():
+    import dataclasses
+
+    empty = Stats.of_seconds([])
+    assert empty.count == 0
+    s = summarize([rec()], duration_s=1.0)
+    for obj, attr in ((empty, "count"), (s, "completed")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(obj, attr, 5)
+
+
+def test_unknown_metric_error_lists_the_known_names():
+    with pytest.raises(ValueError) as err:
+        direction("p99_ttft")  # the unit suffix forgotten
+    text = str(err.value)
+    assert text.startswith("unknown metric 'p99_ttft'")
+    assert "request_throughput, output_throughput" in text and "p99_ttft_ms" in text
+
+
+def test_flat_metrics_and_vllm_json_carry_the_summary_values():
+    records = [rec(i, chunks=[(0.1 * (i + 1), 1), (0.1 * (i + 1) + 0.05, 2)]) for i in range(6)]
+    records.append(rec(6, error="timeout"))
+    s = summarize(records, duration_s=2.0)
+    m = s.metrics()
+    assert m["success_rate"] == pytest.approx(6 / 7)
+    for lat in ("ttft", "tpot", "itl", "ichunk", "e2el"):
+        st_ = s.latency[lat]
+        for name in STATS:
+            assert m[f"{name}_{lat}_ms"] == getattr(st_, name), (lat, name)
+    j = s.to_vllm_bench_json()
+    assert j["max_output_tokens_per_s"] == s.peak_output_throughput
+    for lat in ("ttft", "tpot", "itl", "ichunk", "e2el"):
+        st_ = s.latency[lat]
+        assert j[f"mean_{lat}_ms"] == st_.mean
+        assert j[f"median_{lat}_ms"] == st_.median
+        assert j[f"std_{lat}_ms"] == st_.std
+        assert j[f"p99_{lat}_ms"] == st_.p99 and j[f"p99.9_{lat}_ms"] == st_.p99_9
+
+
+def test_a_hand_built_summary_has_no_chunks_and_its_own_extra():
+    from pytest_llmperf.metrics.summary import RunSummary
+
+    s = summarize([rec()], duration_s=1.0)
+    fields = {f: getattr(s, f) for f in s.__dataclass_fields__ if f not in ("chunks", "extra")}
+    a, b = RunSummary(**fields), RunSummary(**fields)
+    assert a.chunks == 0 and a.extra == {}
+    a.extra["note"] = 1
+    assert b.extra == {}  # not one shared dict
+    assert a.to_json()["chunks"] == 0
