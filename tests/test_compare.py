@@ -357,3 +357,148 @@ def test_the_benchmark_runs_the_plugins_gate(tmp_path: Path) -> None:
     r = bench.measure(bench.Row(5, 0.05, 20), 40, np.random.default_rng(1), tmp_path)
     assert r["fwer"] <= 0.2  # 0.044 at 1,000 sessions; 40 only guard against a broken gate
     assert r["all_fail"] == 1.0 and r["all_case"] >= 0.7
+
+
+# ----------------------------------------------------------------------------- moderated variance
+
+
+def _smyth_variances(n_cases: int, d0: float, s0_sq: float, df: int, seed: int) -> np.ndarray:
+    """Sample variances drawn from Smyth's model: 1/sigma^2 ~ chi2(d0)/(d0 s0^2), then
+    s^2 ~ sigma^2 chi2(df)/df."""
+    rng = np.random.default_rng(seed)
+    sigma_sq = d0 * s0_sq / rng.chisquare(d0, n_cases)
+    return sigma_sq * rng.chisquare(df, n_cases) / df
+
+
+def test_variance_prior_recovers_the_model_it_assumes() -> None:
+    from scipy.special import digamma as special_digamma
+
+    from pytest_llmperf.verdicts.compare import fit_variance_prior
+
+    prior = fit_variance_prior(_smyth_variances(4000, 6.0, 0.04, 8, seed=1), [8] * 4000)
+    assert prior is not None and prior.cases == 4000
+    assert 4.5 < prior.d0 < 8.0
+    assert prior.s0_sq == pytest.approx(0.04, rel=0.05)
+    # one shared variance: the cases disagree about as much as sampling explains -> d0 huge
+    # or inf (inf when the excess spread comes out <= 0)
+    rng = np.random.default_rng(2)
+    shared = fit_variance_prior(0.04 * rng.chisquare(8, 4000) / 8, [8] * 4000)
+    assert shared is not None and shared.d0 > 500
+    assert shared.s0_sq == pytest.approx(0.04, rel=0.05)
+    identical = fit_variance_prior([0.04] * 5, [8] * 5)
+    assert identical is not None and math.isinf(identical.d0)
+    assert identical.s0_sq == pytest.approx(0.04 * 4 * math.exp(-float(special_digamma(4.0))))
+
+
+def test_variance_prior_needs_three_usable_cases() -> None:
+    from pytest_llmperf.verdicts.compare import fit_variance_prior
+
+    three = [0.01, 0.02, 0.05]
+    assert fit_variance_prior(three, [8, 8, 8]) is not None
+    assert fit_variance_prior(three[:2], [8, 8]) is None
+    # zero, NaN or infinite variances and df <= 0 are not usable
+    assert fit_variance_prior([*three[:2], 0.0, math.nan, math.inf], [8] * 5) is None
+    assert fit_variance_prior(three, [8, 8, 0]) is None
+
+
+def test_trigamma_inverse_inverts_trigamma_over_its_range() -> None:
+    from scipy import special
+
+    from pytest_llmperf.verdicts.compare import _trigamma_inverse
+
+    for x in (1e-8, 1e-5, 1e-3, 0.1, 1.0, 10.0, 1e3, 1e6):
+        y = _trigamma_inverse(x)
+        assert float(special.polygamma(1, y)) == pytest.approx(x, rel=1e-6), x
+    assert _trigamma_inverse(1e8) == pytest.approx(1e-4, rel=1e-6)  # 1/sqrt(x) limit
+
+
+def test_posterior_shrinks_toward_the_prior_by_its_degrees_of_freedom() -> None:
+    from pytest_llmperf.verdicts.compare import VariancePrior
+
+    finite = VariancePrior(d0=4.0, s0_sq=1.0, cases=5)
+    assert finite.posterior(3.0, 4.0) == pytest.approx((2.0, 8.0))  # (4*1 + 4*3) / 8
+    assert finite.posterior(3.0, 1e9)[0] == pytest.approx(3.0, rel=1e-6)  # own data wins
+    shared = VariancePrior(d0=math.inf, s0_sq=0.5, cases=7)
+    assert shared.posterior(3.0, 4.0) == (0.5, math.inf)
+    assert finite.describe() == "variance moderated across 5 cases, prior df 4.0"
+    assert shared.describe() == "variance moderated across 7 cases, prior df inf"
+
+
+def _noisy_session(n_cases: int, metric: str = "tput") -> list[CaseComparison]:
+    return [
+        CaseComparison(
+            f"case{i}",
+            metric,
+            "higher",
+            tuple(lognormal(100, 0.03 * (1 + i % 3), 5, 300 + i)),
+            tuple(lognormal(100, 0.03 * (1 + i % 3), 5, 400 + i)),
+        )
+        for i in range(n_cases)
+    ]
+
+
+def test_moderated_test_is_a_t_test_with_the_shrunk_variance() -> None:
+    """Checked against scipy.stats.t with the posterior variance and d0 + nb + nc - 2 df."""
+    from pytest_llmperf.verdicts.compare import _stats, moderate_stats
+
+    cases = _noisy_session(6)
+    plain = [_stats(c, 0.05) for c in cases]
+    moderated = moderate_stats(plain)
+    prior = moderated[0].prior
+    assert prior is not None and prior.cases == 6 and not math.isinf(prior.d0)
+    for p, m in zip(plain, moderated, strict=True):
+        assert p.log_sd is not None and p.ratio is not None and m.log_ci is not None
+        post, df = prior.posterior(p.log_sd**2, 8)
+        assert m.df == pytest.approx(prior.d0 + 8)
+        se = math.sqrt(post * (1 / 5 + 1 / 5))
+        lr = math.log(p.ratio)
+        assert m.p_less == pytest.approx(stats.t.cdf(lr / se, df), rel=1e-9)
+        assert m.p_greater == pytest.approx(stats.t.sf(lr / se, df), rel=1e-9)
+        q = stats.t.ppf(0.95, df) * se
+        assert m.log_ci == pytest.approx((lr - q, lr + q), rel=1e-9)
+        assert m.log_sd == pytest.approx(math.sqrt(post))
+
+
+def test_a_shared_variance_makes_the_moderated_test_normal() -> None:
+    from pytest_llmperf.verdicts.compare import VariancePrior, _moderated, _stats
+
+    s = _stats(_noisy_session(1)[0], 0.05)
+    assert s.ratio is not None
+    m = _moderated(s, VariancePrior(math.inf, 0.001, 5))
+    se = math.sqrt(0.001 * 2 / 5)
+    z = math.log(s.ratio) / se
+    assert m.df == math.inf
+    assert m.p_less == pytest.approx(stats.norm.cdf(z), rel=1e-9)
+    assert m.p_greater == pytest.approx(stats.norm.sf(z), rel=1e-9)
+    q = stats.norm.ppf(0.95) * se
+    assert m.log_ci == pytest.approx((math.log(s.ratio) - q, math.log(s.ratio) + q), rel=1e-9)
+
+
+def test_moderation_pools_per_metric_and_leaves_untestable_cases_alone() -> None:
+    from pytest_llmperf.verdicts.compare import _stats, moderate_stats
+
+    cases = [
+        *_noisy_session(3, "tput"),
+        *_noisy_session(2, "p99"),  # too few cases of this metric: Welch's test stays
+        CaseComparison("one-run", "tput", "higher", (100.0,), (101.0, 99.0)),
+        CaseComparison("flat", "tput", "higher", (5.0, 5.0), (5.0, 5.0)),  # zero variance
+        CaseComparison("ok", "tput", "exact", (1.0,), (1.0,)),
+    ]
+    plain = [_stats(c, 0.05) for c in cases]
+    out = moderate_stats(plain)
+    assert [x.prior is not None for x in out] == [True] * 3 + [False] * 5
+    assert all(o is p for o, p in zip(out[3:], plain[3:], strict=True))
+    assert {x.prior.cases for x in out[:3] if x.prior is not None} == {3}
+
+
+def test_session_with_moderated_variance_says_so_and_refuses_unknown_settings() -> None:
+    cases = _noisy_session(5)
+    v = compare_session(cases, variance="moderated")
+    assert all("variance moderated across 5 cases, prior df" in x.message for x in v)
+    welch = compare_session(cases)
+    assert all("moderated" not in x.message for x in welch)
+    assert [x.p for x in v] != [x.p for x in welch]
+    with pytest.raises(ValueError, match=r"^variance 'pooled' must be one of moderated, welch$"):
+        compare_session(cases, variance="pooled")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^correction 'fdr' must be one of holm, bh, bonferroni$"):
+        compare_session(cases, correction="fdr")  # type: ignore[arg-type]
