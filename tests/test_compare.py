@@ -502,3 +502,61 @@ def test_session_with_moderated_variance_says_so_and_refuses_unknown_settings() 
         compare_session(cases, variance="pooled")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^correction 'fdr' must be one of holm, bh, bonferroni$"):
         compare_session(cases, correction="fdr")  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- records and limits
+
+
+def test_outcome_names_are_the_words_reports_and_files_use() -> None:
+    assert [str(o) for o in Outcome] == [
+        "REGRESSION", "IMPROVEMENT", "NO CHANGE", "INCONCLUSIVE", "NOT COMPARABLE",
+    ]  # fmt: skip
+    assert Outcome("NO CHANGE") is Outcome.NO_CHANGE
+
+
+def test_verdicts_and_inputs_are_frozen_and_untested_ones_have_no_p() -> None:
+    import dataclasses
+
+    one_run = compare_metric([100.0], [90.0], direction="higher")
+    exact = compare_metric([1.0], [1.0], direction="exact")
+    nc = not_comparable("c", "m", "higher", "different GPU")
+    for v in (one_run, exact, nc):
+        assert v.p is None and v.p_improvement is None and v.p_improvement_adj is None
+    tested = compare_metric([1.0, 1.1, 0.9], [1.0, 1.05, 0.95], direction="higher")
+    assert tested.p_improvement is not None and tested.p_improvement_adj is not None
+    case = CaseComparison("c", "m", "higher", (1.0,), (1.0,))
+    assert case.tolerance == 0.05
+    w = log_welch([1.0, 2.0], [1.5, 2.5])
+    for obj, attr in ((tested, "verdict"), (case, "tolerance"), (w, "log_ratio")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(obj, attr, None)
+
+
+def test_log_welch_defaults_to_a_90_percent_interval() -> None:
+    b, c = [10.0, 11.0, 9.5, 10.2], [12.0, 11.5, 12.5, 11.8]
+    default, explicit = log_welch(b, c), log_welch(b, c, alpha=0.05)
+    assert (float(default.ci_low), float(default.ci_high)) == (
+        float(explicit.ci_low),
+        float(explicit.ci_high),
+    )
+    ref = stats.ttest_ind(np.log(c), np.log(b), equal_var=False).confidence_interval(0.9)
+    assert float(default.ci_low) == pytest.approx(ref.low, rel=1e-9)
+
+
+def test_runs_needed_stops_at_ten_thousand_per_side() -> None:
+    """Past 10,000 runs per side the answer is "never" (None), said in the message too."""
+    alpha, tol = 0.05, 0.05
+
+    def k(n: int) -> float:  # the planning formula of statistics.md: z-like t quantiles
+        df = 2 * n - 2
+        return float((stats.t.ppf(1 - alpha, df) + stats.t.ppf(0.80, df)) * math.sqrt(2 / n))
+
+    band = math.log1p(tol)
+    at_cap = band / ((k(9_999) + k(10_000)) / 2)  # first detectable at n = 10,000
+    past_cap = band / ((k(10_000) + k(10_001)) / 2)  # would need 10,001
+    assert runs_needed(at_cap, tol, alpha) == 10_000
+    assert runs_needed(past_cap, tol, alpha) is None
+    b = [100.0, 300.0, 50.0, 200.0, 120.0]
+    v = compare_metric(b, [x * 1.01 for x in b[::-1]], direction="higher", tolerance=0.001)
+    assert v.runs_needed is None
+    assert "even 10000 runs per side would not detect ±0.1%" in v.message

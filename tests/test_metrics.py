@@ -253,3 +253,65 @@ def test_a_hand_built_summary_has_no_chunks_and_its_own_extra():
     a.extra["note"] = 1
     assert b.extra == {}  # not one shared dict
     assert a.to_json()["chunks"] == 0
+
+
+def test_results_json_summary_layout():
+    records = [rec(i, chunks=[(0.1, 1), (0.2, 2)]) for i in range(2)]
+    records.append(rec(2, error="timeout"))
+    s = summarize(records, duration_s=4.0, extra={"server": "x"})
+    j = s.to_json()
+    assert set(j) == {
+        "duration_s", "num_requests", "completed", "failed", "total_input_tokens",
+        "total_output_tokens", "errors", "chunks", "metrics", "queue_wait_ms", "extra",
+    }  # fmt: skip
+    assert (j["duration_s"], j["num_requests"], j["completed"], j["failed"]) == (4.0, 3, 2, 1)
+    assert (j["total_input_tokens"], j["total_output_tokens"], j["chunks"]) == (20, 6, 4)
+    assert j["errors"] == {"timeout": 1} and j["extra"] == {"server": "x"}
+    assert j["metrics"] == s.metrics()
+    assert j["queue_wait_ms"] == {name: getattr(s.queue_wait, name) for name in STATS}
+
+
+def test_server_reported_tokens_win_over_the_chunk_sum():
+    from pytest_llmperf.metrics.summary import output_tokens
+
+    r = rec(chunks=[(0.1, 1), (0.2, 1)])
+    assert output_tokens(r) == 2
+    assert output_tokens(dataclasses_replace(r, completion_tokens=7)) == 7
+    assert output_tokens(dataclasses_replace(r, completion_tokens=None)) == 2
+
+
+def dataclasses_replace(r: RequestRecord, **kw: object) -> RequestRecord:
+    import dataclasses
+
+    return dataclasses.replace(r, **kw)  # type: ignore[arg-type]
+
+
+def test_a_chunk_without_tokens_adds_no_itl_and_does_not_stop_the_count():
+    # a 0-token chunk in a hand-built or loaded record (the load generator keeps only chunks
+    # with tokens): it contributes no gap, and the tokens after it are still counted
+    r = rec(chunks=[(0.1, 1), (0.15, 0), (0.2, 1), (0.4, 2)])
+    itl = itl_per_token(r)
+    assert len(itl) == 3 and all(g > 0 for g in itl)
+
+
+def test_peak_is_tokens_per_one_second_window_and_zero_without_tokens():
+    assert peak_window_tokens([0.0, 0.5, 1.5], [1, 1, 1]) == 2
+    assert peak_window_tokens([], []) == 0
+    s = summarize([rec(0, error="timeout")], duration_s=1.0)
+    assert s.peak_output_throughput == 0.0
+
+
+def test_duration_must_be_positive():
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match=r"^duration_s must be > 0, got"):
+            summarize([rec()], duration_s=bad)
+
+
+def test_tpot_needs_two_output_tokens_and_missing_prompt_counts_are_zero():
+    one = summarize([rec(chunks=[(0.1, 1)], end=0.3)], duration_s=1.0)
+    assert one.latency["tpot"].count == 0  # one token: no time per output token
+    two = summarize([rec(chunks=[(0.1, 1), (0.3, 1)])], duration_s=1.0)
+    assert two.latency["tpot"].count == 1
+    assert two.latency["tpot"].mean == pytest.approx(200.0)  # (E2E - TTFT) / (2 - 1)
+    unknown = dataclasses_replace(rec(), prompt_tokens=None)
+    assert summarize([unknown, rec(1)], duration_s=1.0).total_input_tokens == 10
