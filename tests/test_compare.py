@@ -560,3 +560,32 @@ def test_runs_needed_stops_at_ten_thousand_per_side() -> None:
     v = compare_metric(b, [x * 1.01 for x in b[::-1]], direction="higher", tolerance=0.001)
     assert v.runs_needed is None
     assert "even 10000 runs per side would not detect ±0.1%" in v.message
+
+
+def test_zero_variance_p_values_are_exact_in_both_directions() -> None:
+    # identical values: no evidence either way
+    same = log_welch([5.0, 5.0, 5.0], [5.0, 5.0])
+    assert (float(same.p_less), float(same.p_greater)) == (1.0, 1.0)
+    # a 20% rise with no noise: certainly greater, certainly not less
+    up = log_welch([5.0, 5.0, 5.0], [6.0, 6.0])
+    assert (float(up.p_less), float(up.p_greater)) == (1.0, 0.0)
+    assert float(up.ci_low) == float(up.ci_high) == pytest.approx(math.log(1.2))
+    down = log_welch([6.0, 6.0], [5.0, 5.0, 5.0])
+    assert (float(down.p_less), float(down.p_greater)) == (0.0, 1.0)
+
+
+def test_zero_variance_on_one_side_only_is_still_welchs_test() -> None:
+    b, c = [1.0, 1.0, 1.0], [0.9, 1.05, 0.98, 1.09]
+    w = log_welch(b, c)
+    ref = stats.ttest_ind(np.log(c), np.log(b), equal_var=False, alternative="less")
+    assert float(w.p_less) == pytest.approx(ref.pvalue, rel=1e-9)
+    assert float(w.ci_low) < float(w.log_ratio) < float(w.ci_high)
+
+
+def test_variance_prior_is_frozen() -> None:
+    import dataclasses
+
+    from pytest_llmperf.verdicts.compare import VariancePrior
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        VariancePrior(4.0, 1.0, 3).d0 = 5.0  # type: ignore[misc]

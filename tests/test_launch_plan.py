@@ -477,3 +477,145 @@ def test_every_plan_is_well_formed(case: dict[str, Any]) -> None:
         assert "--block-size" not in result.args
     if case["platform"] != "rocm":
         assert not any(k.startswith(("VLLM_ROCM", "AITER")) for k in result.env)
+
+
+# --- which rule decides: the facts of rules.py, case by case ----------------------------------
+
+DENSE_MLA = {
+    "num_attention_heads": 16,
+    "hidden_size": 1024,
+    "kv_lora_rank": 512,
+    "qk_rope_head_dim": 64,
+    "qk_nope_head_dim": 128,
+}
+
+# (architecture, platform, vLLM version) -> {topic: id of the first matching rule, or None}
+DECIDING_RULES: list[tuple[str, str, str, dict[str, str | None]]] = [
+    ("deepseek-v3.2", "rocm", "0.14.1", {
+        "block-size": "rocm-sparse-mla-block-size-1",
+        "aiter": "rocm-sparse-mla-requires-aiter",
+        "aiter-heads": "rocm-aiter-heads-per-gpu",
+        "aiter-env": "rocm-sparse-mla-vskip-off",
+        "kv-cache-dtype": "rocm-sparse-mla-no-fp8-kv",
+        "kv-offload": "mla-no-kv-offload",
+        "precision": None,
+    }),
+    ("deepseek-v3.2", "cuda", "0.14.1", {
+        "block-size": None, "aiter": None, "aiter-env": None, "kv-cache-dtype": None,
+        "kv-offload": "mla-no-kv-offload", "tensor-parallel": "tp-all-gpus",
+    }),
+    ("dense-mla", "rocm", "0.17.1", {
+        "block-size": "rocm-mla-block-size-1",
+        "aiter": "rocm-aiter-mla",
+        "aiter-heads": "rocm-aiter-heads-per-gpu",
+    }),
+    ("dense-mla", "rocm", "0.18.0", {
+        "block-size": "rocm-mla-block-size-default",
+        "aiter": "rocm-aiter-mla",
+        "aiter-heads": "rocm-aiter-heads-any",
+    }),
+    # a nightly of 0.18 already carries the fix
+    ("dense-mla", "rocm", "0.18.0.dev12", {
+        "block-size": "rocm-mla-block-size-default",
+        "aiter-heads": "rocm-aiter-heads-any",
+    }),
+    ("moe-gqa", "rocm", "0.14.1", {
+        "block-size": None, "aiter": "rocm-aiter-moe", "kv-offload": "kv-offload-native",
+        "aiter-env": None, "vision-env": None, "precision": None,
+    }),
+    ("dense-gqa", "rocm", "0.14.1", {
+        "aiter": "rocm-aiter-optional", "tensor-parallel": "tp-all-gpus",
+        "multi-node": "multinode-ray", "ray-executor": "ray-executor",
+        "kv-cache-space": None, "gpu-memory-utilization": None, "max-model-len": None,
+    }),
+    ("qwen3-vl-235b", "rocm", "0.14.1", {
+        "precision": "rocm-qwen3-vl-bf16",
+        "vision-env": "rocm-vision-no-triton-flash-attn",
+        "vision-limit": "vision-limit-from-workload",
+        "aiter": "rocm-aiter-moe",
+    }),
+    ("qwen3-vl-235b", "cuda", "0.14.1", {
+        "precision": None, "vision-env": None, "vision-limit": "vision-limit-from-workload",
+    }),
+    ("dense-gqa", "cpu", "0.32.0", {
+        "block-size": "cpu-block-size-auto", "aiter": None, "kv-offload": "cpu-no-kv-offload",
+        "tensor-parallel": "cpu-single-worker", "multi-node": "cpu-single-node",
+        "ray-executor": "cpu-no-ray-executor", "kv-cache-space": "cpu-kv-cache-space",
+        "gpu-memory-utilization": "cpu-kv-memory-fraction", "max-model-len": "cpu-max-model-len",
+        "offline-env": "local-model-offline", "max-model-len-limit": "max-model-len-within-model",
+        "remote-code": "remote-code", "tp-heads": "tp-divides-heads", "vision-limit": None,
+    }),
+    ("moe-mla", "cpu", "0.32.0", {
+        "block-size": "cpu-block-size-auto", "kv-offload": "cpu-no-kv-offload",
+    }),
+    ("vision", "cpu", "0.32.0", {"vision-limit": "cpu-vision-one-image", "vision-env": None}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "platform", "version", "expected"), DECIDING_RULES)
+def test_the_deciding_rule_per_topic(
+    name: str, platform: str, version: str, expected: dict[str, str | None]
+) -> None:
+    a = from_config(DENSE_MLA) if name == "dense-mla" else arch(name)
+    for topic, rule_id in expected.items():
+        found = rules.find(topic, platform=platform, vllm_version=version, arch=a)
+        assert (found.id if found else None) == rule_id, (name, platform, version, topic)
+
+
+def test_every_rule_decides_some_case_in_the_table() -> None:
+    decided = {i for *_, exp in DECIDING_RULES for i in exp.values() if i}
+    assert decided == {r.id for r in rules.RULES}
+
+
+def test_rule_ids_are_kebab_case_and_name_their_only_platform() -> None:
+    import re
+
+    for r in rules.RULES:
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9.]+)*", r.id), r.id
+        assert re.fullmatch(r"[a-z]+(-[a-z]+)*", r.topic), r.topic
+        if len(r.platforms) == 1:
+            assert r.id.startswith(f"{next(iter(r.platforms))}-"), r.id
+    assert rules.by_id("cpu-kv-cache-space").topic == "kv-cache-space"
+    with pytest.raises(KeyError):
+        rules.by_id("no-such-rule")
+
+
+@pytest.mark.parametrize("dtype", ["fp8", "fp8_e4m3", "fp8_e5m2", "fp8_ds_mla"])
+def test_every_fp8_kv_cache_is_refused_for_sparse_mla_on_rocm(dtype: str) -> None:
+    with pytest.raises(
+        PlanError, match=rf"^\[rocm-sparse-mla-no-fp8-kv\] --kv-cache-dtype {dtype}"
+    ):
+        plan("deepseek-v3.2", overrides=PlanOverrides(kv_cache_dtype=dtype))
+    assert flag(plan("deepseek-v3.2", overrides=PlanOverrides(kv_cache_dtype="auto")),
+                "--kv-cache-dtype") == "auto"  # fmt: skip
+
+
+@pytest.mark.parametrize("platform", ["cuda", "rocm"])
+def test_gpu_plans_need_gpus_and_always_state_their_tp(platform: str) -> None:
+    with pytest.raises(PlanError, match="at least one GPU per node"):
+        plan("dense-gqa", platform=platform, gpus=0)
+    with pytest.raises(PlanError, match="more than the 2 GPUs per node"):
+        plan("dense-gqa", platform=platform, gpus=2, overrides=PlanOverrides(tensor_parallel=4))
+    assert flag(plan("dense-gqa", platform=platform, gpus=1), "--tensor-parallel-size") == "1"
+    assert flag(plan("dense-gqa", platform="cpu", gpus=1), "--tensor-parallel-size") is None
+
+
+def test_a_rule_without_conditions_holds_everywhere_and_rules_are_frozen() -> None:
+    import dataclasses
+
+    r = rules.Rule("any-fact", "topic", "why")
+    assert r.value is None and r.model_types == frozenset() and r.moe is None
+    for name in ("dense-gqa", "moe-mla", "vision"):
+        for platform in ("cpu", "cuda", "rocm"):
+            assert r.matches(platform=platform, version=rules.parse_version("0.1"), arch=arch(name))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.value = 1  # type: ignore[misc]
+
+
+def test_a_bad_vllm_version_says_how_to_write_one() -> None:
+    with pytest.raises(
+        ValueError, match=r"^vLLM version 'latest' is not a version number; pass it"
+    ):
+        rules.parse_version("latest")
+    v = rules.parse_version(" 0.14.1+rocm700 ")
+    assert rules.parse_version(v) is v
