@@ -619,3 +619,18 @@ def test_a_bad_vllm_version_says_how_to_write_one() -> None:
         rules.parse_version("latest")
     v = rules.parse_version(" 0.14.1+rocm700 ")
     assert rules.parse_version(v) is v
+
+
+def test_128_heads_per_gpu_fit_aiter_before_0_18() -> None:
+    """DeepSeek-V3.2 has 128 heads: on one GPU that is 128 per GPU, a size AITER accepts."""
+    p = plan("deepseek-v3.2", gpus=1)
+    assert flag(p, "--tensor-parallel-size") == "1"
+    assert p.env["VLLM_ROCM_USE_AITER"] == "1"
+    assert not any(d.rule == "rocm-aiter-heads-per-gpu" for d in p.decisions)
+
+
+def test_dense_qwen3_vl_model_type_also_stays_bf16_on_rocm() -> None:
+    config = {**PROFILES["qwen3-vl-235b"].config, "model_type": "qwen3_vl"}
+    a = from_config(config)
+    found = rules.find("precision", platform="rocm", vllm_version="0.14.1", arch=a)
+    assert found is not None and found.id == "rocm-qwen3-vl-bf16"
