@@ -70,6 +70,7 @@ _TOP_KEYS: Final[tuple[str, ...]] = (
     "min_requests",
     "requests_per_level",
     "warmup_requests",
+    "min_duration_s",
     "report_dir",
     "baseline_dir",
     "gates",
@@ -512,6 +513,14 @@ def parse_config(
         maximum=_MAX_REQUESTS,
         what="warm-up requests",
     )
+    if "min_duration_s" in t:
+        updates["min_duration_s"] = _number(
+            t["min_duration_s"],
+            root.key("min_duration_s"),
+            minimum=0.0,
+            maximum=86_400.0,
+            what="a minimum level duration in seconds",
+        )
     if "report_dir" in t:
         updates["report_dir"] = _path(t["report_dir"], root.key("report_dir"))
     if "baseline_dir" in t:

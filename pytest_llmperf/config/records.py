@@ -221,6 +221,8 @@ class PerfCase:
     warmup_requests: int
     gates: Gates
     load: OpenLoad | None = None  # open loop at a request rate; None: closed at concurrency
+    #: A closed-loop run keeps sending until it lasted this long, as well as ``requests``.
+    min_duration_s: float = 0.0
 
     @property
     def id(self) -> str:
@@ -242,6 +244,8 @@ class PerfConfig:
     min_requests: int = DEFAULT_MIN_REQUESTS
     requests_per_level: tuple[tuple[int, int], ...] = ()
     warmup_requests: int = DEFAULT_WARMUP_REQUESTS
+    #: Closed-loop levels run until both their requests and this many seconds are reached.
+    min_duration_s: float = 0.0
     report_dir: Path = Path(".llmperf")
     baseline_dir: Path = Path("baselines")
     gates: tuple[GateRule, ...] = ()
@@ -326,6 +330,7 @@ class PerfConfig:
                             runs=self.runs,
                             warmup_requests=self.warmup_requests,
                             gates=self.gates_for(m.name, w.name, c),
+                            min_duration_s=self.min_duration_s,
                         )
                     )
         return tuple(out)

@@ -13,7 +13,8 @@ import asyncio
 import gc
 import random
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal
@@ -92,6 +93,11 @@ class _Runner:
         self.total = 0
         self.t0 = 0.0
         self.stopped = False  # set by the liveness watchdog: send nothing more
+        #: ``min_duration_s``: builds ``count`` more requests from index ``start`` (fresh
+        #: prompts), into ``prepared`` for the token check; None: the given requests only.
+        self.refill: Callable[[int, int], Awaitable[list[PreparedRequest]]] | None = None
+        self.next_index = 0
+        self.prepared: dict[int, PreparedRequest] = {}
 
     def stop(self) -> None:
         self.stopped = True
@@ -127,16 +133,56 @@ class _Runner:
         self.total = len(reqs)
         self.t0 = time.perf_counter()
         if spec.mode == "closed":
-            it = iter(reqs)
+            assert spec.concurrency is not None
+            pending = deque(reqs)
+            extend = record and spec.min_duration_s > 0 and self.refill is not None
+            batch = max(2 * spec.concurrency, 16)
+            refilling: list[asyncio.Task[None]] = []
+
+            def short() -> bool:  # the level has not lasted min_duration_s yet
+                return extend and time.perf_counter() - self.t0 < spec.min_duration_s
+
+            async def more() -> None:
+                assert self.refill is not None
+                start, self.next_index = self.next_index, self.next_index + batch
+                new = await self.refill(start, batch)
+                self.prepared.update((r.index, r) for r in new)
+                pending.extend(new)
+                self.total += len(new)
+
+            failed: list[BaseException] = []
+
+            def done(task: asyncio.Task[None]) -> None:
+                refilling.clear()
+                if not task.cancelled() and task.exception() is not None:
+                    failed.append(task.exception())  # type: ignore[arg-type]
+
+            async def take() -> PreparedRequest | None:
+                while not self.stopped:
+                    if failed:
+                        raise failed[0]
+                    if len(pending) <= batch and short() and not refilling:
+                        # build the next prompts before they are needed (``/tokenize``)
+                        task = asyncio.create_task(more())
+                        refilling.append(task)
+                        task.add_done_callback(done)
+                    if pending:
+                        return pending.popleft()
+                    if not refilling:
+                        return None
+                    await asyncio.wait([refilling[0]])
+                return None
 
             async def worker() -> None:
-                for req in it:
-                    if self.stopped:
-                        break
+                while (req := await take()) is not None:
                     await self.one(req, time.perf_counter(), record)
 
-            assert spec.concurrency is not None
-            await asyncio.gather(*(worker() for _ in range(min(spec.concurrency, len(reqs)))))
+            try:
+                n_workers = min(spec.concurrency, len(reqs))
+                await asyncio.gather(*(worker() for _ in range(n_workers)))
+            finally:
+                for task in refilling:
+                    task.cancel()
             return
         assert spec.rate is not None
         rng = random.Random(spec.seed)
@@ -229,6 +275,18 @@ async def _run_async(
         use_raw = http_client == "raw" or (http_client == "auto" and httptools_available())
         raw_client = RawClient(endpoint.base_url, endpoint.headers()) if use_raw else None
         runner = _Runner(session, endpoint, spec, writer, progress, keep_raw, raw_client)
+        if spec.min_duration_s > 0:
+            if requests is not None:
+                raise ValueError(
+                    "min_duration_s needs the load generator to build its own requests; "
+                    "given requests cannot be extended"
+                )
+
+            async def refill(start: int, count: int) -> list[PreparedRequest]:
+                return await prepare_requests(session, endpoint, workload, count, start_index=start)
+
+            runner.refill, runner.prepared = refill, prepared
+            runner.next_index = spec.num_requests + spec.warmup_requests
         try:
             if warm:
                 await watchdog.guard(

@@ -37,6 +37,9 @@ class LoadSpec:
     warmup_requests: int = 0
     timeout_s: float = 600.0
     seed: int = 0
+    #: Closed loop: keep sending past ``num_requests`` until the measured phase has lasted
+    #: this long (both the count and the duration are reached); 0: the count alone.
+    min_duration_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in ("closed", "open"):
@@ -53,6 +56,13 @@ class LoadSpec:
             raise ValueError("num_requests must be >= 1 and warmup_requests >= 0")
         if not self.timeout_s > 0:
             raise ValueError("timeout_s must be > 0")
+        if not (math.isfinite(self.min_duration_s) and self.min_duration_s >= 0):
+            raise ValueError(f"min_duration_s must be >= 0 seconds, got {self.min_duration_s}")
+        if self.min_duration_s and self.mode != "closed":
+            raise ValueError(
+                "min_duration_s sizes a closed-loop level; an open loop's length is its "
+                "num_requests at its rate"
+            )
 
     def scaled(self, multiplier: float | str) -> LoadSpec:
         """Request count times a multiplier (``quick`` 0.5, ``default`` 1, ``thorough`` 3)."""

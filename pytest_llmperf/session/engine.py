@@ -619,6 +619,12 @@ class PerfEngine:
             raise PerfFailure(
                 f"{case.id}: nothing sent: the server hung earlier in this session ({earlier})"
             )
+        if case.min_duration_s and (case.load is not None or _own_requests(case.workload)):
+            raise PerfFailure(
+                f"{case.id}: min_duration_s sizes closed-loop levels of preset workloads; "
+                "this case is open-loop or builds its own requests (dataset, input_lengths, "
+                "shared_prefix_tokens, turns): size it by requests instead"
+            )
         workload = to_load_workload(case.workload)
         runs: list[dict[str, float]] = []
         details: list[dict[str, Any]] = []
@@ -640,6 +646,7 @@ class PerfEngine:
                 arrival="poisson" if case.load is None else case.load.arrival,
                 num_requests=case.requests,
                 warmup_requests=case.warmup_requests,  # every run: each starts warm
+                min_duration_s=case.min_duration_s,
                 timeout_s=self.options.request_timeout,
                 seed=r,
             )
@@ -697,6 +704,7 @@ class PerfEngine:
             details.append(
                 {
                     "summary": result.summary.to_json(),
+                    "samples": {m: int(v.size) for m, v in pooled[-1].items()},
                     "client": result.health.to_json(),
                     "token_check": result.token_check.to_json(),
                     **extra,
@@ -1044,6 +1052,7 @@ def case_from_marker(
         "requests",
         "runs",
         "warmup_requests",
+        "min_duration_s",
         "throughput_floor",
         "output_throughput_floor",
         "p99_ceiling_ms",
@@ -1133,6 +1142,20 @@ def case_from_marker(
         warmup_requests=int(kwargs.get("warmup_requests", config.warmup_requests)),
         gates=gates,
         load=load,
+        min_duration_s=_marker_duration(kwargs.get("min_duration_s", config.min_duration_s)),
+    )
+
+
+def _marker_duration(value: Any) -> float:
+    """``@pytest.mark.llmperf(min_duration_s=...)``, checked like the config key."""
+    from pytest_llmperf.config.validate import KeyPath, _number
+
+    return _number(
+        value,
+        KeyPath("@pytest.mark.llmperf", "min_duration_s"),
+        minimum=0.0,
+        maximum=86_400.0,
+        what="a minimum level duration in seconds",
     )
 
 
