@@ -17,6 +17,7 @@ from pytest_llmperf.config.records import ModelSpec
 from pytest_llmperf.config.validate import (
     KeyPath,
     _choice,
+    _env_table,
     _int,
     _kind,
     _levels,
@@ -159,20 +160,6 @@ class ABConfig:
         return self.variant(name).vllm_version
 
 
-def _env(value: object, at: KeyPath) -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        at.fail(f"expected a table, got {_kind(value)}", 'write env = { NAME = "value" }')
-    out: dict[str, str] = {}
-    for k, v in value.items():
-        if not isinstance(k, str) or not k or not isinstance(v, str):
-            at.key(str(k)).fail(
-                f"environment values must be strings, got {_kind(v)} {v!r}",
-                'quote the value, e.g. VLLM_ROCM_USE_AITER = "1"',
-            )
-        out[k] = v
-    return out
-
-
 def _version(value: object, at: KeyPath) -> str:
     text = _str(value, at, what="a vLLM version")
     if not _VERSION_RE.match(text):
@@ -197,7 +184,11 @@ def parse_variant(value: object, at: KeyPath) -> Variant:
         extra_args=_str_list(t["extra_args"], at.key("extra_args"), what="arguments")
         if "extra_args" in t
         else (),
-        env=_env(t["env"], at.key("env")) if "env" in t else {},
+        env=(
+            _env_table(t["env"], at.key("env"), example='VLLM_ROCM_USE_AITER = "1"')
+            if "env" in t
+            else {}
+        ),
         launch_prefix=_str_list(t["launch_prefix"], at.key("launch_prefix"), what="arguments")
         if "launch_prefix" in t
         else (),

@@ -32,6 +32,7 @@ from pytest_llmperf.config.records import (
 from pytest_llmperf.config.validate import (
     KeyPath,
     _choice,
+    _env_table,
     _int,
     _kind,
     _levels,
@@ -280,17 +281,7 @@ def _parse_model(value: object, at: KeyPath) -> ModelSpec:
         )
     env: dict[str, str] = {}
     if "env" in t:
-        env_at = at.key("env")
-        env_t = t["env"]
-        if not isinstance(env_t, Mapping):
-            env_at.fail(f"expected a table, got {_kind(env_t)}", 'write env = { NAME = "value" }')
-        for k, v in env_t.items():
-            if not isinstance(k, str) or not k or not isinstance(v, str):
-                env_at.key(str(k)).fail(
-                    f"environment values must be strings, got {_kind(v)} {v!r}",
-                    'quote the value, e.g. VLLM_CPU_KVCACHE_SPACE = "4"',
-                )
-            env[k] = v
+        env = _env_table(t["env"], at.key("env"), example='VLLM_CPU_KVCACHE_SPACE = "4"')
     return ModelSpec(
         name=name,
         tiny=tiny,

@@ -58,6 +58,22 @@ def _table(value: object, at: KeyPath, known: Sequence[str]) -> Mapping[str, Any
     return value
 
 
+def _env_table(value: object, at: KeyPath, *, example: str) -> dict[str, str]:
+    """An ``env = { NAME = "value" }`` table: string names to string values (``example`` is the
+    quoted assignment the error suggests)."""
+    if not isinstance(value, Mapping):
+        at.fail(f"expected a table, got {_kind(value)}", 'write env = { NAME = "value" }')
+    out: dict[str, str] = {}
+    for k, v in value.items():
+        if not isinstance(k, str) or not k or not isinstance(v, str):
+            at.key(str(k)).fail(
+                f"environment values must be strings, got {_kind(v)} {v!r}",
+                f"quote the value, e.g. {example}",
+            )
+        out[k] = v
+    return out
+
+
 def _put_int(
     out: dict[str, Any],
     table: Mapping[str, Any],
