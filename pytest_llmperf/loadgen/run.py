@@ -2,7 +2,7 @@
 (``transport``), then parse (``sse``), cross-check tokens (``tokens``) and judge the client's
 own health. ``run_load`` is the entry point.
 
-Size (about 410 lines), stated: one ``_Runner`` per run holds the event loop's state (the
+Size (about 500 lines), stated: one ``_Runner`` per run holds the event loop's state (the
 session, the schedule, the records, the liveness watchdog); the hot path itself is in
 ``transport`` and the parsing in ``sse``.
 """
