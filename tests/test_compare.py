@@ -589,3 +589,67 @@ def test_variance_prior_is_frozen() -> None:
 
     with pytest.raises(dataclasses.FrozenInstanceError):
         VariancePrior(4.0, 1.0, 3).d0 = 5.0  # type: ignore[misc]
+
+
+def test_decision_boundaries_are_inclusive_where_the_rule_says() -> None:
+    from pytest_llmperf.verdicts.compare import _CODES, decide
+
+    band = math.log1p(0.05)
+
+    def outcome(lr: float, lo: float, hi: float, p_harm: float, p_better: float) -> Outcome:
+        code = decide(lr, lo, hi, p_harm, p_better, higher_is_better=True, tolerance=0.05,
+                      alpha=0.05)  # fmt: skip
+        return _CODES[int(code)]
+
+    # p exactly alpha is significant; an estimate exactly at the band edge is not beyond it
+    assert outcome(-0.2, -0.3, -0.1, 0.05, 1.0) is Outcome.REGRESSION
+    assert outcome(-band, -band - 0.1, -band + 0.1, 0.0, 1.0) is Outcome.INCONCLUSIVE
+    assert outcome(0.2, 0.1, 0.3, 1.0, 0.05) is Outcome.IMPROVEMENT
+    assert outcome(band, band - 0.1, band + 0.1, 1.0, 0.0) is Outcome.INCONCLUSIVE
+    assert outcome(0.2, 0.1, 0.3, 1.0, 0.06) is Outcome.INCONCLUSIVE  # big but not significant
+    # a CI touching the band edges is still inside it
+    assert outcome(0.0, -band, band, 0.5, 0.5) is Outcome.NO_CHANGE
+    # lower-is-better mirrors: a latency up 20% is the regression
+    code = decide(0.2, 0.1, 0.3, 0.0, 1.0, higher_is_better=False, tolerance=0.05, alpha=0.05)
+    assert _CODES[int(code)] is Outcome.REGRESSION
+
+
+def test_change_and_percent_formatting() -> None:
+    from pytest_llmperf.verdicts.compare import _change, _pct
+
+    assert (_change(1.053), _change(0.9), _change(0.99999), _change(1.0)) == (
+        "+5.3%", "-10.0%", "+0.0%", "+0.0%",
+    )  # fmt: skip
+    assert _change(1.0004) == "+0.0%" and _change(1.0006) == "+0.1%"
+    assert (_pct(0.1234), _pct(None), _pct(0.0)) == ("12.3%", "n/a", "0.0%")
+
+
+def test_one_run_fallback_follows_the_direction() -> None:
+    up = compare_metric([100.0], [130.0], direction="lower")
+    down = compare_metric([100.0], [70.0], direction="lower")
+    assert (up.verdict, down.verdict) == (Outcome.REGRESSION, Outcome.IMPROVEMENT)
+    assert compare_metric([100.0], [104.0], direction="lower").verdict is Outcome.NO_CHANGE
+
+
+def test_absolute_check_details() -> None:
+    v = compare_metric([1.0, 0.98], [1.0, 0.96], direction="exact", metric="success_rate")
+    assert v.verdict is Outcome.REGRESSION
+    assert v.ratio == pytest.approx(0.98 / 0.99)
+    assert v.cov_baseline is not None and v.cov_current is not None  # two runs give a CoV
+    assert v.message == (
+        "success_rate must be 1 in every run; it was not in 1 of 2 runs (lowest 0.96)"
+        "; the baseline had such runs too."
+    )
+    clean = compare_metric([1.0], [1.0, 0.9], direction="exact", metric="success_rate")
+    assert "baseline had such runs" not in clean.message
+    assert clean.cov_baseline is None  # one run: no spread
+
+
+def test_parameter_edges() -> None:
+    b, c = [1.0, 1.1, 0.9], [1.0, 1.05, 0.95]
+    for alpha in (0.0, 0.5):
+        with pytest.raises(ValueError, match=r"must be between 0 and 0.5"):
+            compare_metric(b, c, direction="higher", alpha=alpha)
+    assert compare_metric(b, c, direction="higher", tolerance=0.0).tolerance == 0.0
+    v = compare_metric([1.0, 2.0], [1.5, 2.5], direction="higher")
+    assert v.cov_baseline == pytest.approx(float(np.std([1.0, 2.0], ddof=1) / 1.5))
