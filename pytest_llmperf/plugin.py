@@ -509,11 +509,15 @@ def _add_properties(item: pytest.Item, engine: PerfEngine, case_id: str) -> None
                 item.user_properties.append(
                     ("llmperf.inconclusive", ",".join(g.name for g in unsure))
                 )
-                item.warn(
+                import warnings
+
+                # warnings.warn, not item.warn: a matrix item has no line number to point at
+                warnings.warn(
                     LLMPerfInconclusive(
                         f"{case_id}: INCONCLUSIVE gate(s), not a failure unless "
                         "--llmperf-strict: " + "; ".join(g.describe() for g in unsure)
-                    )
+                    ),
+                    stacklevel=2,
                 )
 
 

@@ -82,3 +82,43 @@ def test_results_json_carries_counts_and_bounds(tmp_path: Path) -> None:
     bad["cases"][0]["gates"][0]["verdict"] = "MAYBE"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema(), cls=jsonschema.Draft202012Validator)
+
+
+def test_an_inconclusive_gate_passes_with_a_warning_and_fails_strict(
+    pytester: pytest.Pytester,
+) -> None:
+    """A whole pytest session against the measuring instrument (known timings): a matrix case
+    and a marker test, each with a p99 TTFT ceiling far above the instrument's 20 ms and 8
+    requests. Not a failure, but warned (``LLMPerfInconclusive``) and shown; a failure under
+    --llmperf-strict."""
+    from pytest_llmperf.testing.instrument import running_instrument
+
+    pytester.path.joinpath("llmperf.toml").write_text(
+        "concurrency = [2]\nmin_requests = 8\nwarmup_requests = 2\n"
+        "[client]\nloop_lag_p99_ms = 60000\n"
+        '[[models]]\nname = "dense-gqa"\ntiny = "dense-gqa"\n'
+        '[[workloads]]\nname = "text"\npreset = "text"\ninput_tokens = 32\noutput_tokens = 8\n'
+        "[[gates]]\np99_ttft_ms_max = 60000\n"
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.llmperf(model="dense-gqa", requests=8, concurrency=2, p99_ttft_ms=60000)
+        def test_marker(llmperf_run):
+            llmperf_run()
+        """
+    )
+    with running_instrument() as inst:
+        args = (
+            "-p", "no:cacheprovider", "--llmperf", "--llmperf-endpoint", inst.base_url,
+            "--llmperf-served-model", "instrument?ttft=0.02&itl=0.01",
+        )  # fmt: skip
+        ok = pytester.runpytest_subprocess(*args, timeout=300)
+        strict = pytester.runpytest_subprocess(*args, "--llmperf-strict", timeout=300)
+    text = ok.stdout.str()
+    assert ok.ret == 0, text
+    ok.assert_outcomes(passed=2, warnings=2)
+    assert text.count("LLMPerfInconclusive") >= 2 and "INCONCLUSIVE p99_ttft_ms" in text
+    strict.assert_outcomes(failed=2)
+    assert "FAIL INCONCLUSIVE (strict) p99_ttft_ms" in strict.stdout.str()
