@@ -40,6 +40,9 @@ MODULES=("$@")
 printf '%-22s %8s %8s %7s\n' module killed total score
 for mod in "${MODULES[@]}"; do
     tests=${TESTS[$mod]:?unknown module $mod (known: ${!TESTS[*]})}
+    # With MUTATION_INCREMENTAL=1 the survivors of the last run have already passed the mapped
+    # tests; MUTATION_TESTS can name just the tests added since (one run can only add kills).
+    tests=${MUTATION_TESTS:-$tests}
     work=$(mktemp -d "/tmp/llmperf-mutation-${mod//\//-}.XXXX")
     git archive HEAD | tar -x -C "$work"
     cache="$TOOLS/cache/${mod//\//-}.sqlite"
