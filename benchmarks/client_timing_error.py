@@ -10,7 +10,12 @@ token every ``itl`` after that, and stamps every chunk with its ``perf_counter``
   which is NOT the client's error: on an oversubscribed machine it dominates);
 - the machine's load average, because every figure here depends on it.
 
-    .venv/bin/python benchmarks/client_timing_error.py [--streams 1 100 1000]
+    .venv/bin/python benchmarks/client_timing_error.py [--streams 1 100 1000] [--layout auto|none]
+
+With ``--layout auto`` (the default, as the plugin's CPU layout) the instrument runs on every core
+but the last and the client on the last one, so neither steals the other's CPU; ``none`` leaves
+both to the scheduler. The last lines print a verdict against the goal: TTFT and ITL error p99
+<= 1 ms at every level.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pytest_llmperf.testing.instrument import Instrument
 from pytest_llmperf.workload.prompts import Workload
 
 TTFT_S, ITL_S, OUT = 0.5, 0.1, 20
+GOAL_MS = 1.0
 
 
 def measure(inst: Instrument, streams: int) -> dict[str, float]:
@@ -70,9 +76,15 @@ def measure(inst: Instrument, streams: int) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--streams", type=int, nargs="*", default=[1, 100, 1000])
+    ap.add_argument("--layout", choices=("auto", "none"), default="auto")
     a = ap.parse_args()
     rows = []
     with Instrument() as inst:
+        cores = sorted(os.sched_getaffinity(0))
+        if a.layout == "auto" and len(cores) >= 2:
+            os.sched_setaffinity(inst.pid, set(cores[:-1]))
+            os.sched_setaffinity(0, {cores[-1]})
+            print(f"layout: instrument on cores {cores[:-1]}, client on core {cores[-1]}")
         measure(inst, 10)  # warm up both sides
         for n in a.streams:
             rows.append(measure(inst, n))
@@ -89,6 +101,13 @@ def main() -> None:
             f"{r['instrument_late_p50_ms']:.1f} / p99 {r['instrument_late_p99_ms']:.1f} ms; "
             f"success {100 * r['success']:.0f}%; load avg {r['load_avg_1m']:.1f} on "
             f"{os.cpu_count()} cores"
+        )
+    for r in rows:
+        met = r["ttft_err_p99_ms"] <= GOAL_MS and r["itl_err_p99_abs_ms"] <= GOAL_MS
+        print(
+            f"{r['streams']:>5} streams: goal TTFT and ITL error p99 <= {GOAL_MS:.0f} ms -> "
+            f"{'MET' if met else 'NOT MET'} ({r['ttft_err_p99_ms']:.2f} / "
+            f"{r['itl_err_p99_abs_ms']:.2f} ms, layout {a.layout})"
         )
 
 

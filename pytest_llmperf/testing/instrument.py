@@ -302,6 +302,13 @@ class Instrument:
         return Endpoint(self.base_url, f"instrument?{query}" if query else "instrument")
 
     @property
+    def pid(self) -> int:
+        """The instrument process's pid (e.g. to pin it to cores the client does not use)."""
+        if self._proc is None:
+            raise RuntimeError("instrument not started")
+        return self._proc.pid
+
+    @property
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
