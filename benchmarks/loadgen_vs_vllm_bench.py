@@ -1,15 +1,21 @@
 """Our load generator vs ``vllm bench serve``'s client, against the SAME real vLLM CPU server.
 
-Each client runs in its own fresh process (so CPU seconds and peak RSS are its own), on the
-same workload: N requests of 500 input / 100 output tokens (ignore_eos) at concurrency C.
-Only the load phase is measured (``resource.getrusage`` around ``run_load`` for ours, around
-``vllm.benchmarks.serve.benchmark`` for vLLM's; prompt building is excluded for both).
+The server is a tiny dense model launched as the engine launches one (``benchmarks/
+_tiny_server.py``: the planner's flags, the ``auto`` CPU layout), and each client runs in its
+own fresh process pinned to the layout's client core — both clients get the same core, so
+neither's figures are bent by fighting the server for CPU. CPU seconds and peak RSS are the
+client's own; only the load phase is timed (prompt building is excluded for both).
 
-    .venv/bin/python benchmarks/loadgen_vs_vllm_bench.py            # full: c = 1, 100, 1000
-    .venv/bin/python benchmarks/loadgen_vs_vllm_bench.py --quick    # c = 1000 only
+A shape is ``endpoint:input/output:concurrency:requests``; requests use ignore_eos. Default
+shapes: completions and chat at 500/100 for c = 1, 64, 1,000, and 2,048/512 at c = 1 and 64:
 
-The last lines are the figures and ratios (requirements: CPU ratio <= 0.5, 100% success,
-output tok/s and median TTFT within 10%, peak RSS <= 300 MB).
+    .venv/bin/python benchmarks/loadgen_vs_vllm_bench.py            # every default shape
+    .venv/bin/python benchmarks/loadgen_vs_vllm_bench.py --quick    # completions 500/100 c=1000
+    .venv/bin/python benchmarks/loadgen_vs_vllm_bench.py --shapes chat:500/100:64:192
+
+The last lines are a verdict per shape and figure against the goals: output tok/s and median /
+p99 TTFT and ITL within 10% of ``vllm bench serve``'s; at c=1,000 also CPU ratio <= 0.5 and
+peak RSS <= 300 MB.
 """
 
 from __future__ import annotations
@@ -26,7 +32,32 @@ from typing import Any
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
-IN_TOKENS, OUT_TOKENS = 500, 100
+FIGURES = ("output_throughput", "median_ttft_ms", "p99_ttft_ms", "median_itl_ms", "p99_itl_ms")
+DEFAULT_SHAPES = (
+    "completions:500/100:1:30",
+    "completions:500/100:64:192",
+    "completions:500/100:1000:1000",
+    "chat:500/100:1:30",
+    "chat:500/100:64:192",
+    "chat:500/100:1000:1000",
+    "completions:2048/512:1:8",
+    "completions:2048/512:64:64",
+    "chat:2048/512:64:64",
+)
+
+
+def parse_shape(text: str) -> tuple[str, int, int, int, int]:
+    try:
+        endpoint, io, c, n = text.split(":")
+        i, o = io.split("/")
+        if endpoint not in ("completions", "chat"):
+            raise ValueError(endpoint)
+        return endpoint, int(i), int(o), int(c), int(n)
+    except ValueError:
+        raise SystemExit(
+            f"bad shape {text!r}: write endpoint:input/output:concurrency:requests, "
+            "e.g. chat:500/100:64:192 (endpoint is completions or chat)"
+        ) from None
 
 
 def _rusage() -> tuple[float, float]:
@@ -34,13 +65,14 @@ def _rusage() -> tuple[float, float]:
     return r.ru_utime + r.ru_stime, r.ru_maxrss / 1024.0
 
 
-def client_ours(base_url: str, model: str, n: int, c: int) -> dict[str, Any]:
+def client_ours(base_url: str, model: str, shape: str) -> dict[str, Any]:
     from pytest_llmperf.core.endpoint import Endpoint
     from pytest_llmperf.loadgen.run import LoadSpec, run_load
     from pytest_llmperf.workload.prompts import Workload, prepare_requests_sync
 
+    endpoint, i, o, c, n = parse_shape(shape)
     ep = Endpoint(base_url, model)
-    w = Workload("bench", input_tokens=IN_TOKENS, output_tokens=OUT_TOKENS, seed=int(time.time()))
+    w = Workload("bench", endpoint=endpoint, input_tokens=i, output_tokens=o, seed=int(time.time()))  # type: ignore[arg-type]
     reqs = prepare_requests_sync(ep, w, n)
     cpu0, _ = _rusage()
     r = run_load(ep, w, LoadSpec(concurrency=c, num_requests=n, timeout_s=1800), requests=reqs)
@@ -53,8 +85,12 @@ def client_ours(base_url: str, model: str, n: int, c: int) -> dict[str, Any]:
         "failed": s.failed,
         "output_throughput": s.output_throughput,
         "median_ttft_ms": s.latency["ttft"].median,
+        "p99_ttft_ms": s.latency["ttft"].p99,
+        "median_itl_ms": s.latency["itl"].median,
+        "p99_itl_ms": s.latency["itl"].p99,
         "total_output_tokens": s.total_output_tokens,
         "chunks": s.chunks,
+        "late_reads": r.health.late_reads,
         "peak_rss_mb": rss,
         "token_check": r.token_check.status,
         "metrics_check": r.token_check.metrics_status,
@@ -62,7 +98,7 @@ def client_ours(base_url: str, model: str, n: int, c: int) -> dict[str, Any]:
     }
 
 
-def client_vllm(base_url: str, model: str, model_dir: str, n: int, c: int) -> dict[str, Any]:
+def client_vllm(base_url: str, model: str, model_dir: str, shape: str) -> dict[str, Any]:
     import importlib.metadata as md
 
     real_version = md.version
@@ -74,24 +110,29 @@ def client_vllm(base_url: str, model: str, model_dir: str, n: int, c: int) -> di
     import vllm.benchmarks.serve as serve
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
+    endpoint, i, o, c, n = parse_shape(shape)
+    backend = ["--backend", "openai-chat", "--endpoint", "/v1/chat/completions"]
+    if endpoint == "completions":
+        backend = ["--backend", "vllm"]
     parser = FlexibleArgumentParser()
     serve.add_cli_args(parser)
     args = parser.parse_args(
         [
-            "--backend", "vllm",
+            *backend,
             "--base-url", base_url,
             "--model", model_dir,
             "--served-model-name", model,
             "--tokenizer", model_dir,
             "--dataset-name", "random",
-            "--random-input-len", str(IN_TOKENS),
-            "--random-output-len", str(OUT_TOKENS),
+            "--random-input-len", str(i),
+            "--random-output-len", str(o),
             "--num-prompts", str(n),
             "--max-concurrency", str(c),
             "--ignore-eos",
             "--disable-tqdm",
             "--seed", str(int(time.time())),
             "--percentile-metrics", "ttft,tpot,itl,e2el",
+            "--metric-percentiles", "50,99",
         ]
     )  # fmt: skip
     measured: dict[str, float] = {}
@@ -114,16 +155,28 @@ def client_vllm(base_url: str, model: str, model_dir: str, n: int, c: int) -> di
         "failed": result.get("failed", n - result["completed"]),
         "output_throughput": result["output_throughput"],
         "median_ttft_ms": result["median_ttft_ms"],
+        "p99_ttft_ms": result["p99_ttft_ms"],
+        "median_itl_ms": result["median_itl_ms"],
+        "p99_itl_ms": result["p99_itl_ms"],
         "total_output_tokens": result["total_output_tokens"],
         "chunks": None,
         "peak_rss_mb": rss,
     }
 
 
-def run_client(kind: str, base_url: str, model: str, model_dir: str, n: int, c: int) -> dict:
-    cmd = [sys.executable, str(HERE), f"client-{kind}", base_url, model, model_dir, str(n), str(c)]
+def run_client(kind: str, base_url: str, model: str, model_dir: str, shape: str) -> dict:
+    from _tiny_server import layout
+
+    cmd = [sys.executable, str(HERE), f"client-{kind}", base_url, model, model_dir, shape]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    lay = layout()
+    client = set(lay.client) if lay is not None else None
+
+    def pin() -> None:
+        if client is not None:
+            os.sched_setaffinity(0, client)
+
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False, preexec_fn=pin)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
     if out.returncode != 0 or not lines:
         raise RuntimeError(f"{kind} client failed ({out.returncode}):\n{out.stderr[-3000:]}")
@@ -132,96 +185,86 @@ def run_client(kind: str, base_url: str, model: str, model_dir: str, n: int, c: 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="concurrency 1000 only")
+    ap.add_argument("--quick", action="store_true", help="completions 500/100 at c=1000 only")
     ap.add_argument("--base-url", help="use an already running vLLM server")
     ap.add_argument("--model-dir", help="its model directory (for vLLM's client tokenizer)")
-    ap.add_argument("--repeats", type=int, default=2, help="runs of each client per level")
-    ap.add_argument("--levels", nargs="*", help="concurrency:requests pairs, e.g. 100:300")
+    ap.add_argument("--repeats", type=int, default=1, help="runs of each client per shape")
+    ap.add_argument("--shapes", nargs="*", help="endpoint:input/output:concurrency:requests")
     a = ap.parse_args()
 
-    levels = [(1000, 1000)] if a.quick else [(1000, 1000), (100, 300), (1, 30)]
-    if a.levels:
-        levels = [(int(c), int(n)) for c, n in (lv.split(":") for lv in a.levels)]
+    shapes = list(a.shapes or (["completions:500/100:1000:1000"] if a.quick else DEFAULT_SHAPES))
+    for sh in shapes:
+        parse_shape(sh)
     if a.base_url:
         server = None
         base_url, model_dir, model = a.base_url, a.model_dir, "tiny"
     else:
-        from pytest_llmperf.server.process import VLLMServer
-        from pytest_llmperf.server.tiny_models import build_tiny_model
+        from _tiny_server import start_tiny_server
 
-        model_dir = str(build_tiny_model("dense-gqa"))
-        server = VLLMServer(
-            model_dir,
-            args=("--gpu-memory-utilization", "0.2", "--max-model-len", "2048"),
-            # 1 GiB of KV cache holds all 1,000 sequences; more only invites the OOM killer
-            env={
-                "HF_HUB_OFFLINE": "1",
-                "VLLM_CACHE_ROOT": "/tmp/vllm-cache-bench",
-                "VLLM_CPU_KVCACHE_SPACE": "1",
-            },
-            served_model_name="tiny",
-        ).start()
+        server, model_dir = start_tiny_server("dense-gqa", max_len=4096)
         base_url, model = server.base_url, "tiny"
-    rows: list[tuple[int, dict, dict]] = []
+    rows: list[tuple[str, dict, dict]] = []
     try:
-        run_client("ours", base_url, model, model_dir, 50, 50)  # warm the server
-        for c, n in levels:
-            # interleaved and repeated: the machine's load drifts, and every client CPU-second
-            # and server token rate depends on it; keep the run with the median CPU of each
+        run_client("ours", base_url, model, model_dir, "completions:500/100:50:50")  # warm-up
+        for shape in shapes:
+            # interleaved and repeated: the machine's load drifts; keep each client's run with
+            # the median CPU
             runs: dict[str, list[dict]] = {"ours": [], "vllm": []}
-            for _ in range(a.repeats):
-                for kind in ("ours", "vllm") if len(runs["ours"]) % 2 == 0 else ("vllm", "ours"):
-                    runs[kind].append(run_client(kind, base_url, model, model_dir, n, c))
-                    print(f"c={c} n={n} {kind} {json.dumps(runs[kind][-1])}", flush=True)
+            for rep in range(a.repeats):
+                for kind in ("ours", "vllm") if rep % 2 == 0 else ("vllm", "ours"):
+                    runs[kind].append(run_client(kind, base_url, model, model_dir, shape))
+                    print(f"{shape} {kind} {json.dumps(runs[kind][-1])}", flush=True)
             ours, theirs = (
                 sorted(runs[k], key=lambda r: r["cpu_s"])[len(runs[k]) // 2]
                 for k in ("ours", "vllm")
             )
-            rows.append((c, ours, theirs))
+            rows.append((shape, ours, theirs))
     finally:
         if server is not None:
             server.stop()
+    report(rows)
 
-    print("\n=== loadgen vs vllm bench serve (same server, 500 in / 100 out, ignore_eos) ===")
-    for c, o, v in rows:
+
+def report(rows: list[tuple[str, dict, dict]]) -> None:
+    print("\n=== loadgen vs vllm bench serve (same server, both clients on the client core) ===")
+    for shape, o, v in rows:
         for who, r in (("ours", o), ("vllm", v)):
             done = max(r["completed"], 1)
             print(
-                f"c={c:<5} {who}: cpu {r['cpu_s']:.2f} s, "
-                f"{1000 * r['cpu_s'] / done:.2f} ms/request, "
-                f"{1e6 * r['cpu_s'] / max(r['total_output_tokens'], 1):.1f} us/token, success "
-                f"{100 * r['completed'] / (r['completed'] + r['failed']):.1f}%, "
-                f"{r['output_throughput']:.0f} out tok/s, median TTFT {r['median_ttft_ms']:.1f} ms"
+                f"{shape:30s} {who}: cpu {r['cpu_s']:.2f} s ({1000 * r['cpu_s'] / done:.2f} "
+                f"ms/request), success {100 * r['completed'] / (r['completed'] + r['failed']):.1f}%"
+                f", {r['output_throughput']:.0f} out tok/s, TTFT p50/p99 {r['median_ttft_ms']:.1f}"
+                f"/{r['p99_ttft_ms']:.1f} ms, ITL p50/p99 {r['median_itl_ms']:.2f}/"
+                f"{r['p99_itl_ms']:.2f} ms, peak RSS {r['peak_rss_mb']:.0f} MB"
             )
-    c, o, v = rows[0]
-
-    def verdict(ok: bool) -> str:
-        return "MET" if ok else "NOT MET"
-
-    cpu = o["cpu_s"] / v["cpu_s"]
-    tok = o["output_throughput"] / v["output_throughput"]
-    ttft = o["median_ttft_ms"] / v["median_ttft_ms"]
-    print(
-        f"c={c} CPU ratio ours/vllm = {cpu:.2f} (goal <= 0.5): {verdict(cpu <= 0.5)}\n"
-        f"c={c} output tok/s ratio = {tok:.3f} (goal within 10%, 0.9-1.1): "
-        f"{verdict(0.9 <= tok <= 1.1)}\n"
-        f"c={c} median TTFT ratio = {ttft:.3f} (goal within 10%, 0.9-1.1): "
-        f"{verdict(0.9 <= ttft <= 1.1)}\n"
-        f"c={c} success ours {o['completed']}/{o['completed'] + o['failed']}, "
-        f"vllm {v['completed']}/{v['completed'] + v['failed']}\n"
-        f"c={c} peak RSS ours {o['peak_rss_mb']:.0f} MB (goal <= 300 MB; 1 process): "
-        f"{verdict(o['peak_rss_mb'] <= 300)}, vllm client {v['peak_rss_mb']:.0f} MB"
-    )
+    print("\n=== verdicts (goal: ratio ours/vllm within 10%, 0.90-1.10) ===")
+    met_all = True
+    for shape, o, v in rows:
+        parts = []
+        for f in FIGURES:
+            ratio = o[f] / v[f] if v[f] else float("nan")
+            ok = 0.9 <= ratio <= 1.1
+            met_all &= ok
+            parts.append(f"{f} {ratio:.3f} {'MET' if ok else 'NOT MET'}")
+        print(f"{shape:30s} " + "; ".join(parts))
+        if parse_shape(shape)[3] >= 1000:
+            cpu = o["cpu_s"] / v["cpu_s"]
+            print(
+                f"{shape:30s} CPU ratio {cpu:.2f} (goal <= 0.5) "
+                f"{'MET' if cpu <= 0.5 else 'NOT MET'}"
+                f"; peak RSS ours {o['peak_rss_mb']:.0f} MB (goal <= 300) "
+                f"{'MET' if o['peak_rss_mb'] <= 300 else 'NOT MET'}"
+            )
+    print(f"every figure within 10%: {'MET' if met_all else 'NOT MET'}")
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1].startswith("client-"):
-        kind, base_url, model, model_dir, n, c = sys.argv[1:7]
-        fn = client_ours if kind == "client-ours" else None
+        kind, base_url, model, model_dir, shape = sys.argv[1:6]
         res = (
-            client_ours(base_url, model, int(n), int(c))
-            if fn
-            else client_vllm(base_url, model, model_dir, int(n), int(c))
+            client_ours(base_url, model, shape)
+            if kind == "client-ours"
+            else client_vllm(base_url, model, model_dir, shape)
         )
         print("RESULT " + json.dumps(res), flush=True)
     else:
