@@ -2,7 +2,9 @@
 
 Each argument is a ``results.json`` of one ``bash scripts/main-job.sh`` session (the built-in
 default, one run per level). For every case the WORST figure across sessions is kept (lowest
-throughput, highest p99), printed as the ``DEFAULT_MEASURED`` literal of
+throughput; for latencies the highest one-sided 95% UPPER BOUND of the p99, read from the
+session's request records — what a percentile gate compares with its limit), printed as the
+``DEFAULT_MEASURED`` literal of
 ``pytest_llmperf/config/defaults.py``, together with the spread across sessions (min/max of
 output tok/s) that decides how far below the worst session a floor can sit without flaking:
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -26,6 +29,24 @@ FIELDS = ("total_token_throughput", "output_throughput", "p99_ttft_ms", "p99_itl
 DROP = 0.70
 
 
+def p99_upper_bounds(records: Path) -> dict[str, float]:
+    """The 95% upper bound of each latency's p99 (ms) over one run's request records; NaN
+    where there are too few samples for a bound."""
+    from pytest_llmperf.metrics.quantile_bounds import quantile_bound
+
+    from pytest_llmperf.core.records import RequestRecord
+    from pytest_llmperf.metrics.summary import itl_per_token
+
+    recs = [RequestRecord.from_json(json.loads(ln)) for ln in records.read_text().splitlines()]
+    ok = [r for r in recs if r.error_kind is None and r.ttft is not None]
+    samples = {
+        "p99_ttft_ms": [r.ttft for r in ok],
+        "p99_itl_ms": [g for r in ok for g in itl_per_token(r)],
+        "p99_e2el_ms": [r.e2e for r in ok],
+    }
+    return {k: 1000.0 * quantile_bound(v, 0.99).upper for k, v in samples.items()}
+
+
 def load(path: Path) -> dict[tuple[str, str, int], dict[str, float]]:
     out = {}
     for c in json.loads(path.read_text())["cases"]:
@@ -33,7 +54,9 @@ def load(path: Path) -> dict[tuple[str, str, int], dict[str, float]]:
         if not runs or c.get("status") in ("ERROR", "INVALID"):
             continue
         m = runs[0]["detail"]["summary"]["metrics"]
-        out[(c["model"], c["workload"], int(c["concurrency"]))] = {k: float(m[k]) for k in FIELDS}
+        row = {k: float(m[k]) for k in FIELDS}
+        row.update(p99_upper_bounds(path.parent / "records" / f"{c['case_id']}-run1.jsonl"))
+        out[(c["model"], c["workload"], int(c["concurrency"]))] = row
     return out
 
 
@@ -54,8 +77,11 @@ def main() -> int:
         if len(seen) < len(sessions):
             print(f"    {key!r}: None,  # measured in {len(seen)} of {len(sessions)} sessions")
             continue
+        # lowest throughput, highest latency bound; a bound missing in any session stays NaN
         worst = [
-            min(v[f] for v in seen) if "throughput" in f else max(v[f] for v in seen)
+            min(v[f] for v in seen)
+            if "throughput" in f
+            else (math.nan if any(math.isnan(v[f]) for v in seen) else max(v[f] for v in seen))
             for f in FIELDS
         ]
         outs = [v["output_throughput"] for v in seen]
@@ -63,7 +89,7 @@ def main() -> int:
         floor = args.floor_fraction * min(outs)
         ok = DROP * max(outs) < floor
         caught += ok
-        vals = ", ".join(f"{x:.1f}" for x in worst)
+        vals = ", ".join("math.nan" if math.isnan(x) else f"{x:.1f}" for x in worst)
         print(f"    {key!r}: Measured({vals}),  # out tok/s spread {spread:.1%}, x0.7 caught: {ok}")
     print("}")
     n = len(keys)
