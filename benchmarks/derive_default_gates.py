@@ -32,9 +32,8 @@ DROP = 0.70
 def p99_upper_bounds(records: Path) -> dict[str, float]:
     """The 95% upper bound of each latency's p99 (ms) over one run's request records; NaN
     where there are too few samples for a bound."""
-    from pytest_llmperf.metrics.quantile_bounds import quantile_bound
-
     from pytest_llmperf.core.records import RequestRecord
+    from pytest_llmperf.metrics.quantile_bounds import quantile_bound
     from pytest_llmperf.metrics.summary import itl_per_token
 
     recs = [RequestRecord.from_json(json.loads(ln)) for ln in records.read_text().splitlines()]

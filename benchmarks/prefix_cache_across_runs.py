@@ -21,26 +21,41 @@ from dataclasses import replace
 from _tiny_server import pin_client, start_tiny_server
 
 from pytest_llmperf.core.endpoint import Endpoint
+from pytest_llmperf.core.probe import http_get
 from pytest_llmperf.loadgen.run import LoadSpec, run_load
-from pytest_llmperf.session.engine import _prefix_counters, _prefix_delta, prompt_seed
+from pytest_llmperf.metrics.server import (
+    PREFIX_HITS,
+    PREFIX_QUERIES,
+    Scrape,
+    guardrails,
+    parse_exposition,
+)
+from pytest_llmperf.session.engine import prompt_seed
 from pytest_llmperf.workload.prompts import Workload
 
 LEVELS = ((1, 8), (16, 48))
 RUNS = 3
 
 
+def scrape(ep: Endpoint) -> Scrape:
+    status, body = http_get(ep, "/metrics", timeout=10)
+    assert status == 200, f"/metrics answered {status}"
+    return parse_exposition(body.decode("utf-8", "replace"), (PREFIX_HITS, PREFIX_QUERIES))
+
+
 def session(ep: Endpoint, fresh: bool) -> tuple[float, float]:
     base = Workload("text", input_tokens=500, output_tokens=16)
-    before = _prefix_counters(ep)
+    before = scrape(ep)
     for c, n in LEVELS:
         case = f"tiny-text-c{c}"
         for run in range(RUNS):
             w = replace(base, seed=prompt_seed(case, run)) if fresh else base
             r = run_load(ep, w, LoadSpec(concurrency=c, num_requests=n, warmup_requests=0))
             assert r.summary.success_rate == 1.0, r.summary.errors
-    delta = _prefix_delta(before, _prefix_counters(ep))
-    assert delta is not None, "the server has no prefix-cache counters on /metrics"
-    return delta["hits"], delta["queries"]
+    g = guardrails(before, scrape(ep), {})
+    hits, queries = g["prefix_cache_hits"], g["prefix_cache_queries"]
+    assert hits is not None and queries, "the server has no prefix-cache counters on /metrics"
+    return hits, queries
 
 
 def main() -> int:

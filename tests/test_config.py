@@ -389,14 +389,17 @@ def test_default_config_matrix() -> None:
 def test_gates_from_measured_margins() -> None:
     rules = gates_from_measured(
         {("dense-gqa", "text", 16): Measured(1000.0, 500.0, 100.0, 10.0, 2000.0),
-         ("dense-gqa", "text", 64): None}
+         ("dense-gqa", "text", 64): None,
+         ("dense-gqa", "text", 1): Measured(300.0, 100.0, math.nan, 10.0, math.nan)}
     )  # fmt: skip
-    assert len(rules) == 1
+    assert len(rules) == 2
     cfg = PerfConfig(models=default_config().models, workloads=default_config().workloads,
                      gates=rules)  # fmt: skip
     g = cfg.gates_for("dense-gqa", "text", 16)
-    assert g == Gates(400.0, 200.0, 300.0, 110.0, 6000.0, 1.0)  # ITL: 10 ms + 100 ms slack
+    assert g == Gates(800.0, 400.0, 200.0, 30.0, 4000.0, 1.0)  # ITL: 10 ms + 20 ms slack
     assert cfg.gates_for("dense-gqa", "text", 64) == Gates()
+    # too few samples for a p99 bound (NaN): floors and the ITL ceiling, no TTFT/E2E ceiling
+    assert cfg.gates_for("dense-gqa", "text", 1) == Gates(240.0, 80.0, None, 30.0, None, 1.0)
     assert all(r.model is not None for r in DEFAULT_GATES)
 
 
