@@ -396,10 +396,10 @@ def test_gates_from_measured_margins() -> None:
     cfg = PerfConfig(models=default_config().models, workloads=default_config().workloads,
                      gates=rules)  # fmt: skip
     g = cfg.gates_for("dense-gqa", "text", 16)
-    assert g == Gates(800.0, 400.0, 200.0, 30.0, 4000.0, 1.0)  # ITL: 10 ms + 20 ms slack
+    assert g == Gates(600.0, 300.0, 200.0, 30.0, 4000.0, 1.0)  # ITL: 10 ms + 20 ms slack
     assert cfg.gates_for("dense-gqa", "text", 64) == Gates()
     # too few samples for a p99 bound (NaN): floors and the ITL ceiling, no TTFT/E2E ceiling
-    assert cfg.gates_for("dense-gqa", "text", 1) == Gates(240.0, 80.0, None, 30.0, None, 1.0)
+    assert cfg.gates_for("dense-gqa", "text", 1) == Gates(180.0, 60.0, None, 30.0, None, 1.0)
     assert all(r.model is not None for r in DEFAULT_GATES)
 
 

@@ -30,10 +30,13 @@ DEFAULT_MODELS: Final[tuple[ModelSpec, ...]] = (
     ModelSpec(name="vision", tiny="vision", workloads=("vision",)),
 )
 
-#: Fraction of the worst measured session's throughput a floor allows: a server 30% slower than
-#: the sessions below (x0.70) falls under it; the unchanged server stays above it unless a
-#: co-tenant takes more than a fifth of the machine.
-FLOOR_FRACTION: Final[float] = 0.8
+#: Fraction of the worst measured session's throughput a floor allows. This machine's own
+#: session-to-session spread is large: the three sessions below differed by 5-70% (most 14-39%),
+#: and a later session on the idle machine measured 0.76-1.24x their worst, case by case. So a
+#: floor that never fails the unchanged server sits at 0.6x; a server held to 70% of its core
+#: (0.51-0.71x) fails it in some cases (``benchmarks/slowed_server.py``), not all. Catching a
+#: 10-30% change on this noise is the comparator's and the interleaved A/B's job, not a floor's.
+FLOOR_FRACTION: Final[float] = 0.6
 #: Multiple of the worst measured p99 upper bound a ceiling allows: latency is what a busy 2-core
 #: box moves most (the same sessions' p99 bounds differed by up to 2x), so ceilings catch a
 #: doubling, and the throughput floors catch the 30% drop.
@@ -59,13 +62,13 @@ class Measured:
 # by three sessions of the main job on 2026-12-02 (``bash scripts/main-job.sh`` at nice -10 while
 # other engineers' tests ran at nice 0-19; load average 5-8), then
 #     .venv/bin/python benchmarks/derive_default_gates.py s2/results.json s3/results.json \
-#         s4/results.json --floor-fraction 0.8
+#         s4/results.json --floor-fraction 0.6
 # Each figure is the WORST of the three: the lowest throughput; for the p99s the highest one-sided
 # 95% UPPER BOUND (order statistics, ``metrics.quantile_bounds``) — what a percentile gate compares
 # with its limit. ``math.nan``: too few samples for a p99 bound (40 and 160 requests at 1 and 16
 # users), so that level has no TTFT/E2E ceiling. Output tok/s differed across the three sessions
-# by 5-70% (most 14-39%): a co-tenant's load moves this machine's throughput that much. On the idle
-# machine throughput is higher, so these floors sit lower there than 80% of what it measures.
+# by 5-70% (most 14-39%), and an idle-machine session afterwards was not faster (0.76-1.24x the
+# worst): throughput on this VM moves that much between sessions whatever else runs.
 DEFAULT_MEASURED: Final[dict[tuple[str, str, int], Measured | None]] = {
     ("dense-gqa", "text", 1): Measured(596.8, 198.9, math.nan, 12.1, math.nan),
     ("dense-gqa", "text", 16): Measured(4554.7, 1518.2, math.nan, 33.1, math.nan),
