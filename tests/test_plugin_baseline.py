@@ -21,6 +21,8 @@ from test_plugin import against, out, perf_toml, run
 from pytest_llmperf.session.engine import EXTERNAL_ARGV
 
 CASE = "dense-gqa-text-c4"
+# A tolerance band only a dead server leaves: the plumbing steps below are not power tests.
+WIDE = "300"
 MARKER_TEST = """
 import pytest
 
@@ -67,10 +69,12 @@ def test_save_then_compare_then_another_fingerprint(
     assert data["cases"][CASE]["fingerprint"]["launch_argv"] == list(EXTERNAL_ARGV)
     assert data["cases"][CASE]["fingerprint"]["model_name"] == "dense-gqa"
 
-    # Two sequential sessions on a shared 2-core box differ by more than the default 5%
-    # tolerance now and then (measured: CoV 0.7% -> 20.6% between two such sessions); this
-    # checks the plumbing, the gate's false-alarm rate is benchmarks/comparator_quality.py's.
-    same = session(pytester, dense_server, "--llmperf-compare", "--llmperf-tolerance", "50")
+    # Two sequential sessions on a shared 2-core box differ by far more than the default 5%
+    # (measured: CoV 0.7% -> 20.6% here, and a 37% drop of the c=2 marker case on CI's
+    # machine, significant at 3 runs a side). This checks the plumbing, so the band is wide
+    # (x0.25 .. x4 on the log scale): only a dead server falls outside it. The gate's
+    # false-alarm rate and power are benchmarks/comparator_quality.py's.
+    same = session(pytester, dense_server, "--llmperf-compare", "--llmperf-tolerance", WIDE)
     text = section(same)
     assert same.ret == 0, out(same)
     assert "REGRESSION" not in text, text
@@ -92,7 +96,7 @@ def test_save_then_compare_then_another_fingerprint(
         dense_server,
         "--llmperf-compare",
         "--llmperf-tolerance",
-        "50",
+        WIDE,
         "-k",
         "not by_hand",
     )
