@@ -176,7 +176,9 @@ def build_series(
     part of their fingerprint: they join the one full series of the same case and metric whose
     known fields agree, else form a series of their own."""
     if direction_of is None:
-        from pytest_llmperf.verdicts.baseline import metric_direction as direction_of
+        # A trend's "worse" is which way is better: a falling success rate is worse (the
+        # comparisons' "exact", an absolute check, would call every change better).
+        from pytest_llmperf.metrics.directions import better as direction_of
     ignore = tuple(ignore)
     key_of: dict[str, str] = {}
     for fid, fp in fingerprints.items():

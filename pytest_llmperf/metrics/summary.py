@@ -15,11 +15,12 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 
 from pytest_llmperf.core.records import RequestRecord
+from pytest_llmperf.metrics.directions import Better, better
 
 LATENCIES: Final[tuple[str, ...]] = ("ttft", "tpot", "itl", "ichunk", "e2el")
 STATS: Final[tuple[str, ...]] = ("mean", "median", "std", "p50", "p90", "p95", "p99", "p99_9")
@@ -45,12 +46,12 @@ def metric_names() -> tuple[str, ...]:
     return (*THROUGHPUTS, "success_rate", *lat)
 
 
-def direction(metric_name: str) -> Literal["higher", "lower"]:
-    """Which way is better for a metric of ``RunSummary.metrics()``."""
-    if metric_name in HIGHER_IS_BETTER:
-        return "higher"
-    if metric_name.endswith("_ms"):
-        return "lower"
+def direction(metric_name: str) -> Better:
+    """Which way is better for a metric of ``RunSummary.metrics()``: the answer of
+    ``metrics.directions.better`` (the success rate is higher-is-better), for the names a summary
+    can hold (a throughput, the success rate, a latency in ms)."""
+    if metric_name in HIGHER_IS_BETTER or metric_name.endswith("_ms"):
+        return better(metric_name)
     raise ValueError(f"unknown metric {metric_name!r}; known metrics: {', '.join(metric_names())}")
 
 

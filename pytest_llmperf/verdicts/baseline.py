@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from pytest_llmperf.core.atomic import write_json_atomic
+from pytest_llmperf.metrics.directions import DIRECTIONS, comparison
 from pytest_llmperf.verdicts.fingerprint import FIELDS, Fingerprint, diff
 
 if TYPE_CHECKING:
@@ -48,7 +49,6 @@ CASE_FIELDS: Final[tuple[str, ...]] = (
 ENV_FIELDS: Final[tuple[str, ...]] = tuple(f for f in FIELDS if f not in CASE_FIELDS)
 Source = Literal["measured", "published"]
 SOURCES: Final[tuple[str, ...]] = ("measured", "published")
-DIRECTIONS: Final[tuple[str, ...]] = ("higher", "lower", "exact")
 
 
 class BaselineError(ValueError):
@@ -96,18 +96,9 @@ class Baseline:
 # ----------------------------------------------------------------------------- metric defaults
 
 
-def metric_direction(name: str) -> Direction:
-    """Which way is better: throughputs up, latencies (``*_ms``) down, success rate exactly 1."""
-    if name == "success_rate":
-        return "exact"
-    if name.endswith("throughput"):
-        return "higher"
-    if name.endswith(("_ms", "_s", "latency")):
-        return "lower"
-    raise ValueError(
-        f"no default direction for metric {name!r} (names ending in 'throughput' are "
-        "higher-is-better, '_ms' lower); pass direction_of= giving 'higher', 'lower' or 'exact'"
-    )
+# Which way is better, and "exact" (an absolute check: every run 1.0) for the success rate: the
+# rule's one home is ``metrics.directions`` (``comparison``); the name here is the public API.
+metric_direction = comparison
 
 
 def metric_unit(name: str) -> str | None:
