@@ -27,7 +27,7 @@ declare -A TESTS=(
     [verdicts/saturation]="tests/test_saturation.py"
     # The example tests only: with its five 150-example property tests and the benchmark run a
     # surviving mutant took 25 s on 2 busy cores (739 mutants: hours).
-    [verdicts/compare]="tests/test_compare.py -k 'not benchmark and not scaling and not scale_invariance and not swapping and not inverting and not monotone'"
+    [verdicts/compare]="tests/test_compare.py tests/test_compare_planning.py -k 'not benchmark and not scaling and not scale_invariance and not swapping and not inverting and not monotone'"
     [metrics/summary]="tests/test_metrics.py"
     [plan/rules]="tests/test_launch_plan.py"
     [plan/launch_plan]="tests/test_launch_plan.py"
