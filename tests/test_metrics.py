@@ -288,10 +288,13 @@ def dataclasses_replace(r: RequestRecord, **kw: object) -> RequestRecord:
 
 def test_a_chunk_without_tokens_adds_no_itl_and_does_not_stop_the_count():
     # a 0-token chunk in a hand-built or loaded record (the load generator keeps only chunks
-    # with tokens): it contributes no gap, and the tokens after it are still counted
+    # with tokens): it contributes no gap of its own, the time before it stays in the next
+    # token's gap (the gaps still sum to first-to-last token chunk), and the tokens after it
+    # are still counted; a leading 0-token chunk (a role-only chunk) starts no gap
     r = rec(chunks=[(0.1, 1), (0.15, 0), (0.2, 1), (0.4, 2)])
-    itl = itl_per_token(r)
-    assert len(itl) == 3 and all(g > 0 for g in itl)
+    assert itl_per_token(r) == pytest.approx([0.1, 0.1, 0.1])
+    r = rec(chunks=[(0.05, 0), (0.1, 1), (0.3, 2), (0.35, 0)])
+    assert itl_per_token(r) == pytest.approx([0.1, 0.1])
 
 
 def test_peak_is_tokens_per_one_second_window_and_zero_without_tokens():

@@ -167,15 +167,18 @@ def output_tokens(rec: RequestRecord) -> int:
 
 
 def itl_per_token(rec: RequestRecord) -> list[float]:
-    """Inter-token gaps: chunk i (i >= 1) with k tokens after gap d gives k gaps of d/k.
-    Their sum is the time from the first to the last token-carrying chunk."""
+    """Inter-token gaps: a token-carrying chunk with k tokens, d after the previous
+    token-carrying chunk, gives k gaps of d/k (a chunk without tokens is skipped, its time
+    stays in the next gap). Their sum is the time from the first to the last token-carrying
+    chunk."""
     out: list[float] = []
-    times, toks = rec.chunk_times, rec.chunk_tokens
-    for i in range(1, len(times)):
-        k = toks[i]
+    prev: float | None = None
+    for t, k in zip(rec.chunk_times, rec.chunk_tokens, strict=False):
         if k <= 0:
             continue
-        out.extend([(times[i] - times[i - 1]) / k] * k)
+        if prev is not None:
+            out.extend([(t - prev) / k] * k)
+        prev = t
     return out
 
 
