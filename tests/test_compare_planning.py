@@ -476,3 +476,48 @@ def test_format_table_layout_notes_and_counts() -> None:
         "----  ------  -------  ------  --  -  -----  ------------  -\n\nno comparisons"
     )
     assert format_table(verdicts[1:2]).split("\n")[-2:] == ["", "1 NO CHANGE"]
+
+
+def _limma_fit_f_dist(s2: list[float], df: list[float]) -> tuple[float, float]:
+    """limma's fitFDist (no covariate) as its R source reads, with a root finder for the
+    trigamma inverse instead of Newton's method: (d0, s0²)."""
+    from scipy import optimize, special
+
+    x, d = np.asarray(s2), np.asarray(df, dtype=float)
+    e = np.log(x) - special.digamma(d / 2) + np.log(d / 2)
+    emean = float(e.mean())
+    evar = float(((e - emean) ** 2).sum() / (e.size - 1) - special.polygamma(1, d / 2).mean())
+    if evar <= 0:
+        return math.inf, math.exp(emean)
+    y = optimize.brentq(lambda y: float(special.polygamma(1, y)) - evar, 1e-6, 1e8, xtol=1e-14)
+    d0 = 2 * y
+    return d0, math.exp(emean + float(special.digamma(d0 / 2)) - math.log(d0 / 2))
+
+
+@pytest.mark.parametrize(
+    "s2,df",
+    [
+        ([0.01, 0.04, 0.002, 0.02], [4, 6, 3, 8]),
+        ([0.5, 0.05, 0.9], [1, 2, 1]),  # one degree of freedom is a usable variance
+        ([0.010, 0.011, 0.0105, 0.0098], [8, 8, 8, 8]),  # agreeing variances: d0 = inf
+    ],
+)
+def test_variance_prior_is_limmas_fit_f_dist(s2: list[float], df: list[float]) -> None:
+    prior = fit_variance_prior(s2, df)
+    assert prior is not None and prior.cases == len(s2)
+    d0, s0_sq = _limma_fit_f_dist(s2, df)
+    if math.isinf(d0):
+        assert math.isinf(prior.d0)
+    else:
+        assert prior.d0 == pytest.approx(d0, rel=1e-6)
+    assert prior.s0_sq == pytest.approx(s0_sq, rel=1e-6)
+
+
+def test_latency_inside_the_band_is_no_change_even_when_significant() -> None:
+    """A lower-is-better metric 3% up on quiet runs: significant, inside ±5%: NO CHANGE; 6%
+    up: REGRESSION; 6% down: IMPROVEMENT."""
+    b = [100.0, 100.4, 99.6, 100.2, 99.8]
+    for factor, outcome in ((1.03, Outcome.NO_CHANGE), (1.06, Outcome.REGRESSION),
+                            (0.94, Outcome.IMPROVEMENT)):  # fmt: skip
+        v = compare_metric(b, [x * factor for x in reversed(b)], direction="lower")
+        assert v.verdict is outcome, v.message
