@@ -359,8 +359,8 @@ def run_ab(
 
     ``blocks="interleaved"``: both servers start first and stay up; per level the blocks run
     A B, B A, …. ``blocks="fresh"``: each block starts both servers afresh (the engine's
-    ``release``) and runs every level once. Each server's first run at a level sends the
-    case's warm-up requests. A and B of a block send the same prompts (``block_seed``).
+    ``release``) and runs every level once. Every run first sends the case's warm-up requests
+    (unmeasured). A and B of a block send the same prompts (``block_seed``).
     ``levels`` default to the case's concurrency; ``requests`` to ``max(case.requests,
     level)`` (or ``requests_for(level)``). ``declared_versions`` ("A"/"B" -> version) are the
     vLLM versions the user says each variant runs, checked against the servers' /version.
@@ -398,13 +398,9 @@ def run_ab(
 
     handles: dict[Variant, Any] = {}
     identity: dict[str, dict[str, Any]] = {}
-    warmed: set[tuple[Variant, int]] = set()
 
     def start(variant: Variant) -> Any:
-        handle = engine.server_for(specs[variant])
-        if variant not in handles or handles[variant] is not handle:
-            warmed.difference_update({k for k in warmed if k[0] == variant})
-        handles[variant] = handle
+        handles[variant] = handle = engine.server_for(specs[variant])
         return handle
 
     def check_pair() -> None:
@@ -434,15 +430,14 @@ def run_ab(
         check = getattr(handle, "check_alive", None)
         if callable(check):
             check()
-        first = (variant, level) not in warmed
-        warmed.add((variant, level))
         spec = LoadSpec(
             mode="closed",
             concurrency=level,
             num_requests=max(
                 requests_for(level) if requests_for else requests or int(case.requests), level
             ),
-            warmup_requests=int(case.warmup_requests) if first else 0,
+            # every run: the other variant's run left this server idle (as the engine does)
+            warmup_requests=int(case.warmup_requests),
             timeout_s=timeout,
             seed=block,
         )
