@@ -26,16 +26,16 @@ def start_tiny_server(
     arch: str = "dense-gqa", *, name: str = "tiny", max_len: int = 4096, extra: tuple[str, ...] = ()
 ) -> tuple[VLLMServer, str]:
     """A started server of the tiny ``arch`` model and its model folder."""
+    from pytest_llmperf.core.versions import installed_vllm_version
     from pytest_llmperf.plan.architectures import detect
     from pytest_llmperf.plan.launch_plan import PlanOverrides, make_plan
     from pytest_llmperf.server.tiny_models import build_tiny_model
-    from pytest_llmperf.session.engine import installed_vllm_version
 
     model = str(build_tiny_model(arch))
     plan = make_plan(
         detect(model, name=arch),
         platform="cpu",
-        vllm_version=installed_vllm_version() or "0.32.0",
+        vllm_version=installed_vllm_version(local_label=False) or "0.32.0",
         gpus=0,
         model=model,
         served_model_name=name,

@@ -33,11 +33,11 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from pytest_llmperf.core.versions import installed_vllm_version
 from pytest_llmperf.plan.architectures import detect
 from pytest_llmperf.plan.launch_plan import PlanOverrides, make_plan
 from pytest_llmperf.server.process import VLLMServer
 from pytest_llmperf.server.tiny_models import build_tiny_model
-from pytest_llmperf.session.engine import installed_vllm_version
 
 CONCURRENCY = 16
 TOML = f"""\
@@ -66,7 +66,7 @@ def server(extra: tuple[str, ...], log: Path) -> VLLMServer:
     plan = make_plan(
         detect(model, name="dense-gqa"),
         platform="cpu",
-        vllm_version=installed_vllm_version() or "0.32.0",
+        vllm_version=installed_vllm_version(local_label=False) or "0.32.0",
         gpus=0,
         model=model,
         served_model_name="dense-gqa",

@@ -34,7 +34,8 @@ _LEFT: Final[frozenset[str]] = frozenset({"model", "workload", "status", "gates"
 SECTIONS_MARK: Final[str] = "<!-- llmperf:sections -->"
 
 
-def _f(x: float, digits: int = 0) -> str:
+def _number(x: float, digits: int = 0) -> str:
+    """A figure for a table: thousands separators, ``digits`` decimals, a dash for NaN."""
     return "–" if math.isnan(x) else f"{x:,.{digits}f}"
 
 
@@ -42,7 +43,7 @@ def _ms_pair(c: CaseResult, m: str) -> str:
     """p50 / p99 of latency ``m``; a p99 from too few samples for an upper bound at the
     case's confidence is marked ``*`` (see ``thin_percentiles``)."""
     mark = "*" if ("p99", m) in {(s, n) for s, n, _, _ in thin_percentiles(c)} else ""
-    return f"{_f(c.mean(f'p50_{m}_ms'), 1)} / {_f(c.mean(f'p99_{m}_ms'), 1)}{mark}"
+    return f"{_number(c.mean(f'p50_{m}_ms'), 1)} / {_number(c.mean(f'p99_{m}_ms'), 1)}{mark}"
 
 
 def thin_percentiles(
@@ -79,8 +80,8 @@ def thin_note(c: CaseResult) -> str | None:
 def _ci_text(c: CaseResult, metric: str) -> str:
     st = c.stat(metric)
     if st is None or math.isnan(st.ci_half_width):
-        return _f(c.mean(metric))
-    return f"{_f(st.mean)} ± {_f(st.ci_half_width)}"
+        return _number(c.mean(metric))
+    return f"{_number(st.mean)} ± {_number(st.ci_half_width)}"
 
 
 def _env_table(env: Mapping[str, Any]) -> str:
@@ -133,17 +134,17 @@ def render_html(
             f"<td class='l'>{e(c.model)}</td><td class='l'>{e(c.workload)}</td>"
             f"<td>{c.concurrency}</td><td>{len(c.runs)}</td>"
             f"<td>{_ci_text(c, 'total_token_throughput')}</td>"
-            f"<td>{_f(c.mean('output_throughput'))}</td>"
+            f"<td>{_number(c.mean('output_throughput'))}</td>"
             f"<td>{_ms_pair(c, 'ttft')}</td><td>{_ms_pair(c, 'itl')}</td>"
             f"<td>{_ms_pair(c, 'e2el')}</td>"
-            f"<td>{_f(c.mean('success_rate') * 100, 1)}%</td><td>{e(errors)}</td>"
+            f"<td>{_number(c.mean('success_rate') * 100, 1)}%</td><td>{e(errors)}</td>"
             f"<td class='l' style='background:{colour}'>{e(status)}</td>"
             f"<td class='l gates' title='{all_gates}'>{gates_cell}</td></tr>"
         )
     peaks = []
     for (model, workload), res in sorted(saturation_of(cases).items()):
         peak = (
-            f"{_f(res.peak_throughput or math.nan)} tok/s at c={res.peak_concurrency}"
+            f"{_number(res.peak_throughput or math.nan)} tok/s at c={res.peak_concurrency}"
             if res.peak_concurrency is not None
             else "no level succeeded"
         )

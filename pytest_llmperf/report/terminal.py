@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from pytest_llmperf.report.html_page import _ci_text, _f, _ms_pair, thin_note
+from pytest_llmperf.report.html_page import _ci_text, _ms_pair, _number, thin_note
 from pytest_llmperf.verdicts.case_result import CaseResult, saturation_of, with_status
 
 
@@ -32,11 +32,11 @@ def terminal_summary_lines(cases: Sequence[CaseResult]) -> list[str]:
                 _level(c),
                 str(len(c.runs)),
                 _ci_text(c, "total_token_throughput"),
-                _f(c.mean("output_throughput")),
+                _number(c.mean("output_throughput")),
                 _ms_pair(c, "ttft"),
                 _ms_pair(c, "itl"),
                 _ms_pair(c, "e2el"),
-                f"{_f(c.mean('success_rate') * 100, 1)}%",
+                f"{_number(c.mean('success_rate') * 100, 1)}%",
                 c.status or "-",
             )
         )
@@ -76,7 +76,7 @@ def terminal_summary_lines(cases: Sequence[CaseResult]) -> list[str]:
         sat = f", saturated from c={res.saturated_at}" if res.saturated_at is not None else ""
         sat += f" (knee c={res.knee})" if res.knee is not None else ""
         lines.append(
-            f"{model}/{workload}: peak {_f(res.peak_throughput or math.nan)} tok/s "
+            f"{model}/{workload}: peak {_number(res.peak_throughput or math.nan)} tok/s "
             f"at c={res.peak_concurrency}{sat}"
         )
     return lines + notes

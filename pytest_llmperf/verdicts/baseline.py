@@ -194,13 +194,13 @@ def to_dict(b: Baseline) -> dict[str, Any]:
     return data
 
 
-class _Bad(Exception):
+class _SchemaProblem(Exception):
     """A schema problem, turned into a BaselineError that names the file."""
 
 
 def _obj(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise _Bad(f"{where} must be a JSON object, not {type(value).__name__}")
+        raise _SchemaProblem(f"{where} must be a JSON object, not {type(value).__name__}")
     return value
 
 
@@ -208,7 +208,7 @@ def _str(value: Any, where: str, *, optional: bool = False) -> str | None:
     if value is None and optional:
         return None
     if not isinstance(value, str):
-        raise _Bad(f"{where} must be a string")
+        raise _SchemaProblem(f"{where} must be a string")
     return value
 
 
@@ -216,20 +216,20 @@ def _fingerprint(value: Any, where: str) -> Fingerprint:
     try:
         return Fingerprint.from_dict(_obj(value, where))
     except ValueError as exc:
-        raise _Bad(f"{where}: {exc}") from None
+        raise _SchemaProblem(f"{where}: {exc}") from None
 
 
 def _metric(value: Any, where: str) -> MetricSeries:
     m = _obj(value, where)
     direction = m.get("direction")
     if direction not in DIRECTIONS:
-        raise _Bad(f"{where}.direction must be one of {', '.join(DIRECTIONS)}")
+        raise _SchemaProblem(f"{where}.direction must be one of {', '.join(DIRECTIONS)}")
     values = m.get("values")
     if not isinstance(values, list):
-        raise _Bad(f"{where}.values must be a list of numbers (one per run)")
+        raise _SchemaProblem(f"{where}.values must be a list of numbers (one per run)")
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise _Bad(f"{where}.values holds {v!r}; every value must be a finite number")
+            raise _SchemaProblem(f"{where}.values holds {v!r}; every value must be a finite number")
     published = m.get("published")
     if published is not None:
         _obj(published, f"{where}.published")
@@ -242,21 +242,21 @@ def _metric(value: Any, where: str) -> MetricSeries:
 
 
 def from_dict(data: Any) -> Baseline:
-    """Validate and build; raises ``_Bad`` with the JSON path of the first problem."""
+    """Validate and build; raises ``_SchemaProblem`` with the JSON path of the first problem."""
     root = _obj(data, "the file")
     version = root.get("schema_version")
     if isinstance(version, bool) or not isinstance(version, int):
-        raise _Bad("schema_version is missing or not a whole number")
+        raise _SchemaProblem("schema_version is missing or not a whole number")
     if version > SCHEMA_VERSION:
-        raise _Bad(
+        raise _SchemaProblem(
             f"it was written with schema version {version}, newer than the {SCHEMA_VERSION} "
             "this pytest-llmperf reads; upgrade pytest-llmperf to use it"
         )
     if version < 1:
-        raise _Bad(f"schema_version {version} is not a version pytest-llmperf ever wrote")
+        raise _SchemaProblem(f"schema_version {version} is not a version pytest-llmperf ever wrote")
     source = root.get("source", "measured")
     if source not in SOURCES:
-        raise _Bad(f"source must be one of {', '.join(SOURCES)}")
+        raise _SchemaProblem(f"source must be one of {', '.join(SOURCES)}")
     cases: dict[str, CaseRecord] = {}
     for case_id, raw in _obj(root.get("cases"), "cases").items():
         where = f"cases[{case_id!r}]"
@@ -308,7 +308,7 @@ def load(path: str | os.PathLike[str]) -> Baseline:
         ) from None
     try:
         return from_dict(data)
-    except _Bad as exc:
+    except _SchemaProblem as exc:
         raise BaselineError(
             f"baseline {p} is not usable: {exc}. Fix that entry or restore the file from "
             f"version control. {keep}"
@@ -323,7 +323,7 @@ def save(baseline: Baseline, path: str | os.PathLike[str]) -> Path:
     data = to_dict(baseline)
     try:
         from_dict(data)
-    except _Bad as exc:
+    except _SchemaProblem as exc:
         raise BaselineError(f"refusing to write baseline {path}: {exc}") from None
     return write_json_atomic(path, data)
 
