@@ -7,8 +7,8 @@ fail_on = ["preemptions", "unexpected_cache_hits"]   # default: [] (every flag i
 
 The flags (``verdicts.guardrails``): ``preemptions`` (vLLM preempted requests during a run),
 ``unexpected_cache_hits`` (prefix-cache hits in a workload without a shared prefix),
-``client_late`` (the client's latencies trail vLLM's own histograms beyond the client's
-timing error).
+``client_late`` (the client's per-token ITL trails vLLM's engine-stamped ITL beyond the
+client's timing error plus one engine step).
 """
 
 from __future__ import annotations

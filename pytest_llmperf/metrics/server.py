@@ -7,7 +7,8 @@
   acceptance where the server reports it.
 - ``witness``: the server's latency histograms (deltas over the run) against the client's
   samples binned into the server's bucket edges: quantiles read from each by interpolation,
-  the largest CDF gap, and a lower bound on how late the client was (see ``witness``).
+  the largest CDF gap, a lower bound on how late the client was (judged on ITL only), and
+  the API server's admission gap in TTFT / E2E (reported, not judged; see ``witness``).
 
 Nothing here does I/O: the load generator scrapes, this module judges the text it got.
 """
@@ -55,9 +56,27 @@ HISTOGRAMS: Final[dict[str, tuple[str, ...]]] = {
 #: The client's own timing error, per metric, in ms: the p99 of the client's stamp minus a
 #: scripted server's send stamp at 1,000 concurrent streams (README, "client timing error":
 #: TTFT p99 3.82 ms, ITL p99 5.44 ms; ``benchmarks/client_timing_error.py``). E2E ends on a
-#: chunk stamp like TTFT's, so it carries TTFT's error. A client figure past the server's by
-#: more than this is the client (or the host) being late, not the server being slow.
+#: chunk stamp like TTFT's, so it carries TTFT's error. Part of ``client_late``'s allowance on
+#: ITL (``witness_metric``); recorded with TTFT and E2E, which are not judged.
 CLIENT_TIMING_ERROR_MS: Final[dict[str, float]] = {"ttft": 3.82, "itl": 5.44, "e2el": 3.82}
+
+#: What vLLM 0.32's histograms measure, from/to (vllm/v1/metrics/stats.py, ``IterationStats``;
+#: ``arrival_time`` is stamped by the renderer, ``renderers/base.py`` ``render_cmpl``/
+#: ``render_chat``, when the API server's handler starts rendering and tokenizing the prompt
+#: — after its event loop got to the request and parsed the HTTP body and JSON; the end stamps
+#: are taken when the API server's output handler takes the engine's step outputs, before
+#: detokenizing and the SSE write). ITL is stamped at both ends by the engine core, so whatever
+#: the API server adds before the arrival stamp cancels in it; TTFT and E2E include none of it.
+SERVER_CLOCK: Final[dict[str, str]] = {
+    "ttft": "arrival stamp (API server, after HTTP parsing) -> first step output taken",
+    "itl": "engine-core step stamp -> next step stamp, per request",
+    "e2el": "arrival stamp (API server, after HTTP parsing) -> last step output taken",
+}
+#: The metrics ``client_late`` is judged on (frontend admission cancels in them).
+JUDGED: Final = ("itl",)
+#: The share of a judged metric's samples the lateness bound leaves out: one late token in a
+#: hundred is a hiccup (a GC pause, the API server's own stall), not a late client.
+LATE_FRACTION: Final = 0.01
 
 #: Quantiles the witness reads from both sides.
 WITNESS_QUANTILES: Final = (0.5, 0.9, 0.99)
@@ -269,8 +288,29 @@ def peak(into: dict[str, float], values: Mapping[str, float]) -> None:
             into[k] = v
 
 
+def _excess_ms(ordered: Sequence[float], server: Histogram, allowed: int) -> float | None:
+    """A lower bound on how far the client's samples trail their server twins, ``allowed`` of
+    them excepted: at each finite edge e the server counted k samples at or under e; were all
+    but ``allowed`` client samples at most L later than their twins, at least k - allowed of
+    the client's would be at most e + L, so L ≥ x_(k - allowed) - e. None without a usable edge."""
+    n_c, n_s = len(ordered), server.total
+    best = -math.inf
+    for i, e in enumerate(server.edges):
+        if math.isinf(e):
+            continue
+        k = round(server.cumulative[i] * n_c / n_s) - allowed  # scaled when the counts differ
+        if k >= 1:
+            best = max(best, (ordered[min(k, n_c) - 1] - e) * 1000.0)
+    return None if math.isinf(best) else best
+
+
 def witness_metric(
-    client_s: Sequence[float], server: Histogram, tolerance_ms: float
+    client_s: Sequence[float],
+    server: Histogram,
+    tolerance_ms: float,
+    *,
+    judged: bool = True,
+    comparable: bool | None = None,
 ) -> dict[str, Any]:
     """One latency metric, client against server, on the server's bucket edges.
 
@@ -278,29 +318,42 @@ def witness_metric(
       interpolated quantile and the client's exact one (ms), and their gap (binned client -
       server: the like-for-like figure);
     - ``max_cdf_gap``: the largest |F_client(e) - F_server(e)| over the edges;
-    - ``client_late_ms``: a lower bound on the largest per-sample amount by which the client
-      is behind the server: at each edge e the server had ``k`` samples at or under e; if every
-      client sample were at most L later than its server twin, the client's k-th smallest would
-      be at most e + L, so L ≥ x_(k) - e. Exact for TTFT and E2E (one sample per request on
-      both sides); for ITL the pairing is per token and a late read also shortens the next
-      gap, so it is a looser indicator there.
+    - ``excess_ms``: a lower bound on the largest per-sample amount by which the client's
+      figure trails the server's (at least one sample is this much longer on the client);
+      ``excess_p99_ms``: the same with ``LATE_FRACTION`` (1%) of the client's samples excepted
+      (at least 1% of the samples are this much longer). See ``_excess_ms``.
 
-    The client's TTFT and E2E also include what the server's histograms do not see (HTTP
-    parsing before vLLM stamps the arrival, the response's trip back), so the expected sign is
-    client ≥ server by a little; ``late`` is set when ``client_late_ms`` exceeds
-    ``tolerance_ms`` (the client's stated timing error)."""
+    What the excess means depends on where vLLM's clock starts (``SERVER_CLOCK``):
+
+    - ``judged`` (ITL: engine-core stamps at both ends, so the frontend's admission queue
+      cancels): ``client_late_ms`` = ``excess_p99_ms``; ``allowance_ms`` = the client's timing
+      error + one engine step (the server's median ITL: the API-server process hands each
+      step's tokens to its streams one after another, so a token can leave up to a step after
+      its stamp without the client being late); ``late`` when ``comparable`` (both sides saw
+      the same tokens; default: equal counts) and ``client_late_ms`` > ``allowance_ms``;
+    - not judged (TTFT, E2E: vLLM's clock starts at its arrival stamp, after the frontend
+      parsed the HTTP request, in its event loop): ``frontend_gap_ms`` = ``excess_ms``, the
+      time the API server's queue and parsing (plus the network and the client) added before
+      vLLM started counting. Informational: a server slow to admit, not a late client."""
     ms = 1000.0
     binned = bin_samples(client_s, server.edges)
     ordered = sorted(client_s)
     n_c, n_s = len(ordered), server.total
+    matched = n_c > 0 and n_s == n_c
     out: dict[str, Any] = {
         "client_count": n_c,
         "server_count": n_s,
-        "matched": n_c > 0 and n_s == n_c,
+        "matched": matched,
+        "judged": judged,
         "tolerance_ms": tolerance_ms,
     }
     if n_c == 0 or n_s <= 0:
-        out.update(quantiles={}, max_cdf_gap=None, client_late_ms=None, late=False)
+        out.update(quantiles={}, max_cdf_gap=None, excess_ms=None, excess_p99_ms=None)
+        out.update(
+            {"client_late_ms": None, "allowance_ms": None, "late": False}
+            if judged
+            else {"frontend_gap_ms": None, "late": False}
+        )
         return out
     qs: dict[str, dict[str, float]] = {}
     for q in WITNESS_QUANTILES:
@@ -313,19 +366,25 @@ def witness_metric(
             "gap_ms": c - s,
         }
     gaps = [abs(binned.cdf(i) - server.cdf(i)) for i in range(len(server.edges))]
-    late_ms = -math.inf
-    for i, e in enumerate(server.edges):
-        if math.isinf(e):
-            continue
-        k = round(server.cumulative[i] * n_c / n_s)  # scaled when the counts differ
-        if k >= 1:
-            late_ms = max(late_ms, (ordered[min(k, n_c) - 1] - e) * ms)
-    late_val = None if math.isinf(late_ms) else late_ms
+    excess = _excess_ms(ordered, server, 0)
+    excess99 = _excess_ms(ordered, server, math.floor(LATE_FRACTION * n_c))
     out.update(
         quantiles=qs,
         max_cdf_gap=max(gaps) if gaps else None,
-        client_late_ms=late_val,
-        late=bool(out["matched"] and late_val is not None and late_val > tolerance_ms),
+        excess_ms=excess,
+        excess_p99_ms=excess99,
+    )
+    if not judged:
+        out.update(frontend_gap_ms=excess, late=False)
+        return out
+    step = server.quantile(0.5) * ms
+    allowance = tolerance_ms + (step if math.isfinite(step) else 0.0)
+    ok = matched if comparable is None else comparable
+    out.update(
+        client_late_ms=excess99,
+        allowance_ms=allowance,
+        comparable=ok,
+        late=bool(ok and excess99 is not None and excess99 > allowance),
     )
     return out
 
@@ -338,26 +397,55 @@ def witness(
 ) -> dict[str, Any]:
     """Per metric (``ttft``, ``itl``, ``e2el``; client samples in seconds): the server's
     histogram delta over the run against the client's samples (``witness_metric``). A metric
-    the server does not export is left out; ``late`` lists the metrics whose client figures
-    trail the server's beyond the timing error (only where both saw the same samples)."""
-    out: dict[str, Any] = {"source": "unavailable", "metrics": {}, "late": []}
+    the server does not export is left out.
+
+    - ``late``: the judged metrics (ITL) whose client figures trail the server's beyond the
+      allowance, where both sides saw the same tokens: the same requests (TTFT counts equal)
+      and no more client gaps than the server's (the client cannot split the gaps of tokens
+      vLLM sent together in its first event, so it may count a few fewer);
+    - ``frontend_gap_ms``: per TTFT / E2E, the lower bound on what the API server's admission
+      (queue, HTTP parsing) added before vLLM's clock started — the server being slow to
+      admit, reported, never a ``client_late`` flag."""
+    out: dict[str, Any] = {
+        "source": "unavailable",
+        "metrics": {},
+        "late": [],
+        "frontend_gap_ms": {},
+    }
     if before is None or after is None:
         return out
     out["source"] = "/metrics histogram deltas"
+    deltas: dict[str, tuple[str, Histogram]] = {}
     for metric, names in HISTOGRAMS.items():
         name = next((n for n in names if after.histogram(n) is not None), None)
         if name is None or metric not in client:
             continue
         hist = after.histogram(name)
         assert hist is not None
-        delta = hist.minus(before.histogram(name))
-        w = witness_metric(client[metric], delta, tolerance_ms.get(metric, 0.0))
+        deltas[metric] = (name, hist.minus(before.histogram(name)))
+    ttft = deltas.get("ttft")
+    same_requests = None if ttft is None else ttft[1].total == len(client["ttft"]) > 0
+    for metric, (name, delta) in deltas.items():
+        judged = metric in JUDGED
+        comparable = None
+        if judged and same_requests is not None:
+            comparable = same_requests and 0 < len(client[metric]) <= delta.total
+        w = witness_metric(
+            client[metric],
+            delta,
+            tolerance_ms.get(metric, 0.0),
+            judged=judged,
+            comparable=comparable,
+        )
         w["histogram"] = name
+        w["server_clock"] = SERVER_CLOCK.get(metric, "")
         w["edges"] = [e if math.isfinite(e) else "+Inf" for e in delta.edges]
         w["server_cumulative"] = list(delta.cumulative)
         out["metrics"][metric] = w
         if w["late"]:
             out["late"].append(metric)
+        if not judged:
+            out["frontend_gap_ms"][metric] = w["frontend_gap_ms"]
     return out
 
 

@@ -6,8 +6,11 @@ A run's ``detail.server`` (``metrics.server.guardrails`` + ``witness``) is judge
   the latencies measured include recomputation the configured server was not meant to do;
 - ``unexpected_cache_hits``: the prefix cache served prompt tokens although the workload has
   no shared prefix and is single-turn: the run measured a warm cache, not the server;
-- ``client_late``: the client's TTFT / ITL / E2E trail the server's own histograms by more
-  than the client's stated timing error: that gap is the client or the host being late.
+- ``client_late``: the client's per-token ITL trails vLLM's engine-stamped ITL (at least 1%
+  of the tokens) by more than the client's stated timing error plus one engine step: that gap
+  is the client or the host being late. TTFT and E2E are not judged: vLLM's clock for them
+  starts after its API server admitted and parsed the request, so the client's excess there
+  (``witness.frontend_gap_ms``) is mostly the server being slow to admit; it is reported only.
 
 Each flag is a warning unless the user lists it in ``[guardrails] fail_on``.
 """
@@ -69,15 +72,18 @@ def judge(
         parts = []
         for m in late:
             wm = w["metrics"][m]
+            step = wm["allowance_ms"] - wm["tolerance_ms"]
             parts.append(
-                f"{m} by at least {wm['client_late_ms']:.1f} ms (timing error "
-                f"{wm['tolerance_ms']:.2f} ms)"
+                f"{m} by at least {wm['client_late_ms']:.1f} ms for 1% of the tokens (allowed "
+                f"{wm['allowance_ms']:.1f} ms: timing error {wm['tolerance_ms']:.2f} ms + one "
+                f"engine step {step:.1f} ms)"
             )
         flags.append(
             (
                 "client_late",
-                "client figures trail vLLM's own histograms: " + ", ".join(parts) + "; that gap "
-                "is the client or the host being late, not the server being slow",
+                "client figures trail vLLM's own engine-stamped histograms: "
+                + ", ".join(parts)
+                + "; that gap is the client or the host being late, not the server being slow",
             )
         )
     return [GuardrailFlag(n, m, n in fail_on) for n, m in flags]
