@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from pytest_llmperf.core.atomic import read_jsonl
 from pytest_llmperf.core.endpoint import Endpoint
 from pytest_llmperf.core.records import RequestRecord
+from pytest_llmperf.loadgen.arrivals import arrival_offsets
 from pytest_llmperf.loadgen.resources import raise_nofile
 from pytest_llmperf.loadgen.run import LoadSpec, run_load
 from pytest_llmperf.loadgen.spec import ClientCapacityError, TokenCountMismatch
@@ -297,10 +298,13 @@ def test_poisson_schedule_is_seeded(inst: Instrument) -> None:
             Workload("t", input_tokens=20, output_tokens=1),
             LoadSpec(mode="open", rate=500.0, num_requests=20, concurrency=None, seed=seed),
         )
-        return np.diff([rec.intended_start for rec in r.records])
+        return np.diff(sorted(rec.intended_start for rec in r.records))
 
     assert np.allclose(gaps(1), gaps(1))
     assert not np.allclose(gaps(1), gaps(2))
+    # the due times are the drawn schedule's, whose span is the requested rate's exactly
+    assert np.allclose(gaps(1), np.diff(arrival_offsets(20, 500.0, "poisson", 1)), atol=1e-9)
+    assert 19 / gaps(3).sum() == pytest.approx(500.0, rel=1e-6)
 
 
 def test_thousand_concurrent_streams_no_fd_leak(inst: Instrument) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,6 +23,7 @@ import aiohttp
 from pytest_llmperf.core.atomic import JsonlWriter
 from pytest_llmperf.core.endpoint import Endpoint
 from pytest_llmperf.core.records import RequestRecord
+from pytest_llmperf.loadgen.arrivals import arrival_offsets
 from pytest_llmperf.loadgen.late_reads import late_reads
 from pytest_llmperf.loadgen.liveness import LivenessPolicy, ServerHung, Watchdog, successes
 from pytest_llmperf.loadgen.resources import (
@@ -185,7 +185,7 @@ class _Runner:
                     task.cancel()
             return
         assert spec.rate is not None
-        rng = random.Random(spec.seed)
+        offsets = arrival_offsets(len(reqs), spec.rate, spec.arrival, spec.seed)
         sem = asyncio.Semaphore(spec.concurrency) if spec.concurrency else None
 
         async def capped(req: PreparedRequest, intended: float) -> None:
@@ -196,12 +196,10 @@ class _Runner:
                     await self.one(req, intended, record)
 
         tasks: list[asyncio.Task[None]] = []
-        due = self.t0
-        for i, req in enumerate(reqs):
+        for req, offset in zip(reqs, offsets, strict=True):
             if self.stopped:
                 break
-            if i:
-                due += rng.expovariate(spec.rate) if spec.arrival == "poisson" else 1 / spec.rate
+            due = self.t0 + offset
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
