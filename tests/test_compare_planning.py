@@ -412,7 +412,7 @@ def test_moderated_prior_is_fitted_on_the_cases_log_variances() -> None:
         se = math.sqrt(post * (1 / len(c.baseline) + 1 / len(c.current)))
         t = math.log(v.ratio) / se  # type: ignore[arg-type]
         assert v.p == pytest.approx(float(stats.t.cdf(t, tdf)), rel=1e-9)
-        assert prior.describe() in v.message
+        assert f"(Holm, 5 tests; {prior.describe()})," in v.message
 
 
 def test_posterior_weights_prior_and_sample_by_their_df() -> None:
