@@ -31,7 +31,7 @@ declare -A TESTS=(
     [metrics/summary]="tests/test_metrics.py"
     [plan/rules]="tests/test_launch_plan.py"
     [plan/launch_plan]="tests/test_launch_plan.py"
-    [verdicts/paired]="tests/test_ab_paired.py"
+    [verdicts/paired]="tests/test_ab_paired.py tests/test_paired_planning.py"
     [config/validate]="tests/test_config.py tests/test_config_validate.py"
     [core/redact]="tests/test_redact.py -k 'not plan_output'"
 )
