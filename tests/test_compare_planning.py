@@ -470,6 +470,8 @@ def test_format_table_layout_notes_and_counts() -> None:
         "a     tps     REGRESSION  -10.0%  [-15.0%, -5.0%]  0.001  0.004  0.002  2.0%/3.0%     5/4",
         "b     tps     NO CHANGE   +0.0%   [-1.0%, +1.0%]   0.5    0.9    -      n/a/n/a       1/1",
     ]
+    four = format_table(verdicts[2:5] + verdicts[6:7]).split("\n")  # c, d, e, f
+    assert four[-3] == "NOT COMPARABLE (4 comparisons; c, d, e and 1 more): hardware changed."
     three = format_table(verdicts[2:5]).split("\n")
     assert three[-3] == "NOT COMPARABLE (3 comparisons; c, d, e): hardware changed."
     assert format_table([]) == "case  metric  verdict  change  CI  p  p_adj  CoV base/cur  n\n" + (
