@@ -38,11 +38,15 @@ def _change(ratio: float) -> str:
     return f"{round((ratio - 1) * 100, 1) + 0.0:+.1f}%"
 
 
-@pytest.mark.parametrize("n", [3, 5, 10, 40])
+@pytest.mark.parametrize("n", [2, 3, 5, 10, 40])
 def test_detectable_change_has_80_percent_power(n: int) -> None:
     sd = 0.04
     mdc = min_detectable(sd, n, 0.05)
-    assert POWER <= _power(math.log1p(mdc), sd, n, 0.05) < POWER + 0.02
+    power = _power(math.log1p(mdc), sd, n, 0.05)
+    if n == 2:  # one degree of freedom: the planning formula is optimistic (77% measured)
+        assert 0.75 < power < POWER
+    else:
+        assert POWER <= power < POWER + 0.02
     assert min_detectable(sd, 1, 0.05) == math.inf  # one block: no test
 
 
@@ -293,3 +297,28 @@ def test_drift_against_linregress_and_its_messages() -> None:
     assert str(exc.value) == "c tps: drift needs one time per value (and a value)"
     with pytest.raises(ValueError):
         drift("c", "tps", [], [])
+
+
+def test_blocks_needed_stops_at_ten_thousand() -> None:
+    """10,000 blocks are the most it answers; one more is None."""
+    band = math.log1p(0.05)
+    k = math.log1p(min_detectable(1.0, MAX_RUNS, 0.05))
+    assert blocks_needed(band / k * (1 - 1e-9), 0.05, 0.05) == MAX_RUNS
+    assert blocks_needed(band / k * (1 + 1e-9), 0.05, 0.05) is None
+    assert math.isfinite(min_detectable(0.1, MAX_RUNS, 0.05))
+
+
+def test_records_are_frozen_and_settings_edges() -> None:
+    import dataclasses
+
+    pc = PairedComparison("c", "tps", "higher", (1.0, 2.0), (1.0, 2.1))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        pc.tolerance = 0.1  # type: ignore[misc]
+    s = paired_log_test([1.0, 2.0], [1.1, 2.3], 0.05)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.sd = 0.0  # type: ignore[misc]
+    # a zero tolerance is a valid setting (any significant change counts); alpha 0 is not
+    (v,) = compare_paired_session([dataclasses.replace(pc, tolerance=0.0)])
+    assert v.p is not None and v.tolerance == 0.0
+    (v,) = compare_paired_session([pc], alpha=0.0)
+    assert v.verdict is Outcome.INCONCLUSIVE and v.message.startswith("alpha=0.0 must be")
