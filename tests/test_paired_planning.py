@@ -168,6 +168,7 @@ def test_every_outcome_message() -> None:
     v = out["hopeless"]
     assert v.verdict is Outcome.INCONCLUSIVE and v.runs_needed is None
     assert v.message.endswith(f"; even {MAX_RUNS} blocks would not detect ±0.1%.")
+    assert v.message.startswith("tps B/A ")
     assert (v.n_baseline, v.n_current, v.tolerance) == (5, 5, 0.001)
 
 
@@ -181,17 +182,40 @@ def test_inconclusive_with_enough_blocks_gives_no_hints() -> None:
     (v,) = compare_paired_session([PairedComparison("c", "tps", "higher", tuple(a), tuple(b))])
     assert v.verdict is Outcome.INCONCLUSIVE
     assert v.message.endswith(": cannot tell whether it changed by more than ±5.0%.")
+    f = (1.0, 1.12, 0.93, 1.05, 0.97)  # noisier blocks: the hints' boundary
     sd = float(np.std(np.log(f), ddof=1))
-    mdc = min_detectable(sd, 5, 0.05)
-    b2 = [x * (1 + 0.9 * mdc) * g / f[0] for x, g in zip(a, f, strict=True)]
-    (v,) = compare_paired_session(
-        [PairedComparison("c", "tps", "higher", tuple(a), tuple(b2), mdc)]
-    )
-    assert v.min_detectable_change == pytest.approx(mdc, rel=1e-9)
-    if v.verdict is Outcome.INCONCLUSIVE:
-        assert "smallest change" not in v.message
-        if v.runs_needed == 5:
-            assert "blocks would decide" not in v.message
+    t0 = min_detectable(sd, 5, 0.05)
+    shift = 0.9 * math.log1p(t0) - float(np.mean(np.log(f)))
+    b2 = tuple(x * g * math.exp(shift) for x, g in zip(a, f, strict=True))
+    (v0,) = compare_paired_session([PairedComparison("c", "tps", "higher", tuple(a), b2)])
+    mdc = v0.min_detectable_change
+    assert mdc is not None
+    (v,) = compare_paired_session([PairedComparison("c", "tps", "higher", tuple(a), b2, mdc)])
+    assert v.verdict is Outcome.INCONCLUSIVE and v.min_detectable_change == mdc
+    assert v.runs_needed == 5
+    assert v.message.endswith(f": cannot tell whether it changed by more than ±{_pct(mdc)}.")
+
+
+def test_a_ci_reaching_past_the_band_on_one_side_is_inconclusive() -> None:
+    a = [1000.0, 1400.0, 700.0, 1200.0, 800.0]
+    b = [x * g for x, g in zip(a, (0.99, 0.95, 0.985, 0.94, 0.975), strict=True)]
+    (v,) = compare_paired_session([PairedComparison("c", "tps", "higher", tuple(a), tuple(b))])
+    assert v.ci_low is not None and v.ci_high is not None
+    assert v.ci_low < 1 / 1.05 and 1 / 1.05 < v.ratio < v.ci_high < 1.05  # type: ignore[operator]
+    assert v.verdict is Outcome.INCONCLUSIVE
+
+
+def test_a_session_keeps_every_case_in_order() -> None:
+    pcs = [
+        PairedComparison("bad", "tps", "higher", (0.0, 1.0), (1.0, 1.0)),
+        PairedComparison("rate", "success_rate", "exact", (0.0, 0.0), (1.0, 1.0)),
+        PairedComparison("one", "tps", "higher", (1.0,), (1.0,)),
+        PairedComparison("two", "tps", "higher", (100.0, 110.0), (90.0, 100.0)),
+    ]
+    out = compare_paired_session(pcs)
+    assert [v.case_id for v in out] == ["bad", "rate", "one", "two"]
+    assert out[1].verdict is Outcome.NO_CHANGE and out[1].ratio is None  # A's mean is 0
+    assert out[3].p is not None  # two blocks are a test
 
 
 def test_few_blocks_bad_values_and_settings() -> None:
@@ -255,7 +279,7 @@ def test_absolute_check_on_b() -> None:
 
 
 def test_drift_against_linregress_and_its_messages() -> None:
-    t = [0.0, 2.0, 1.0, 3.0, 4.0]  # unordered on purpose: drift sorts by time
+    t = [1.0, 3.0, 2.0, 4.0, 5.0]  # unordered on purpose: drift sorts by time
     v = [1000.0, 940.0, 970.0, 915.0, 880.0]
     d = drift("c", "tps", t, v)
     order = np.argsort(t)
@@ -322,3 +346,9 @@ def test_records_are_frozen_and_settings_edges() -> None:
     assert v.p is not None and v.tolerance == 0.0
     (v,) = compare_paired_session([pc], alpha=0.0)
     assert v.verdict is Outcome.INCONCLUSIVE and v.message.startswith("alpha=0.0 must be")
+
+
+def test_drift_of_values_below_one() -> None:
+    d = drift("c", "rate", [1, 2, 3, 4], [0.9, 0.8, 0.7, 0.6])
+    assert d.change is not None and d.p is not None and d.drifted
+    assert d.first_to_last == pytest.approx(0.6 / 0.9 - 1)
