@@ -297,13 +297,26 @@ def _install_sigterm_handler() -> None:
         current = signal.getsignal(signal.SIGINT)
         if callable(current) and current is not handler:
             current(signal.SIGINT, frame)
-        else:
-            raise KeyboardInterrupt(f"received signal {signum}")
+            return
+        # No SIGINT handler to borrow: SIGINT is ignored (a shell's background job starts so),
+        # and then asyncio.Runner installs none. Inside a running event loop, raise the
+        # interrupt from a callback of its own, not inside the one this signal landed in.
+        import asyncio
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise KeyboardInterrupt(f"received signal {signum}") from None
+        loop.call_soon_threadsafe(_raise_interrupt, signum)
 
     try:
         signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread (e.g. pytest run inside another tool)
         pass
+
+
+def _raise_interrupt(signum: int) -> None:
+    raise KeyboardInterrupt(f"received signal {signum}")
 
 
 def _check_writable(folder: Path) -> None:

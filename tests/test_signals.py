@@ -11,6 +11,7 @@ must end the run; the old behaviour sleeps through it.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -52,10 +53,23 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_sigterm_inside_a_uvloop_callback_cancels_the_run() -> None:
+def _sigint(disposition: str) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN if disposition == "ignored" else signal.SIG_DFL)
+
+
+# "ignored": how a shell starts a background job (``pytest … &`` in a CI script); Python then
+# installs no KeyboardInterrupt handler for SIGINT and asyncio.Runner none of its own, so the
+# SIGTERM handler has no Ctrl-C to borrow and must still end the run.
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_sigterm_inside_a_uvloop_callback_cancels_the_run(sigint: str) -> None:
     pytest.importorskip("uvloop")
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        preexec_fn=lambda: _sigint(sigint),
     )
     out = proc.stdout + proc.stderr
     assert "INTERRUPTED [True]" in proc.stdout, out
