@@ -54,3 +54,39 @@ def jsonl_lines(path: Path) -> int:
         return path.read_bytes().count(b"\n")
     except OSError:
         return 0
+
+
+def communicate_stopped(
+    proc: subprocess.Popen[str], *, stop_s: float | None, run_s: float = 0.0, timeout: float = 300
+) -> str:
+    """Wait for ``proc`` (exit 0 asserted) and return its stdout's last line. With ``stop_s``
+    the OS is kept from running it: SIGSTOP for ``stop_s``, SIGCONT for ``run_s``, over and
+    over — a starved client, made exact."""
+    import contextlib
+    import signal
+    import threading
+
+    done = threading.Event()
+
+    def stopper() -> None:
+        while not done.wait(run_s):
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGSTOP)
+            done.wait(stop_s)  # the stop itself
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGCONT)
+
+    thread = threading.Thread(target=stopper, daemon=True)
+    if stop_s is not None:
+        thread.start()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        done.set()
+        if stop_s is not None:
+            thread.join()
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    return out.strip().splitlines()[-1]

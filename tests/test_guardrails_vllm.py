@@ -3,17 +3,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from procwatch import communicate_stopped
 
 from pytest_llmperf.core.cpu_layout import choose_layout
 from pytest_llmperf.loadgen.run import LoadSpec, run_load
@@ -92,30 +90,9 @@ def witnessed_run(server: Any, *, stop: bool, seed: int) -> dict[str, Any]:
     )  # fmt: skip
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
-    done = threading.Event()
-
-    def stopper() -> None:
-        while not done.wait(0.02):
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGSTOP)
-            done.wait(0.06)  # the stop itself
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGCONT)
-
-    thread = threading.Thread(target=stopper, daemon=True)
-    if stop:
-        thread.start()
-    try:
-        out, err = proc.communicate(timeout=300)
-    finally:
-        done.set()
-        if stop:
-            thread.join()
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGCONT)
-            proc.kill()
-    assert proc.returncode == 0, err[-2000:]
-    doc: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    # 60 ms of every 80 ms stopped
+    line = communicate_stopped(proc, stop_s=0.06 if stop else None, run_s=0.02)
+    doc: dict[str, Any] = json.loads(line)
     return doc
 
 

@@ -3,18 +3,15 @@ event-loop-lag ticker; a deliberately starved client (a CPU hog on its core) is 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from procwatch import communicate_stopped
 
 from pytest_llmperf.core.records import RequestRecord
 from pytest_llmperf.loadgen.late_reads import MIN_CHUNKS, late_reads
@@ -86,30 +83,8 @@ def client_health(inst: Instrument, *, starve: bool) -> dict[str, object]:
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
-    done = threading.Event()
-
-    def starver() -> None:
-        while not done.wait(0.05):
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGSTOP)
-            time.sleep(0.25)  # the starvation itself: the length of the stop is the point
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGCONT)
-
-    thread = threading.Thread(target=starver, daemon=True)
-    if starve:
-        thread.start()
-    try:
-        out, err = proc.communicate(timeout=300)
-    finally:
-        done.set()
-        if starve:
-            thread.join()
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGCONT)
-            proc.kill()
-    assert proc.returncode == 0, err[-2000:]
-    return json.loads(out.strip().splitlines()[-1])
+    # the length of the stop is the point: 250 ms stopped of every 300 ms
+    return json.loads(communicate_stopped(proc, stop_s=0.25 if starve else None, run_s=0.05))
 
 
 def test_starved_client_is_flagged_by_its_late_reads(inst: Instrument) -> None:
