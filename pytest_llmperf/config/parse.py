@@ -394,6 +394,14 @@ def _parse_client(value: object, at: KeyPath) -> ClientLimits:
                     out[key] = validate_setting(text)
                 except CpuLayoutError as exc:
                     at.key(key).fail(str(exc), "write 'auto', 'shared' or e.g. '0/1'")
+            elif key == "metrics_interval_s":
+                out[key] = _number(
+                    t[key],
+                    at.key(key),
+                    minimum=0.05,
+                    maximum=60.0,
+                    what="seconds between /metrics samples",
+                )
             elif key == "cpu_fraction":
                 out[key] = _number(
                     t[key],

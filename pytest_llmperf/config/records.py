@@ -196,6 +196,9 @@ class ClientLimits:
     #: (server on every allowed core but the last, client on the last), ``shared`` (no
     #: pinning) or ``"SERVER/CLIENT"`` CPU lists such as ``"0/1"`` (see ``core.cpu_layout``).
     cpu_layout: str | None = None
+    #: Seconds between samples of the server's ``/metrics`` gauges during a run (the
+    #: timeline and the peaks, ``docs/guardrails.md``); None: the load generator's 0.5 s.
+    metrics_interval_s: float | None = None
 
     def thresholds(self) -> dict[str, float]:
         """The health thresholds set here (the load generator's ``HealthThresholds`` fields)."""

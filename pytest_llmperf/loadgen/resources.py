@@ -15,7 +15,10 @@ import numpy as np
 
 from pytest_llmperf.core.endpoint import Endpoint
 from pytest_llmperf.loadgen.spec import ClientCapacityError
-from pytest_llmperf.metrics.server import GAUGES, Scrape, gauge_values, parse_exposition, peak
+from pytest_llmperf.metrics.server import GAUGES, Scrape, parse_exposition, peak
+from pytest_llmperf.metrics.timeline import SAMPLED, Timeline, sample_values
+
+GAUGE_NAMES: Final = frozenset(GAUGES)
 
 _FD_MARGIN: Final[int] = 128
 
@@ -98,29 +101,40 @@ def token_counters(scrape: Scrape | None) -> dict[str, float] | None:
 
 
 class GaugeSampler:
-    """Samples vLLM's running/waiting/KV-cache gauges every ``interval`` seconds during the
-    run (peaks only), in the client's own event loop: one small GET and a line scan that keeps
-    only the gauge lines. ``parse_cpu_s`` is the CPU its parsing took (the GET's share is
-    measured by ``benchmarks/metrics_sampler_cost.py``)."""
+    """Samples vLLM's running/waiting/KV-cache gauges and its generation-token counter every
+    ``interval`` seconds during the run, in the client's own event loop: one small GET and a
+    line scan that keeps only those lines. Keeps the peaks and the whole series
+    (``metrics.timeline``); once ``stop`` is set it takes one last sample (unless
+    ``final_sample`` was cleared, e.g. for a hung server), so the series covers the whole run.
+    ``parse_cpu_s`` is the CPU its parsing took (the GET's share is measured by
+    ``benchmarks/metrics_sampler_cost.py``)."""
 
     def __init__(self, session: aiohttp.ClientSession, endpoint: Endpoint, interval: float) -> None:
         self.session, self.endpoint, self.interval = session, endpoint, interval
         self.peaks: dict[str, float] = {}
+        self.timeline = Timeline()
         self.samples = 0
         self.parse_cpu_s = 0.0
+        self.final_sample = True
+
+    async def _sample(self) -> None:
+        text = await fetch_metrics_text(self.session, self.endpoint, timeout_s=self.interval * 4)
+        if text is not None:
+            at = time.perf_counter()
+            t = time.thread_time()
+            values = sample_values(parse_exposition(text, SAMPLED))
+            peak(self.peaks, {k: v for k, v in values.items() if k in GAUGE_NAMES})
+            self.timeline.add(at, values)
+            self.parse_cpu_s += time.thread_time() - t
+            self.samples += 1
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            text = await fetch_metrics_text(
-                self.session, self.endpoint, timeout_s=self.interval * 4
-            )
-            if text is not None:
-                t = time.thread_time()
-                peak(self.peaks, gauge_values(parse_exposition(text, GAUGES)))
-                self.parse_cpu_s += time.thread_time() - t
-                self.samples += 1
+            await self._sample()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.interval)
+        if self.final_sample:
+            await self._sample()
 
 
 async def reachable(session: aiohttp.ClientSession, endpoint: Endpoint) -> bool:

@@ -56,13 +56,15 @@ from pytest_llmperf.loadgen.transport import (
 )
 from pytest_llmperf.metrics.server import client_samples, guardrails, witness
 from pytest_llmperf.metrics.summary import summarize
+from pytest_llmperf.metrics.timeline import DEFAULT_INTERVAL_S
 from pytest_llmperf.workload.prompts import PreparedRequest, Workload, prepare_requests
 
 __all__ = ["HealthThresholds", "LoadSpec", "RunResult", "run_load"]
 
 _DEFAULT_THRESHOLDS = HealthThresholds()
-#: How often the server's running/waiting/KV-cache gauges are sampled during a run (2 Hz).
-GAUGE_INTERVAL_S = 0.5
+#: How often the server's gauges are sampled during a run by default (2 Hz; ``LoadSpec``'s
+#: ``metrics_interval_s``, config ``[client] metrics_interval_s``).
+GAUGE_INTERVAL_S = DEFAULT_INTERVAL_S
 
 
 class _Runner:
@@ -185,7 +187,14 @@ class _Runner:
                     task.cancel()
             return
         assert spec.rate is not None
-        offsets = arrival_offsets(len(reqs), spec.rate, spec.arrival, spec.seed)
+        offsets = arrival_offsets(
+            len(reqs),
+            spec.rate,
+            spec.arrival,
+            spec.seed,
+            burstiness=spec.burstiness,
+            ramp_up_s=spec.ramp_up_s,
+        )
         sem = asyncio.Semaphore(spec.concurrency) if spec.concurrency else None
 
         async def capped(req: PreparedRequest, intended: float) -> None:
@@ -296,7 +305,7 @@ async def _run_async(
                 if watchdog.hung_message:
                     raise ServerHung(f"{watchdog.hung_message}; nothing measured", phase="warm-up")
             before = await scrape_metrics(session, endpoint)
-            sampler = GaugeSampler(session, endpoint, GAUGE_INTERVAL_S)
+            sampler = GaugeSampler(session, endpoint, spec.metrics_interval_s)
             lags: list[float] = []
             stop = asyncio.Event()
             gc.collect()
@@ -318,6 +327,7 @@ async def _run_async(
             finally:
                 t_end = time.perf_counter()
                 cpu = cpu_seconds() - cpu0
+                sampler.final_sample = not watchdog.hung_message
                 stop.set()
                 await ticker
                 if sampling is not None:
@@ -364,9 +374,10 @@ async def _run_async(
             "guardrails": {
                 **guardrails(before, after, sampler.peaks),
                 "gauge_samples": sampler.samples,
-                "gauge_interval_s": GAUGE_INTERVAL_S,
+                "gauge_interval_s": spec.metrics_interval_s,
                 "gauge_parse_cpu_ms": 1000.0 * sampler.parse_cpu_s,
             },
+            "timeline": sampler.timeline.to_json(t_start, spec.metrics_interval_s),
             "witness": seen,
         }
 

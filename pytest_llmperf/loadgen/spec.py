@@ -32,7 +32,11 @@ class LoadSpec:
     mode: Literal["closed", "open"] = "closed"
     concurrency: int | None = 1
     rate: float | None = None
-    arrival: Literal["poisson", "constant"] = "poisson"
+    arrival: Literal["poisson", "constant", "gamma"] = "poisson"
+    #: Gamma arrivals' shape (the gaps' CoV is 1 / sqrt(burstiness)); 1 for the others.
+    burstiness: float = 1.0
+    #: Open loop: the rate climbs linearly from 0 over this many seconds (``loadgen.arrivals``).
+    ramp_up_s: float = 0.0
     num_requests: int = 100
     warmup_requests: int = 0
     timeout_s: float = 600.0
@@ -40,6 +44,8 @@ class LoadSpec:
     #: Closed loop: keep sending past ``num_requests`` until the measured phase has lasted
     #: this long (both the count and the duration are reached); 0: the count alone.
     min_duration_s: float = 0.0
+    #: How often the server's ``/metrics`` gauges are sampled during the measured phase (s).
+    metrics_interval_s: float = 0.5
 
     def __post_init__(self) -> None:
         if self.mode not in ("closed", "open"):
@@ -50,14 +56,28 @@ class LoadSpec:
             raise ValueError("open-loop load needs rate > 0 (requests per second)")
         if self.concurrency is not None and self.concurrency < 1:
             raise ValueError("concurrency must be >= 1 (or None for an uncapped open loop)")
-        if self.arrival not in ("poisson", "constant"):
-            raise ValueError(f"arrival must be 'poisson' or 'constant', got {self.arrival!r}")
+        if self.arrival not in ("poisson", "constant", "gamma"):
+            raise ValueError(
+                f"arrival must be 'poisson', 'constant' or 'gamma', got {self.arrival!r}"
+            )
+        if not (math.isfinite(self.burstiness) and self.burstiness > 0):
+            raise ValueError(f"burstiness must be > 0, got {self.burstiness}")
+        if self.burstiness != 1.0 and self.arrival != "gamma":
+            raise ValueError(f"burstiness shapes gamma arrivals; arrival is {self.arrival!r}")
+        if not (math.isfinite(self.ramp_up_s) and self.ramp_up_s >= 0):
+            raise ValueError(f"ramp_up_s must be >= 0 seconds, got {self.ramp_up_s}")
+        if self.ramp_up_s and self.mode != "open":
+            raise ValueError("ramp_up_s ramps an open loop's rate; a closed loop has no rate")
         if self.num_requests < 1 or self.warmup_requests < 0:
             raise ValueError("num_requests must be >= 1 and warmup_requests >= 0")
         if not self.timeout_s > 0:
             raise ValueError("timeout_s must be > 0")
         if not (math.isfinite(self.min_duration_s) and self.min_duration_s >= 0):
             raise ValueError(f"min_duration_s must be >= 0 seconds, got {self.min_duration_s}")
+        if not (math.isfinite(self.metrics_interval_s) and self.metrics_interval_s > 0):
+            raise ValueError(
+                f"metrics_interval_s must be > 0 seconds, got {self.metrics_interval_s}"
+            )
         if self.min_duration_s and self.mode != "closed":
             raise ValueError(
                 "min_duration_s sizes a closed-loop level; an open loop's length is its "

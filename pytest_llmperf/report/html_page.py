@@ -15,6 +15,7 @@ from pytest_llmperf.core.atomic import write_text_atomic
 from pytest_llmperf.report.layout import STATUS_COLOURS
 from pytest_llmperf.report.results_json import _jsonable
 from pytest_llmperf.report.server_section import server_section
+from pytest_llmperf.report.timelines import timelines_section
 from pytest_llmperf.verdicts.case_result import CaseResult, saturation_of, with_status
 
 _CSS = """
@@ -179,6 +180,7 @@ def render_html(
         + "".join(f"<th class='{'l' if h in _LEFT else ''}'>{e(h)}</th>" for h in head)
         + f"</tr>{''.join(rows)}</table>{thin_html}"
         f"{server_section(cases)}"
+        f"{timelines_section(cases)}"
         f"{extra_html}"
         f"{SECTIONS_MARK}<h2>Environment</h2>{_env_table(environment)}"
         f"<p><small>pytest-llmperf {e(__version__)}</small></p></body></html>"

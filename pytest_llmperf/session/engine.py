@@ -124,10 +124,12 @@ def run_extras(case: PerfCase, slo: Any, result: Any) -> dict[str, Any]:
         out["goodput"] = {"slo": slo.limits(), "good": g.good, "total": g.total}
         out["goodput"].update(violations=g.violations, **g.metrics())
     if case.load is not None and result.records:
-        fig = schedule_figures(result.records, case.load.rate)
+        fig = schedule_figures(result.records, case.load.rate, steady_from_s=case.load.ramp_up_s)
         out["load"] = {
             "mode": "open",
             "arrival": case.load.arrival,
+            "burstiness": case.load.burstiness,
+            "ramp_up_s": case.load.ramp_up_s,
             "max_concurrency": case.load.max_concurrency,
             **fig.to_json(),
             "schedule_lag_p99_ms": result.health.schedule_lag_p99_ms,
@@ -606,7 +608,12 @@ class PerfEngine:
         an interrupted session keeps every finished case.
         """
         from pytest_llmperf.loadgen.liveness import ServerHung
-        from pytest_llmperf.loadgen.run import HealthThresholds, LoadSpec, run_load
+        from pytest_llmperf.loadgen.run import (
+            GAUGE_INTERVAL_S,
+            HealthThresholds,
+            LoadSpec,
+            run_load,
+        )
         from pytest_llmperf.metrics.quantile_bounds import percentile_table, pool_samples
         from pytest_llmperf.metrics.summary import latency_samples_ms
 
@@ -642,11 +649,14 @@ class PerfEngine:
                 concurrency=case.concurrency if case.load is None else case.load.max_concurrency,
                 rate=None if case.load is None else case.load.rate,
                 arrival="poisson" if case.load is None else case.load.arrival,
+                burstiness=1.0 if case.load is None else case.load.burstiness,
+                ramp_up_s=0.0 if case.load is None else case.load.ramp_up_s,
                 num_requests=case.requests,
                 warmup_requests=case.warmup_requests,  # every run: each starts warm
                 min_duration_s=case.min_duration_s,
                 timeout_s=self.options.request_timeout,
                 seed=r,
+                metrics_interval_s=self.config.client.metrics_interval_s or GAUGE_INTERVAL_S,
             )
 
             def on_progress(done: int, total: int, elapsed: float, _r: int = r) -> None:
@@ -750,7 +760,12 @@ class PerfEngine:
         plan = self._resolved.get(case.model.name)
         env: dict[str, Any] = {"model": case.model.name}
         if case.load is not None:
-            env["load"] = {"mode": "open", **vars(case.load)}
+            # burstiness / ramp only when set: an unchanged schedule keeps its fingerprint
+            shape = {"burstiness": 1.0, "ramp_up_s": 0.0}
+            env["load"] = {
+                "mode": "open",
+                **{k: v for k, v in vars(case.load).items() if k not in shape or shape[k] != v},
+            }
         if plan is not None and plan.plan is not None:
             env["launch_argv"] = redact_argv(plan.plan.args)
             env["launch_env"] = redact_env(plan.plan.env)
@@ -1056,6 +1071,8 @@ def case_from_marker(
         "rate",
         "arrival",
         "max_concurrency",
+        "burstiness",
+        "ramp_up_s",
     }
     unknown = set(kwargs) - known
     if unknown:
@@ -1152,13 +1169,13 @@ def _marker_duration(value: Any) -> float:
 
 
 def _marker_load(config: PerfConfig, kwargs: Mapping[str, Any]) -> Any:
-    """``@pytest.mark.llmperf(rate=2, arrival="constant", max_concurrency=8)``: an open-loop
-    case (``config.load.OpenLoad``); None without ``rate``."""
-    from pytest_llmperf.config.load import OpenLoad, parse_load
+    """``@pytest.mark.llmperf(rate=2, arrival="gamma", burstiness=0.5, ramp_up_s=5,
+    max_concurrency=8)``: an open-loop case (``config.load.OpenLoad``); None without ``rate``."""
+    from pytest_llmperf.config.load import parse_load
     from pytest_llmperf.config.validate import KeyPath
 
     if "rate" not in kwargs:
-        for key in ("arrival", "max_concurrency"):
+        for key in ("arrival", "max_concurrency", "burstiness", "ramp_up_s"):
             if key in kwargs:
                 KeyPath("@pytest.mark.llmperf", key).fail(
                     f"{key} shapes an open loop, but no rate is given",
@@ -1170,8 +1187,13 @@ def _marker_load(config: PerfConfig, kwargs: Mapping[str, Any]) -> Any:
     cap = kwargs.get("max_concurrency", config.load.max_concurrency)
     if cap is not None:
         table["max_concurrency"] = cap
+    if table["arrival"] == "gamma" or "burstiness" in kwargs:  # the latter: refused below
+        table["burstiness"] = kwargs.get("burstiness", config.load.burstiness)
+    ramp = kwargs.get("ramp_up_s", config.load.ramp_up_s)
+    if ramp:
+        table["ramp_up_s"] = ramp
     lm = parse_load(table, KeyPath("@pytest.mark.llmperf", ""))
-    return OpenLoad(lm.rates[0], lm.arrival, lm.max_concurrency)
+    return lm.loads()[0]
 
 
 def _signal_name(num: int) -> str:
