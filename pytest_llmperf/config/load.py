@@ -18,7 +18,9 @@ from typing import Any, Final, Literal, TypeVar
 from pytest_llmperf.config.validate import KeyPath, _choice, _int, _list, _number, _put_int, _table
 from pytest_llmperf.config.vocab import _MAX_CONCURRENCY, _MAX_REQUESTS
 
-ARRIVALS: Final[tuple[str, ...]] = ("poisson", "constant")
+ARRIVALS: Final[tuple[str, ...]] = ("poisson", "constant", "gamma")
+#: Gamma shapes accepted (CoV of the gaps 1 / sqrt(burstiness): 0.01 -> 10, 100 -> 0.1).
+BURSTINESS_RANGE: Final[tuple[float, float]] = (0.01, 100.0)
 #: Highest request rate accepted (requests/s); a typo guard, not a capacity claim.
 MAX_RATE: Final[float] = 1e5
 #: Seconds of schedule one open-loop run sends by default (requests = ceil(rate x this)).
@@ -26,6 +28,8 @@ DEFAULT_DURATION_S: Final[float] = 10.0
 LOAD_KEYS: Final[tuple[str, ...]] = (
     "rates",
     "arrival",
+    "burstiness",
+    "ramp_up_s",
     "max_concurrency",
     "duration_s",
     "requests",
@@ -42,12 +46,15 @@ SLO_KEYS: Final[tuple[str, ...]] = (
 
 @dataclass(frozen=True)
 class OpenLoad:
-    """One open-loop case's schedule: ``rate`` requests/s with ``arrival`` gaps, at most
-    ``max_concurrency`` in flight (``None``: uncapped)."""
+    """One open-loop case's schedule: ``rate`` requests/s with ``arrival`` gaps (``gamma``:
+    of shape ``burstiness``), reached by a linear ramp over the first ``ramp_up_s`` seconds
+    (0: from the start), at most ``max_concurrency`` in flight (``None``: uncapped)."""
 
     rate: float
-    arrival: Literal["poisson", "constant"] = "poisson"
+    arrival: Literal["poisson", "constant", "gamma"] = "poisson"
     max_concurrency: int | None = None
+    burstiness: float = 1.0
+    ramp_up_s: float = 0.0
 
     @property
     def label(self) -> str:
@@ -60,17 +67,22 @@ class LoadModes:
     """The ``[load]`` table. Empty ``rates`` keeps the closed loop at the concurrency levels."""
 
     rates: tuple[float, ...] = ()
-    arrival: Literal["poisson", "constant"] = "poisson"
+    arrival: Literal["poisson", "constant", "gamma"] = "poisson"
     max_concurrency: int | None = None
     duration_s: float = DEFAULT_DURATION_S
     requests: int | None = None  # per run; None: ceil(rate x duration_s), at least 10
+    burstiness: float = 1.0
+    ramp_up_s: float = 0.0
 
     @property
     def open_loop(self) -> bool:
         return bool(self.rates)
 
     def loads(self) -> tuple[OpenLoad, ...]:
-        return tuple(OpenLoad(r, self.arrival, self.max_concurrency) for r in self.rates)
+        return tuple(
+            OpenLoad(r, self.arrival, self.max_concurrency, self.burstiness, self.ramp_up_s)
+            for r in self.rates
+        )
 
     def requests_for(self, rate: float) -> int:
         if self.requests is not None:
@@ -153,12 +165,39 @@ def parse_load(value: object, at: KeyPath) -> LoadModes:
         if "requests" in t
         else None
     )
-    if (cap is not None or "arrival" in t) and not rates:
+    burstiness = 1.0
+    if "burstiness" in t:
+        lo, hi = BURSTINESS_RANGE
+        burstiness = _number(
+            t["burstiness"],
+            at.key("burstiness"),
+            minimum=lo,
+            maximum=hi,
+            what="a gamma shape (the gaps' CoV is 1/sqrt(burstiness); 1 is Poisson)",
+        )
+        if arrival != "gamma":
+            at.key("burstiness").fail(
+                f"burstiness shapes gamma arrivals, but arrival is {arrival!r}",
+                'set arrival = "gamma" or remove burstiness',
+            )
+    ramp = (
+        _number(
+            t["ramp_up_s"],
+            at.key("ramp_up_s"),
+            minimum=0.0,
+            maximum=86400.0,
+            what="seconds over which the rate climbs linearly from 0",
+        )
+        if "ramp_up_s" in t
+        else 0.0
+    )
+    shaping = [k for k in ("arrival", "max_concurrency", "burstiness", "ramp_up_s") if k in t]
+    if shaping and not rates:
         at.fail(
-            "arrival and max_concurrency shape an open loop, but no rates are given",
+            f"{', '.join(shaping)} shape an open loop, but no rates are given",
             "add rates = [...] (requests/s) or remove them",
         )
-    return LoadModes(rates, arrival, cap, duration, requests)  # type: ignore[arg-type]
+    return LoadModes(rates, arrival, cap, duration, requests, burstiness, ramp)  # type: ignore[arg-type]
 
 
 def parse_slo(value: object, at: KeyPath) -> Slo:
@@ -217,6 +256,10 @@ def with_rates(config: PerfConfigT, rates: list[str] | None, *, source: str) -> 
 
 def _load_rest(load: LoadModes) -> dict[str, object]:
     out: dict[str, object] = {"arrival": load.arrival, "duration_s": load.duration_s}
+    if load.arrival == "gamma":
+        out["burstiness"] = load.burstiness
+    if load.ramp_up_s:
+        out["ramp_up_s"] = load.ramp_up_s
     if load.max_concurrency is not None:
         out["max_concurrency"] = load.max_concurrency
     if load.requests is not None:

@@ -137,14 +137,22 @@ def _rate(times: Sequence[float]) -> float:
     return (len(times) - 1) / span if span > 0 else math.inf
 
 
-def schedule_figures(records: Sequence[RequestRecord], requested_rate: float) -> ScheduleFigures:
-    """``ScheduleFigures`` from an open-loop run's records."""
+def schedule_figures(
+    records: Sequence[RequestRecord], requested_rate: float, *, steady_from_s: float = 0.0
+) -> ScheduleFigures:
+    """``ScheduleFigures`` from an open-loop run's records. ``steady_from_s``: a ramp-up's
+    length; the scheduled and achieved rates then count only the requests due after it (the
+    ramp's own rate climbs from 0), when at least two are."""
     if not records:
         raise ValueError("no records: an open-loop run must have sent at least one request")
     intended = [r.intended_start for r in records]
     starts = [r.start for r in records]
     last_due = max(intended)
     first = min(intended)
+    rated = records
+    if steady_from_s > 0:
+        steady = [r for r in records if r.intended_start - first >= steady_from_s]
+        rated = steady if len(steady) >= 2 else records
     ok = [r for r in records if r.ok]
     span = max(r.end for r in records) - first
     events = sorted([(r.start, 1) for r in records] + [(r.end, -1) for r in records])
@@ -156,8 +164,8 @@ def schedule_figures(records: Sequence[RequestRecord], requested_rate: float) ->
     p99 = lags[min(len(lags) - 1, math.ceil(0.99 * len(lags)) - 1)]
     return ScheduleFigures(
         requested_rate=requested_rate,
-        scheduled_rate=_rate(intended),
-        achieved_rate=_rate(starts),
+        scheduled_rate=_rate([r.intended_start for r in rated]),
+        achieved_rate=_rate([r.start for r in rated]),
         completion_rate=len(ok) / span if span > 0 else math.nan,
         backlog_at_schedule_end=sum(1 for r in records if r.end > last_due),
         peak_in_flight=peak,
