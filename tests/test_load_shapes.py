@@ -194,3 +194,134 @@ def test_a_ramped_gamma_session_sends_on_its_schedule(pytester: pytest.Pytester)
     assert load["scheduled_rate"] == pytest.approx(
         (len(steady) - 1) / (steady[-1] - steady[0]), rel=1e-6
     )
+
+
+# -- rate sweeps from the measured capacity ------------------------------------------------
+
+
+def test_capacity_fractions_make_one_case_each_after_the_rates() -> None:
+    c = cfg(load={"rates": [2], "capacity_fractions": [1.0, 0.25], "capacity_concurrency": 8})
+    cases = c.cases()
+    assert [x.id for x in cases] == [
+        "dense-gqa-text-r2",
+        "dense-gqa-text-cap0.25",
+        "dense-gqa-text-cap1",
+    ]
+    cap = cases[1].load
+    assert cap is not None and not cap.resolved and cap.capacity_fraction == 0.25
+    assert cap.capacity_concurrency == 8 and cases[0].load.resolved  # type: ignore[union-attr]
+    only = cfg(load={"capacity_fractions": [0.5]})
+    assert only.load.open_loop and only.load.capacity_concurrency == 64
+    assert [x.id for x in only.cases()] == ["dense-gqa-text-cap0.5"]
+
+
+@pytest.mark.parametrize(
+    ("load", "where", "what"),
+    [
+        ({"capacity_fractions": []}, "load.capacity_fractions", "no fractions given"),
+        ({"capacity_fractions": [0]}, "load.capacity_fractions[0]", "out of range"),
+        ({"capacity_fractions": [11]}, "load.capacity_fractions[0]", "out of range"),
+        ({"capacity_fractions": [0.5, 0.5]}, "load.capacity_fractions", "listed twice"),
+        ({"capacity_fractions": "0.5"}, "load.capacity_fractions", "fractions"),
+        ({"capacity_concurrency": 8}, "load.capacity_concurrency", "no capacity_fractions"),
+        (
+            {"capacity_fractions": [1], "capacity_concurrency": 0},
+            "load.capacity_concurrency",
+            "out of range",
+        ),
+        ({"capacity_fraction": [1]}, "load.capacity_fraction", "Did you mean"),
+    ],
+)
+def test_bad_capacity_keys_name_the_key(load: dict[str, Any], where: str, what: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        cfg(load=load)
+    text = str(err.value)
+    assert where in text and what in text, text
+
+
+def test_command_line_capacity_fractions() -> None:
+    c = with_rates(cfg(load={"rates": [1]}), ["capacity*0.5", "4"], source="--llmperf-rate")
+    assert c.load.rates == (4.0,) and c.load.capacity_fractions == (0.5,)
+    assert [x.id for x in c.cases()][-1] == "dense-gqa-text-cap0.5"
+    kept = cfg(load={"capacity_fractions": [1], "capacity_concurrency": 16})
+    again = with_rates(kept, ["Capacity*0.25"], source="--llmperf-rate")
+    assert again.load.capacity_fractions == (0.25,) and again.load.capacity_concurrency == 16
+    assert again.load.rates == ()
+    with pytest.raises(ConfigError, match="not a request rate"):
+        with_rates(kept, ["capacity*x"], source="--llmperf-rate")
+
+
+def test_marker_capacity_fraction() -> None:
+    case = case_from_marker(cfg(), {"capacity_fraction": 0.5, "capacity_concurrency": 4})
+    assert case.id == "dense-gqa-text-cap0.5" and case.load is not None
+    assert (case.load.capacity_fraction, case.load.capacity_concurrency) == (0.5, 4)
+    with pytest.raises(ConfigError, match="both set the rate"):
+        case_from_marker(cfg(), {"rate": 1, "capacity_fraction": 0.5})
+    with pytest.raises(ConfigError, match="no capacity_fraction"):
+        case_from_marker(cfg(), {"rate": 1, "capacity_concurrency": 4})
+    with pytest.raises(ConfigError, match="out of range"):
+        case_from_marker(cfg(), {"capacity_fraction": 0})
+
+
+CAPACITY_TOML = """\
+runs = 1
+warmup_requests = 1
+min_requests = 24
+[client]
+loop_lag_p99_ms = 60000
+schedule_lag_p99_ms = 60000
+[[models]]
+name = "dense-gqa"
+tiny = "dense-gqa"
+
+[[workloads]]
+name = "text"
+preset = "text"
+input_tokens = 16
+output_tokens = 8
+
+[load]
+capacity_fractions = [0.5]
+capacity_concurrency = 4
+arrival = "constant"
+requests = 24
+"""
+
+
+def test_a_capacity_fraction_runs_at_that_share_of_the_measured_capacity(
+    pytester: pytest.Pytester,
+) -> None:
+    """On the scripted instrument (TTFT 50 ms, 7 gaps of 20 ms: about 0.19 s per request),
+    four requests in flight give about 21 requests/s; the fraction's case runs at half what
+    the closed-loop case measured, and both cases are in results.json."""
+    from pytest_llmperf.testing.instrument import running_instrument
+
+    pytester.path.joinpath("llmperf.toml").write_text(CAPACITY_TOML)
+    with running_instrument() as inst:
+        result = pytester.runpytest_subprocess(
+            "-p",
+            "no:cacheprovider",
+            "--llmperf",
+            "--llmperf-endpoint",
+            inst.base_url,
+            "--llmperf-served-model",
+            "instrument?ttft=0.05&itl=0.02",
+            timeout=300,
+        )
+    data = json.loads(Path(pytester.path, ".llmperf", "results.json").read_text())
+    cases = {c["case_id"]: c for c in data["cases"]}
+    assert set(cases) == {"dense-gqa-text-c4", "dense-gqa-text-cap0.5"}, result.stdout.str()
+    measured = cases["dense-gqa-text-c4"]["runs"][0]["metrics"]["request_throughput"]
+    assert 10 < measured < 25  # 4 / 0.19 s at most; less on a busy host
+    frac = cases["dense-gqa-text-cap0.5"]
+    load = frac["runs"][0]["detail"]["load"]
+    assert load["capacity_request_throughput"] == pytest.approx(measured)
+    assert load["requested_rate"] == pytest.approx(round(0.5 * measured, 4))
+    assert load["capacity_fraction"] == 0.5 and load["capacity_concurrency"] == 4
+    assert load["scheduled_rate"] == pytest.approx(load["requested_rate"], rel=1e-6)
+    # the fingerprint names the fraction, not the nightly-changing rate
+    assert frac["environment"]["load"] == {
+        "mode": "open", "arrival": "constant", "max_concurrency": None,
+        "capacity_fraction": 0.5, "capacity_concurrency": 4,
+    }  # fmt: skip
+    assert "0.5xcap" in result.stdout.str()

@@ -3,7 +3,9 @@
 
 ``[load]`` turns the matrix from closed loop (``concurrency`` levels) into open loop: one case
 per request rate, requests sent on a Poisson or constant schedule whatever the server does,
-optionally capped at ``max_concurrency`` in flight. ``[slo]`` says when one request counts as
+optionally capped at ``max_concurrency`` in flight; gamma arrivals take a ``burstiness``,
+``ramp_up_s`` ramps the rate up linearly, and ``capacity_fractions`` give rates as fractions of
+a closed-loop capacity the engine measures first (``docs/load-modes.md``). ``[slo]`` says when one request counts as
 good (TTFT, TPOT, ITL, end-to-end limits, each optional) and, with ``min_goodput_fraction``,
 gates every case on the share of requests that met all of them.
 """
@@ -33,7 +35,13 @@ LOAD_KEYS: Final[tuple[str, ...]] = (
     "max_concurrency",
     "duration_s",
     "requests",
+    "capacity_fractions",
+    "capacity_concurrency",
 )
+#: Closed-loop level whose request throughput is the capacity ``capacity_fractions`` scale.
+DEFAULT_CAPACITY_CONCURRENCY: Final[int] = 64
+#: Largest fraction of the measured capacity accepted (past it: far beyond saturation).
+MAX_CAPACITY_FRACTION: Final[float] = 10.0
 PerfConfigT = TypeVar("PerfConfigT", bound=Any)
 SLO_KEYS: Final[tuple[str, ...]] = (
     "ttft_ms",
@@ -55,11 +63,24 @@ class OpenLoad:
     max_concurrency: int | None = None
     burstiness: float = 1.0
     ramp_up_s: float = 0.0
+    #: A rate given as this fraction of the closed-loop capacity measured at
+    #: ``capacity_concurrency`` (``rate`` is then 0 until the engine measured it).
+    capacity_fraction: float | None = None
+    capacity_concurrency: int = DEFAULT_CAPACITY_CONCURRENCY
+    #: The measured capacity (requests/s) the rate was derived from; set by the engine.
+    capacity_rps: float | None = None
 
     @property
     def label(self) -> str:
-        """The case-id part: ``r2``, ``r0.5``, ``r12.5``."""
+        """The case-id part: ``r2``, ``r0.5``, ``r12.5``; ``cap0.5`` for a capacity fraction
+        (the same id every night, whatever the capacity measured)."""
+        if self.capacity_fraction is not None:
+            return f"cap{self.capacity_fraction:g}"
         return f"r{self.rate:g}"
+
+    @property
+    def resolved(self) -> bool:
+        return self.rate > 0
 
 
 @dataclass(frozen=True)
@@ -73,15 +94,23 @@ class LoadModes:
     requests: int | None = None  # per run; None: ceil(rate x duration_s), at least 10
     burstiness: float = 1.0
     ramp_up_s: float = 0.0
+    #: Rates as fractions of the measured closed-loop capacity (one case each, after the
+    #: ``rates`` cases), measured once per model and workload at ``capacity_concurrency``.
+    capacity_fractions: tuple[float, ...] = ()
+    capacity_concurrency: int = DEFAULT_CAPACITY_CONCURRENCY
 
     @property
     def open_loop(self) -> bool:
-        return bool(self.rates)
+        return bool(self.rates or self.capacity_fractions)
 
     def loads(self) -> tuple[OpenLoad, ...]:
-        return tuple(
-            OpenLoad(r, self.arrival, self.max_concurrency, self.burstiness, self.ramp_up_s)
-            for r in self.rates
+        shape = (self.arrival, self.max_concurrency, self.burstiness, self.ramp_up_s)
+        fixed = tuple(OpenLoad(r, *shape) for r in self.rates)
+        return fixed + tuple(
+            OpenLoad(
+                0.0, *shape, capacity_fraction=f, capacity_concurrency=self.capacity_concurrency
+            )
+            for f in self.capacity_fractions
         )
 
     def requests_for(self, rate: float) -> int:
@@ -191,13 +220,58 @@ def parse_load(value: object, at: KeyPath) -> LoadModes:
         if "ramp_up_s" in t
         else 0.0
     )
+    fractions: tuple[float, ...] = ()
+    if "capacity_fractions" in t:
+        fat = at.key("capacity_fractions")
+        items = _list(t["capacity_fractions"], fat, what="fractions of the measured capacity")
+        if not items:
+            fat.fail("no fractions given", "list them, e.g. capacity_fractions = [0.5, 1.0]")
+        fractions = tuple(
+            _number(
+                v,
+                fat.index(i),
+                minimum=0.0,
+                maximum=MAX_CAPACITY_FRACTION,
+                what="a fraction of the measured capacity",
+                open_min=True,
+            )
+            for i, v in enumerate(items)
+        )
+        if len(set(fractions)) != len(fractions):
+            fat.fail("a fraction is listed twice", "list each fraction once")
+        fractions = tuple(sorted(fractions))
+    capacity_c = DEFAULT_CAPACITY_CONCURRENCY
+    if "capacity_concurrency" in t:
+        capacity_c = _int(
+            t["capacity_concurrency"],
+            at.key("capacity_concurrency"),
+            minimum=1,
+            maximum=_MAX_CONCURRENCY,
+            what="the closed-loop level whose throughput is the capacity",
+        )
+        if not fractions:
+            at.key("capacity_concurrency").fail(
+                "capacity_concurrency sizes the capacity measurement, but no "
+                "capacity_fractions are given",
+                "add capacity_fractions = [...] or remove it",
+            )
     shaping = [k for k in ("arrival", "max_concurrency", "burstiness", "ramp_up_s") if k in t]
-    if shaping and not rates:
+    if shaping and not (rates or fractions):
         at.fail(
             f"{', '.join(shaping)} shape an open loop, but no rates are given",
             "add rates = [...] (requests/s) or remove them",
         )
-    return LoadModes(rates, arrival, cap, duration, requests, burstiness, ramp)  # type: ignore[arg-type]
+    return LoadModes(
+        rates,
+        arrival,  # type: ignore[arg-type]
+        cap,
+        duration,
+        requests,
+        burstiness,
+        ramp,
+        fractions,
+        capacity_c,
+    )
 
 
 def parse_slo(value: object, at: KeyPath) -> Slo:
@@ -234,24 +308,37 @@ def parse_sections(t: Mapping[str, object], root: KeyPath) -> dict[str, object]:
 
 
 def with_rates(config: PerfConfigT, rates: list[str] | None, *, source: str) -> PerfConfigT:
-    """``config`` with its ``[load] rates`` replaced by ``rates`` (strings from the command
-    line, e.g. ``--llmperf-rate 1,4``); ``None`` leaves it as it is."""
+    """``config`` with its ``[load] rates`` (and ``capacity_fractions``) replaced by ``rates``
+    (strings from the command line, e.g. ``--llmperf-rate 1,4``, or ``capacity*0.5`` for a
+    fraction of the measured capacity); ``None`` leaves it as it is."""
     if rates is None:
         return config
     at = KeyPath(source, "")
+    how = "give rates in requests/s or as capacity fractions, like 1,2.5,capacity*0.5"
     values: list[float] = []
+    fractions: list[float] = []
     for text in rates:
+        body, is_fraction = text, False
+        if text.strip().lower().startswith(CAPACITY_PREFIX):
+            body, is_fraction = text.strip()[len(CAPACITY_PREFIX) :], True
         try:
-            values.append(float(text))
+            (fractions if is_fraction else values).append(float(body))
         except ValueError:
-            at.fail(f"{text!r} is not a request rate", "give rates in requests/s, like 1,2.5,8")
-    if not values:
-        at.fail("no rates given", "give rates in requests/s, like 1,2.5,8")
-    load = parse_load(
-        {"rates": values, **_load_rest(config.load)},  # type: ignore[attr-defined]
-        at,
-    )
+            at.fail(f"{text!r} is not a request rate", how)
+    if not values and not fractions:
+        at.fail("no rates given", how)
+    table: dict[str, object] = {**_load_rest(config.load)}  # type: ignore[attr-defined]
+    if values:
+        table["rates"] = values
+    if fractions:
+        table["capacity_fractions"] = fractions
+        table["capacity_concurrency"] = config.load.capacity_concurrency  # type: ignore[attr-defined]
+    load = parse_load(table, at)
     return replace(config, load=load)  # type: ignore[type-var]
+
+
+#: ``--llmperf-rate capacity*0.5``: half the measured closed-loop capacity.
+CAPACITY_PREFIX: Final[str] = "capacity*"
 
 
 def _load_rest(load: LoadModes) -> dict[str, object]:

@@ -85,4 +85,8 @@ def terminal_summary_lines(cases: Sequence[CaseResult]) -> list[str]:
 def _level(c: CaseResult) -> str:
     """The concurrency, or an open-loop case's requested rate (``2/s``)."""
     load = c.environment.get("load")
-    return f"{load['rate']:g}/s" if isinstance(load, dict) else str(c.concurrency)
+    if not isinstance(load, dict):
+        return str(c.concurrency)
+    if load.get("capacity_fraction") is not None:  # its measured rate is in detail.load
+        return f"{load['capacity_fraction']:g}xcap"
+    return f"{load['rate']:g}/s"

@@ -131,6 +131,15 @@ def run_extras(case: PerfCase, slo: Any, result: Any) -> dict[str, Any]:
             "burstiness": case.load.burstiness,
             "ramp_up_s": case.load.ramp_up_s,
             "max_concurrency": case.load.max_concurrency,
+            **(
+                {}
+                if case.load.capacity_fraction is None
+                else {
+                    "capacity_fraction": case.load.capacity_fraction,
+                    "capacity_concurrency": case.load.capacity_concurrency,
+                    "capacity_request_throughput": case.load.capacity_rps,
+                }
+            ),
             **fig.to_json(),
             "schedule_lag_p99_ms": result.health.schedule_lag_p99_ms,
             "schedule_lag_max_ms": result.health.schedule_lag_max_ms,
@@ -275,6 +284,8 @@ class PerfEngine:
         self._external: ServerHandle | None = None
         self._launched: dict[str, VLLMServer] = {}
         self._hung: dict[str, str] = {}  # endpoint URL -> where it hung (no more load to it)
+        #: (model, workload, concurrency) -> closed-loop requests/s, for capacity fractions
+        self._capacity: dict[tuple[str, str, int], float] = {}
         self._expected: dict[str, list[WorkloadRef]] = {}
         self.ab_results: list[Any] = []  # session.ab.ABResult, in the order they ran
         self._layout: CpuLayout | Literal[False] | None = False  # False: not chosen yet
@@ -595,6 +606,45 @@ class PerfEngine:
         return scheduling_noise_only(health, thresholds, metrics)
 
     # -- running a case ---------------------------------------------------------------------
+    def at_capacity(
+        self, case: PerfCase, *, nodeid: str = "", progress: ProgressFn | None = None
+    ) -> PerfCase:
+        """``case`` with its rate resolved from its capacity fraction: the closed-loop request
+        throughput at ``capacity_concurrency`` (measured once per model, workload and level, as
+        its own case ``<model>-<workload>-c<N>`` in results.json) times the fraction."""
+        from pytest_llmperf.config import Gates
+
+        load = case.load
+        assert load is not None and load.capacity_fraction is not None
+        key = (case.model.name, case.workload.name, load.capacity_concurrency)
+        if key not in self._capacity:
+            c = load.capacity_concurrency
+            probe = PerfCase(
+                model=case.model,
+                workload=case.workload,
+                concurrency=c,
+                requests=self.config.requests_for(c),
+                runs=1,
+                warmup_requests=self.config.warmup_requests,
+                gates=Gates(success_rate_min=0.0),
+            )
+            try:
+                got = self.run_case(probe, nodeid=nodeid, progress=progress)
+            except PerfFailure:
+                got = next(r for r in reversed(self.results) if r.case_id == probe.id)
+            rps = got.mean("request_throughput") if got.runs else math.nan
+            if got.client_bound or not rps > 0:
+                why = "client-bound" if got.client_bound else "no request throughput"
+                raise PerfFailure(
+                    f"{case.id}: the capacity measurement {probe.id} is unusable ({why}), so "
+                    f"no rate can be derived from capacity_fraction {load.capacity_fraction:g}"
+                )
+            self._capacity[key] = rps
+        rps = self._capacity[key]
+        rate = round(load.capacity_fraction * rps, 4)
+        requests = self.config.load.requests_for(rate)
+        return replace(case, load=replace(load, rate=rate, capacity_rps=rps), requests=requests)
+
     def run_case(
         self,
         case: PerfCase,
@@ -618,6 +668,8 @@ class PerfEngine:
         from pytest_llmperf.metrics.summary import latency_samples_ms
 
         thresholds = HealthThresholds(**self.client_limits())
+        if case.load is not None and not case.load.resolved:
+            case = self.at_capacity(case, nodeid=nodeid, progress=progress)
         handle = self.server_for(case.model)
         earlier = self._hung.get(handle.endpoint.base_url)
         if earlier is not None:
@@ -760,11 +812,17 @@ class PerfEngine:
         plan = self._resolved.get(case.model.name)
         env: dict[str, Any] = {"model": case.model.name}
         if case.load is not None:
-            # burstiness / ramp only when set: an unchanged schedule keeps its fingerprint
-            shape = {"burstiness": 1.0, "ramp_up_s": 0.0}
-            env["load"] = {
-                "mode": "open",
-                **{k: v for k, v in vars(case.load).items() if k not in shape or shape[k] != v},
+            # burstiness / ramp / capacity only when set: an unchanged schedule keeps its
+            # fingerprint; a capacity fraction's measured rate and capacity change nightly
+            shape: dict[str, Any] = {"burstiness": 1.0, "ramp_up_s": 0.0}
+            shape.update(capacity_fraction=None, capacity_rps=None)
+            if case.load.capacity_fraction is None:
+                shape["capacity_concurrency"] = case.load.capacity_concurrency
+            drop = {"rate", "capacity_rps"} if case.load.capacity_fraction is not None else set()
+            env["load"] = {"mode": "open"} | {
+                k: v
+                for k, v in vars(case.load).items()
+                if k not in drop and (k not in shape or shape[k] != v)
             }
         if plan is not None and plan.plan is not None:
             env["launch_argv"] = redact_argv(plan.plan.args)
@@ -1073,6 +1131,8 @@ def case_from_marker(
         "max_concurrency",
         "burstiness",
         "ramp_up_s",
+        "capacity_fraction",
+        "capacity_concurrency",
     }
     unknown = set(kwargs) - known
     if unknown:
@@ -1174,15 +1234,33 @@ def _marker_load(config: PerfConfig, kwargs: Mapping[str, Any]) -> Any:
     from pytest_llmperf.config.load import parse_load
     from pytest_llmperf.config.validate import KeyPath
 
-    if "rate" not in kwargs:
+    at = KeyPath("@pytest.mark.llmperf", "")
+    if "rate" in kwargs and "capacity_fraction" in kwargs:
+        at.fail("rate and capacity_fraction both set the rate", "keep one of them")
+    if "capacity_concurrency" in kwargs and "capacity_fraction" not in kwargs:
+        KeyPath("@pytest.mark.llmperf", "capacity_concurrency").fail(
+            "capacity_concurrency sizes a capacity measurement, but no capacity_fraction "
+            "is given",
+            "add capacity_fraction=<fraction> or remove it",
+        )
+    if "rate" not in kwargs and "capacity_fraction" not in kwargs:
         for key in ("arrival", "max_concurrency", "burstiness", "ramp_up_s"):
             if key in kwargs:
                 KeyPath("@pytest.mark.llmperf", key).fail(
                     f"{key} shapes an open loop, but no rate is given",
-                    "add rate=<requests/s> or remove it",
+                    "add rate=<requests/s> (or capacity_fraction=...) or remove it",
                 )
         return None
-    table: dict[str, Any] = {"rates": [kwargs["rate"]]}
+    table: dict[str, Any] = (
+        {"rates": [kwargs["rate"]]}
+        if "rate" in kwargs
+        else {
+            "capacity_fractions": [kwargs["capacity_fraction"]],
+            "capacity_concurrency": kwargs.get(
+                "capacity_concurrency", config.load.capacity_concurrency
+            ),
+        }
+    )
     table["arrival"] = kwargs.get("arrival", config.load.arrival)
     cap = kwargs.get("max_concurrency", config.load.max_concurrency)
     if cap is not None:
@@ -1192,7 +1270,7 @@ def _marker_load(config: PerfConfig, kwargs: Mapping[str, Any]) -> Any:
     ramp = kwargs.get("ramp_up_s", config.load.ramp_up_s)
     if ramp:
         table["ramp_up_s"] = ramp
-    lm = parse_load(table, KeyPath("@pytest.mark.llmperf", ""))
+    lm = parse_load(table, at)
     return lm.loads()[0]
 
 
