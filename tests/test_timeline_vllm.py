@@ -46,6 +46,10 @@ def test_timeline_is_kept_in_order_and_integrates_to_the_generated_tokens(
     generated = r.summary.total_output_tokens
     assert generated == 64 * 64
     area = integrate(tl)
+    print(
+        f"timeline: {n} samples over {tl['t_s'][-1]:.2f} s, peak running {max(running):g}, "
+        f"generation tokens/s integrates to {area:.1f} of {generated} generated"
+    )
     # The first sample is taken as the first requests are still in prefill, the last after
     # the last response was read: at each end at most one engine step's tokens (one per
     # running request) can fall outside the series. Rounding (t to 1 ms, rates to 0.01
