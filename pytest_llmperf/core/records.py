@@ -1,7 +1,9 @@
 """One request's measured life: the immutable record every metric is computed from.
 
-Timestamps are ``time.perf_counter()`` seconds of the process that sent the request. The record
-keeps the raw per-chunk timestamps and token deltas so metrics can be recomputed later.
+Timestamps are ``time.perf_counter()`` seconds; on Linux that is ``CLOCK_MONOTONIC``, one clock
+for every process of the machine, so records of the load generator's worker processes share it
+(``loadgen.workers`` checks this before it starts any). The record keeps the raw per-chunk
+timestamps and token deltas so metrics can be recomputed later.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ class RequestRecord:
     written to the socket; ``queue_wait = start - intended_start`` is client-side waiting (for a
     concurrency slot or a late event loop) and is never counted as server latency.
     ``chunk_tokens[i]`` is the number of tokens chunk ``i`` carried (from the usage deltas).
+    ``first_token`` is the first token of any kind (content, reasoning, tool call: it ends
+    TTFT); ``first_content`` the first event carrying answer text (``content`` in chat,
+    ``text`` in completions), later than ``first_token`` when a reasoning model thinks first,
+    None when no answer text came (or in records written before it existed).
     """
 
     index: int
@@ -49,6 +55,7 @@ class RequestRecord:
     error_kind: ErrorKind | None = None
     error_detail: str | None = None
     queue_wait: float = 0.0
+    first_content: float | None = None
 
     def __post_init__(self) -> None:
         if self.error_kind is not None and self.error_kind not in ERROR_KINDS:
@@ -68,6 +75,11 @@ class RequestRecord:
     @property
     def ttft(self) -> float | None:
         return None if self.first_token is None else self.first_token - self.start
+
+    @property
+    def ttfct(self) -> float | None:
+        """Time to the first content token (after any reasoning or tool-call tokens)."""
+        return None if self.first_content is None else self.first_content - self.start
 
     @property
     def e2e(self) -> float:

@@ -1,10 +1,20 @@
 """After a request ends: split its raw reads into SSE events and turn them into a
-``RequestRecord`` (token-carrying chunks from the usage deltas, errors classified)."""
+``RequestRecord`` (token-carrying chunks from the usage deltas, errors classified).
+
+Two first-token times per request. The first token of any kind (answer text, a reasoning
+model's ``reasoning`` / ``reasoning_content`` deltas, tool-call deltas) ends TTFT: it is the
+first event whose usage delta is positive. The first *content* token is the first event whose
+answer text (``content`` in chat, ``text`` in completions) is non-empty; a reasoning model's
+thinking comes before it. Both are read from the whole body after the request ended, by one
+C-level regex search (a JSON key in a string value is escaped, ``\\"content\\":``, so it
+cannot match).
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
@@ -25,10 +35,25 @@ class ParsedStream:
     error_kind: ErrorKind | None
     error_detail: str | None
     continuous_usage: bool
+    first_content: float | None = None
 
 
 _USAGE_RE: Final = re.compile(rb'"prompt_tokens":\s*(\d+).*"completion_tokens":\s*(\d+)')
 _EMPTY_CHOICES: Final[tuple[bytes, bytes]] = (b'"choices":[]', b'"choices": []')
+#: A non-empty answer-text string: chat ``content`` or completions ``text``.
+_CONTENT_RE: Final = re.compile(rb'"(?:content|text)":\s*"(?!")')
+
+
+def _first_content(body: bytes, ends: Sequence[int], times: Sequence[float]) -> float | None:
+    """Time of the read that completed the first event with non-empty answer text."""
+    m = _CONTENT_RE.search(body)
+    if m is None:
+        return None
+    pos = body.find(b"\n\n", m.end())
+    if pos < 0:
+        return None
+    i = bisect_left(ends, pos + 2)
+    return times[i] if i < len(times) else None
 
 
 def _fast_usage(payload: bytes) -> tuple[int, int, bool] | None:
@@ -122,6 +147,7 @@ def _parse_sse_fast(times: Sequence[float], chunks: Sequence[bytes]) -> ParsedSt
         return None
     out.prompt_tokens = int(pm.group(1))
     out.completion_tokens = prev
+    out.first_content = _first_content(body, ends, times)
     return out
 
 
@@ -162,6 +188,8 @@ def parse_sse_full(times: Sequence[float], chunks: Sequence[bytes]) -> ParsedStr
         if fast is not None:
             out.prompt_tokens, completion, has_choices = fast
             out.completion_tokens = completion
+            if out.first_content is None and _CONTENT_RE.search(payload) is not None:
+                out.first_content = t
             if has_choices:
                 k = completion - prev_completion
                 prev_completion = completion
@@ -197,15 +225,37 @@ def parse_sse_full(times: Sequence[float], chunks: Sequence[bytes]) -> ParsedStr
             prev_completion = int(usage["completion_tokens"])
             saw_usage_delta = True
         else:
-            c0 = choices[0]
-            text = c0.get("text") or (c0.get("delta") or {}).get("content")
-            k = 1 if text else 0
-            saw_text_without_usage = saw_text_without_usage or bool(text)
+            k = 1 if _any_token(choices[0]) else 0
+            saw_text_without_usage = saw_text_without_usage or bool(k)
+        if out.first_content is None and _answer_text(choices[0]):
+            out.first_content = t
         if k > 0:
             chunk_times.append(t)
             chunk_tokens.append(k)
     out.continuous_usage = saw_usage_delta and not saw_text_without_usage
     return out
+
+
+def _answer_text(choice: Any) -> bool:
+    """Whether a decoded choice carries non-empty answer text (chat content, completion text)."""
+    if not isinstance(choice, dict):
+        return False
+    delta = choice.get("delta")
+    text = choice.get("text") or (delta.get("content") if isinstance(delta, dict) else None)
+    return isinstance(text, str) and bool(text)
+
+
+def _any_token(choice: Any) -> bool:
+    """Whether a decoded choice carries output of any kind: answer text, reasoning or a tool
+    call (the one-token-per-chunk count of a stream without usage)."""
+    if _answer_text(choice):
+        return True
+    delta = choice.get("delta") if isinstance(choice, dict) else None
+    if not isinstance(delta, dict):
+        return False
+    return bool(
+        delta.get("reasoning") or delta.get("reasoning_content") or delta.get("tool_calls")
+    )
 
 
 def to_record(
@@ -255,6 +305,7 @@ def to_record(
     rec = RequestRecord(
         **base,
         first_token=p.chunk_times[0] if p.chunk_times else None,
+        first_content=p.first_content,
         chunk_times=tuple(p.chunk_times),
         chunk_tokens=tuple(p.chunk_tokens),
         prompt_tokens=p.prompt_tokens,

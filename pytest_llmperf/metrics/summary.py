@@ -2,7 +2,10 @@
 
 Definitions follow ``vllm bench serve`` where it is right and depart where it is not:
 
-- TTFT = first token-carrying chunk - request sent (client queue time excluded).
+- TTFT = first token-carrying chunk - request sent (client queue time excluded). A token of
+  any kind counts: a reasoning model's thinking and tool-call deltas end TTFT too.
+- TTFCT (time to first content token) = first chunk with answer text - request sent: after a
+  reasoning model's thinking; equal to TTFT for other models (``RequestRecord.first_content``).
 - TPOT = (E2E - TTFT) / (output tokens - 1), per request.
 - ITL is per *token*: a chunk carrying k tokens after a gap d contributes k gaps of d/k, so
   batched chunks (vLLM under load, speculative decoding) do not inflate it. The raw gap between
@@ -22,7 +25,7 @@ import numpy as np
 from pytest_llmperf.core.records import RequestRecord
 from pytest_llmperf.metrics.directions import Better, better
 
-LATENCIES: Final[tuple[str, ...]] = ("ttft", "tpot", "itl", "ichunk", "e2el")
+LATENCIES: Final[tuple[str, ...]] = ("ttft", "tpot", "itl", "ichunk", "e2el", "ttfct")
 STATS: Final[tuple[str, ...]] = ("mean", "median", "std", "p50", "p90", "p95", "p99", "p99_9")
 PERCENTILES: Final[dict[str, float]] = {
     "p50": 50.0,
@@ -211,6 +214,7 @@ def summarize(
     errors = Counter(r.error_kind for r in recs if r.error_kind is not None)
 
     ttft: list[float] = []
+    ttfct: list[float] = []
     tpot: list[float] = []
     itl: list[float] = []
     ichunk: list[float] = []
@@ -228,6 +232,8 @@ def summarize(
             ttft.append(r.ttft)
             if n_out > 1:
                 tpot.append((r.e2e - r.ttft) / (n_out - 1))
+        if r.first_content is not None:
+            ttfct.append(r.first_content - r.start)
         itl.extend(itl_per_token(r))
         ichunk.extend(inter_chunk(r))
         all_times.extend(r.chunk_times)
@@ -253,6 +259,7 @@ def summarize(
             "itl": Stats.of_seconds(itl),
             "ichunk": Stats.of_seconds(ichunk),
             "e2el": Stats.of_seconds(e2el),
+            "ttfct": Stats.of_seconds(ttfct),
         },
         queue_wait=Stats.of_seconds([r.queue_wait for r in recs]),
         chunks=chunks,
@@ -273,6 +280,8 @@ def latency_samples_ms(records: Iterable[RequestRecord]) -> dict[str, np.ndarray
             out["ttft"].append(r.ttft)
             if n_out > 1:
                 out["tpot"].append((r.e2e - r.ttft) / (n_out - 1))
+        if r.first_content is not None:
+            out["ttfct"].append(r.first_content - r.start)
         out["itl"].extend(itl_per_token(r))
         out["ichunk"].extend(inter_chunk(r))
     return {m: np.asarray(v, dtype=np.float64) * 1000.0 for m, v in out.items()}

@@ -15,8 +15,12 @@ The script travels in the model name, so one instrument serves every case::
 Parameters: ``ttft`` (s, from request receipt to first token chunk), ``itl`` (s per token),
 ``k`` (tokens per chunk), ``fault`` (one of ``FAULTS``), ``fault_after`` (chunks before the
 fault), ``usage_skew`` (added to reported prompt tokens), ``metrics_skew`` (extra generation
-tokens counted in /metrics per request). The tokenizer is one token per word (with its leading
-whitespace), plus BOS for completions, plus the chat template's two markers for chat.
+tokens counted in /metrics per request), ``think`` (chat: the first ``think`` tokens stream as
+a reasoning model's thinking, under the delta key ``think_key``: ``reasoning`` as vLLM names it,
+``reasoning_content`` as older vLLM and DeepSeek do, or ``tool_calls`` for tool-call deltas;
+answer ``content`` follows, so the first content token is due ``think * itl`` after the
+first). The tokenizer is one token per word (with its leading whitespace), plus BOS for
+completions, plus the chat template's two markers for chat.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ FAULTS: Final[tuple[str, ...]] = (
     "short",
 )
 CHAT_TEMPLATE: Final[tuple[str, str]] = ("<|user|>", "<|assistant|>")
+THINK_KEYS: Final[tuple[str, ...]] = ("reasoning", "reasoning_content", "tool_calls")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,8 @@ class Script:
     fault_after: int = 2
     usage_skew: int = 0
     metrics_skew: int = 0
+    think: int = 0
+    think_key: str = "reasoning"
 
     @classmethod
     def from_model(cls, model: str) -> Script:
@@ -72,6 +79,9 @@ class Script:
         fault = get("fault", str, None)
         if fault is not None and fault not in FAULTS:
             raise ValueError(f"unknown instrument fault {fault!r}; known: {FAULTS}")
+        think_key = get("think_key", str, "reasoning")
+        if think_key not in THINK_KEYS:
+            raise ValueError(f"unknown instrument think_key {think_key!r}; known: {THINK_KEYS}")
         return cls(
             ttft=get("ttft", float, 0.01),
             itl=get("itl", float, 0.005),
@@ -80,6 +90,8 @@ class Script:
             fault_after=get("fault_after", int, 2),
             usage_skew=get("usage_skew", int, 0),
             metrics_skew=get("metrics_skew", int, 0),
+            think=max(0, get("think", int, 0)),
+            think_key=think_key,
         )
 
 
@@ -201,10 +213,19 @@ def _serve(port: int, metrics: bool) -> None:  # pragma: no cover - runs in the 
                     await asyncio.Event().wait()
                 elif fault == "die":
                     os._exit(3)
+            thinking = chat and sent < script.think
             sent += k
             text = "t" * k
+            delta: dict[str, Any] = {"content": text}
+            if thinking:  # a chunk that crosses the boundary stays thinking (k tokens at once)
+                key = script.think_key
+                if key == "tool_calls":
+                    call = {"index": 0, "function": {"arguments": text}}
+                    delta = {"tool_calls": [call]}
+                else:
+                    delta = {key: text}
             choice: dict[str, Any] = (
-                {"index": 0, "delta": {"content": text}, "finish_reason": None}
+                {"index": 0, "delta": delta, "finish_reason": None}
                 if chat
                 else {"index": 0, "text": text, "finish_reason": None}
             )
