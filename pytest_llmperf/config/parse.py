@@ -388,7 +388,15 @@ def _parse_client(value: object, at: KeyPath) -> ClientLimits:
     out: dict[str, Any] = {}
     for key in CLIENT_KEYS:
         if key in t:
-            if key == "cpu_layout":
+            if key == "workers":
+                w = t[key]
+                if w != "auto" and (isinstance(w, bool) or not isinstance(w, int) or w < 1):
+                    at.key(key).fail(
+                        f"expected 'auto' or a whole number of processes >= 1, got {w!r}",
+                        'write workers = "auto", or e.g. workers = 2',
+                    )
+                out[key] = w
+            elif key == "cpu_layout":
                 text = _str(t[key], at.key(key), what="a CPU layout")
                 try:
                     out[key] = validate_setting(text)

@@ -199,6 +199,10 @@ class ClientLimits:
     #: Seconds between samples of the server's ``/metrics`` gauges during a run (the
     #: timeline and the peaks, ``docs/guardrails.md``); None: the load generator's 0.5 s.
     metrics_interval_s: float | None = None
+    #: Processes that send a run's measured phase (``loadgen.workers``): an int forces that
+    #: many; ``"auto"`` (None: the default) keeps one process unless the requested rate needs
+    #: more CPU than one event loop has and the client may use more cores.
+    workers: int | str | None = None
 
     def thresholds(self) -> dict[str, float]:
         """The health thresholds set here (the load generator's ``HealthThresholds`` fields)."""

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 
@@ -54,6 +55,7 @@ from pytest_llmperf.loadgen.transport import (
     request_target,
     send_aiohttp,
 )
+from pytest_llmperf.loadgen.workers import WorkerPool, Workers, choose_workers, split_jobs
 from pytest_llmperf.metrics.server import client_samples, guardrails, witness
 from pytest_llmperf.metrics.summary import summarize
 from pytest_llmperf.metrics.timeline import DEFAULT_INTERVAL_S
@@ -130,10 +132,20 @@ class _Runner:
         if self.progress is not None:
             self.progress(len(self.records), self.total, time.perf_counter() - self.t0)
 
-    async def phase(self, reqs: Sequence[PreparedRequest], *, record: bool) -> None:
+    async def phase(
+        self,
+        reqs: Sequence[PreparedRequest],
+        *,
+        record: bool,
+        t0: float | None = None,
+        offsets: Sequence[float] | None = None,
+    ) -> None:
+        """Send ``reqs``. Open loop: request ``i`` is due ``offsets[i]`` after ``t0`` (by
+        default the schedule drawn from the spec, from now): a worker process gets its share
+        of the run's one schedule this way (``loadgen.workers``)."""
         spec = self.spec
         self.total = len(reqs)
-        self.t0 = time.perf_counter()
+        self.t0 = time.perf_counter() if t0 is None else t0
         if spec.mode == "closed":
             assert spec.concurrency is not None
             pending = deque(reqs)
@@ -187,14 +199,8 @@ class _Runner:
                     task.cancel()
             return
         assert spec.rate is not None
-        offsets = arrival_offsets(
-            len(reqs),
-            spec.rate,
-            spec.arrival,
-            spec.seed,
-            burstiness=spec.burstiness,
-            ramp_up_s=spec.ramp_up_s,
-        )
+        if offsets is None:
+            offsets = schedule(spec, len(reqs))
         sem = asyncio.Semaphore(spec.concurrency) if spec.concurrency else None
 
         async def capped(req: PreparedRequest, intended: float) -> None:
@@ -218,6 +224,69 @@ class _Runner:
         await asyncio.gather(*tasks)
 
 
+def schedule(spec: LoadSpec, n: int) -> list[float]:
+    """The open-loop due offsets of a run's ``n`` requests, drawn once (one process or many)."""
+    assert spec.rate is not None
+    return arrival_offsets(
+        n,
+        spec.rate,
+        spec.arrival,
+        spec.seed,
+        burstiness=spec.burstiness,
+        ramp_up_s=spec.ramp_up_s,
+    )
+
+
+async def _in_workers(
+    pool: WorkerPool,
+    runner: _Runner,
+    reqs: Sequence[PreparedRequest],
+    http_client: str,
+    lags: list[float],
+    worker_cpu: list[float],
+    worker_rss: list[float],
+    starts: list[float],
+) -> None:
+    """The measured phase in ``pool``'s worker processes: records stream back into the runner
+    (the JSON-lines file, progress and the watchdog's success count see them as they come);
+    the workers' schedule lags, loop lags, CPU and RSS are merged at the end."""
+    spec = runner.spec
+    offsets = None
+    if spec.mode == "open":
+        assert spec.rate is not None
+        offsets = schedule(spec, len(reqs))
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    jobs = split_jobs(
+        pool.n,
+        runner.endpoint,
+        spec,
+        reqs,
+        offsets,
+        keep_raw=runner.keep_raw,
+        http_client=http_client,
+        cpus=cpus,
+    )
+    total = len(reqs)
+
+    def on_records(batch: list[tuple[RequestRecord, bool, Any]]) -> None:
+        for rec, continuous, raw in batch:
+            runner.records.append(rec)
+            runner.continuous.append(continuous)
+            if runner.keep_raw and raw is not None:
+                runner.raw[rec.index] = raw
+            if runner.writer is not None:
+                runner.writer.write(rec.to_json())
+        if runner.progress is not None:
+            t = starts[0] if starts else time.perf_counter()
+            runner.progress(len(runner.records), total, time.perf_counter() - t)
+
+    out = await pool.run(jobs, on_records, started=starts.append)
+    runner.schedule_lags.extend(out.schedule_lags)
+    lags.extend(out.loop_lags)
+    worker_cpu.extend(out.cpu_s)
+    worker_rss.extend(out.peak_rss_mb)
+
+
 async def _loop_lag_ticker(stop: asyncio.Event, lags: list[float], interval: float) -> None:
     clock = time.perf_counter
     while not stop.is_set():
@@ -236,7 +305,44 @@ async def _run_async(
     keep_raw: bool,
     thresholds: HealthThresholds,
     http_client: str,
+    workers: Workers = 1,
 ) -> RunResult:
+    n_workers, workers_why = choose_workers(workers, spec, workload.output_tokens)
+    pool = WorkerPool(n_workers).start() if n_workers > 1 else None  # imports overlap /tokenize
+    try:
+        return await _run_measured(
+            endpoint,
+            workload,
+            spec,
+            records_path,
+            progress,
+            requests,
+            keep_raw,
+            thresholds,
+            http_client,
+            pool,
+            workers_why,
+        )
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+async def _run_measured(
+    endpoint: Endpoint,
+    workload: Workload,
+    spec: LoadSpec,
+    records_path: Path | None,
+    progress: ProgressFn | None,
+    requests: Sequence[PreparedRequest] | None,
+    keep_raw: bool,
+    thresholds: HealthThresholds,
+    http_client: str,
+    pool: WorkerPool | None,
+    workers_why: str,
+) -> RunResult:
+    worker_cpu: list[float] = []
+    worker_rss: list[float] = []
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=None)
     async with aiohttp.ClientSession(
         connector=connector,
@@ -314,22 +420,35 @@ async def _run_async(
             gc.disable()
             cpu0 = cpu_seconds()
             t_start = time.perf_counter()
-            ticker = asyncio.create_task(_loop_lag_ticker(stop, lags, 0.1))
+            ticker = (  # in worker mode each worker runs its own ticker
+                asyncio.create_task(_loop_lag_ticker(stop, lags, 0.1)) if pool is None else None
+            )
             sampling = asyncio.create_task(sampler.run(stop)) if before is not None else None
+            starts: list[float] = []
+            measured = (
+                runner.phase(reqs, record=True)
+                if pool is None
+                else _in_workers(
+                    pool, runner, reqs, http_client, lags, worker_cpu, worker_rss, starts
+                )
+            )
             try:
                 watchdog.progress = successes(runner.records)
                 await watchdog.guard(
-                    runner.phase(reqs, record=True),
+                    measured,
                     phase="the load run",
-                    stop_sending=runner.stop,
+                    stop_sending=runner.stop if pool is None else pool.stop,
                     grace_s=spec.timeout_s,
                 )
             finally:
+                if pool is not None and starts:
+                    t_start = starts[0]  # the workers' common start
                 t_end = time.perf_counter()
                 cpu = cpu_seconds() - cpu0
                 sampler.final_sample = not watchdog.hung_message
                 stop.set()
-                await ticker
+                if ticker is not None:
+                    await ticker
                 if sampling is not None:
                     await sampling
                 if gc_was_enabled:
@@ -385,12 +504,15 @@ async def _run_async(
     duration = max(max((r.end for r in records), default=t_end) - t_start, 1e-9)
     summary = summarize(records, duration_s=duration)
     wall = t_end - t_start
+    # with worker processes: the busiest process's share of its core is what lags
+    busiest = max([cpu, *worker_cpu])
+    cpu += sum(worker_cpu)
     out_tokens = max(summary.total_output_tokens, 1)
     loop_p99 = p99_ms(lags)
     sched_p99 = p99_ms(runner.schedule_lags)
     reasons: list[str] = []
     if loop_p99 > thresholds.loop_lag_p99_ms:
-        share = cpu / wall if wall > 0 else 0.0
+        share = busiest / wall if wall > 0 else 0.0
         why = (
             "the client was too busy to read responses promptly"
             if share >= 0.5
@@ -421,13 +543,15 @@ async def _run_async(
             f"{late.max_events_per_read} token events waited in one read "
             f"(> {thresholds.max_events_per_read}): the client read its sockets late"
         )
-    if wall > 0 and cpu / wall > thresholds.cpu_fraction:
+    if wall > 0 and busiest / wall > thresholds.cpu_fraction:
         reasons.append(
-            f"client used {100 * cpu / wall:.0f}% of a core "
+            f"client{' process' if worker_cpu else ''} used {100 * busiest / wall:.0f}% of a core "
             f"(> {100 * thresholds.cpu_fraction:.0f}%)"
         )
     loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
     loop_name += "+httptools" if use_raw else "+aiohttp"
+    if worker_cpu:
+        loop_name += f" x{len(worker_cpu)} processes"
     health = ClientHealth(
         cpu_s=cpu,
         wall_s=wall,
@@ -438,8 +562,10 @@ async def _run_async(
         schedule_lag_p99_ms=sched_p99,
         schedule_lag_max_ms=max_ms(runner.schedule_lags),
         queue_wait_p99_ms=summary.queue_wait.p99 if summary.queue_wait.count else 0.0,
-        peak_rss_mb=peak_rss_mb(),
+        peak_rss_mb=max([peak_rss_mb(), *worker_rss]),
         event_loop=loop_name,
+        workers=max(1, len(worker_cpu)),
+        workers_reason=workers_why,
         client_bound=bool(reasons),
         reasons=tuple(reasons),
         one_read_requests=late.one_read,
@@ -487,12 +613,16 @@ def run_load(
     keep_raw: bool = False,
     thresholds: HealthThresholds = _DEFAULT_THRESHOLDS,
     http_client: Literal["auto", "raw", "aiohttp"] = "auto",
+    workers: Workers = 1,
 ) -> RunResult:
     """Build the requests (unless ``requests`` are given: the first ``num_requests`` are
     measured, the next ``warmup_requests`` warm up), send them as ``spec`` says, and return the
     records, summary, client health and token check. Blocking; runs its own event loop.
     ``http_client``: ``raw`` (uvloop + httptools transports, the low-CPU path), ``aiohttp``
-    (one session, no connection cap), ``auto`` = raw when httptools is installed."""
+    (one session, no connection cap), ``auto`` = raw when httptools is installed.
+    ``workers``: worker processes for the measured phase (``loadgen.workers``): 1 (one
+    process, one loop), an int, or ``"auto"`` (more only when one loop cannot hold the load
+    and the client has the CPUs)."""
     raise_nofile(spec.max_in_flight)
     with asyncio.Runner(loop_factory=_new_loop) as runner:
         return runner.run(
@@ -506,5 +636,6 @@ def run_load(
                 keep_raw,
                 thresholds,
                 http_client,
+                workers,
             )
         )

@@ -130,6 +130,9 @@ class ClientHealth:
     multi_event_read_fraction: float = 0.0
     #: Whether the late-read evidence (not only the ticker) flagged the run.
     late_reads: bool = False
+    #: Processes that sent the measured phase (``loadgen.workers``), and why that many.
+    workers: int = 1
+    workers_reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self.__slots__}  # type: ignore[attr-defined]

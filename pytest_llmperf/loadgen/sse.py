@@ -253,9 +253,7 @@ def _any_token(choice: Any) -> bool:
     delta = choice.get("delta") if isinstance(choice, dict) else None
     if not isinstance(delta, dict):
         return False
-    return bool(
-        delta.get("reasoning") or delta.get("reasoning_content") or delta.get("tool_calls")
-    )
+    return bool(delta.get("reasoning") or delta.get("reasoning_content") or delta.get("tool_calls"))
 
 
 def to_record(

@@ -736,6 +736,7 @@ class PerfEngine:
                         progress=on_progress,
                         thresholds=thresholds,
                         requests=reqs if special else None,
+                        workers=self.config.client.workers or "auto",
                     )
             except ServerHung as exc:  # what was measured is kept; nothing more is sent to it
                 hung = True
