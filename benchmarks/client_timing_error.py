@@ -11,6 +11,7 @@ token every ``itl`` after that, and stamps every chunk with its ``perf_counter``
 - the machine's load average, because every figure here depends on it.
 
     .venv/bin/python benchmarks/client_timing_error.py [--streams 1 100 1000] [--layout auto|none]
+        [--workers N]   # the load generator's worker processes (loadgen/workers.py)
 
 With ``--layout auto`` (the default, as the plugin's CPU layout) the instrument runs on every core
 but the last and the client on the last one, so neither steals the other's CPU; ``none`` leaves
@@ -34,12 +35,13 @@ TTFT_S, ITL_S, OUT = 0.5, 0.1, 20
 GOAL_MS = 1.0
 
 
-def measure(inst: Instrument, streams: int) -> dict[str, float]:
+def measure(inst: Instrument, streams: int, workers: int = 1) -> dict[str, float]:
     r = run_load(
         inst.endpoint(ttft=TTFT_S, itl=ITL_S, k=1),
         Workload("timing", input_tokens=20, output_tokens=OUT),
         LoadSpec(concurrency=streams, num_requests=streams, timeout_s=300),
         keep_raw=True,
+        workers=workers,
     )
     assert r.raw is not None
     ttft_err, itl_err, late = [], [], []
@@ -60,6 +62,7 @@ def measure(inst: Instrument, streams: int) -> dict[str, float]:
     te, ie, la = np.array(ttft_err) * ms, np.array(itl_err) * ms, np.array(late) * ms
     return {
         "streams": streams,
+        "workers": r.health.workers,
         "success": r.summary.success_rate,
         "ttft_err_p50_ms": float(np.percentile(te, 50)),
         "ttft_err_p99_ms": float(np.percentile(te, 99)),
@@ -77,6 +80,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--streams", type=int, nargs="*", default=[1, 100, 1000])
     ap.add_argument("--layout", choices=("auto", "none"), default="auto")
+    ap.add_argument("--workers", type=int, default=1, help="load-generator processes")
     a = ap.parse_args()
     rows = []
     with Instrument() as inst:
@@ -87,7 +91,7 @@ def main() -> None:
             print(f"layout: instrument on cores {cores[:-1]}, client on core {cores[-1]}")
         measure(inst, 10)  # warm up both sides
         for n in a.streams:
-            rows.append(measure(inst, n))
+            rows.append(measure(inst, n, a.workers))
             print(json.dumps(rows[-1]), flush=True)
     print(
         f"\n=== client timing error vs the instrument (scripted TTFT {TTFT_S * 1000:.0f} ms, "
@@ -107,7 +111,7 @@ def main() -> None:
         print(
             f"{r['streams']:>5} streams: goal TTFT and ITL error p99 <= {GOAL_MS:.0f} ms -> "
             f"{'MET' if met else 'NOT MET'} ({r['ttft_err_p99_ms']:.2f} / "
-            f"{r['itl_err_p99_abs_ms']:.2f} ms, layout {a.layout})"
+            f"{r['itl_err_p99_abs_ms']:.2f} ms, layout {a.layout}, {r['workers']} process(es))"
         )
 
 
