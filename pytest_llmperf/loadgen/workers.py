@@ -395,29 +395,29 @@ class WorkerPool:
             return got
 
         brackets = []
-        for i, (c, job) in enumerate(zip(conns, jobs, strict=True)):
-            loop.add_reader(c.fileno(), reader(i, c))
-            brackets.append(time.perf_counter())
-            c.send(job)
-        ready = await expect("ready")
-        after = time.perf_counter()
-        for i, before in enumerate(brackets):
-            t_worker = ready[i][1]
-            if not before <= t_worker <= after:
-                raise ClientCapacityError(
-                    f"load worker {i}'s clock read {t_worker:.6f} s, outside the parent's "
-                    f"[{before:.6f}, {after:.6f}]: the processes do not share one clock; "
-                    "set [client] workers = 1"
-                )
-        await expect("armed")
-        t0 = time.perf_counter() + start_delay_s
-        if started is not None:
-            started(t0)
-        for c in conns:
-            c.send(("stop",) if self.stopped else ("go", t0))
         try:
+            for i, (c, job) in enumerate(zip(conns, jobs, strict=True)):
+                loop.add_reader(c.fileno(), reader(i, c))
+                brackets.append(time.perf_counter())
+                c.send(job)
+            ready = await expect("ready")
+            after = time.perf_counter()
+            for i, before in enumerate(brackets):
+                t_worker = ready[i][1]
+                if not before <= t_worker <= after:
+                    raise ClientCapacityError(
+                        f"load worker {i}'s clock read {t_worker:.6f} s, outside the parent's "
+                        f"[{before:.6f}, {after:.6f}]: the processes do not share one clock; "
+                        "set [client] workers = 1"
+                    )
+            await expect("armed")
+            t0 = time.perf_counter() + start_delay_s
+            if started is not None:
+                started(t0)
+            for c in conns:
+                c.send(("stop",) if self.stopped else ("go", t0))
             done = await expect("done")
-        finally:
+        finally:  # also when the watchdog cancels the phase
             for c in conns:
                 try:
                     loop.remove_reader(c.fileno())
