@@ -77,17 +77,23 @@ def test_open_loop_in_three_workers_keeps_the_one_schedule_on_one_clock(
 def test_closed_loop_splits_the_concurrency(inst: Instrument) -> None:
     c, n = 5, 40
     r = run_load(
-        inst.endpoint(ttft=0.02, itl=0.005), W, LoadSpec(concurrency=c, num_requests=n), workers=2
+        inst.endpoint(ttft=0.2, itl=0.005), W, LoadSpec(concurrency=c, num_requests=n), workers=2
     )
     r.check()
     assert r.summary.completed == n and r.health.workers == 2
-    # in flight at once, over both workers: never more than c, and c while both are busy
-    events = sorted([(x.start, 1) for x in r.records] + [(x.end, -1) for x in r.records])
-    now = peak = 0
-    for _, d in events:
-        now += d
-        peak = max(peak, now)
-    assert peak == c
+
+    def peak(recs: list) -> int:  # type: ignore[type-arg]
+        events = sorted([(x.start, 1) for x in recs] + [(x.end, -1) for x in recs])
+        now = top = 0
+        for _, d in events:
+            now += d
+            top = max(top, now)
+        return top
+
+    # worker w sent the requests i = w mod 2 and kept its share of c in flight (3 and 2);
+    # over both, never more than c
+    assert [peak([x for x in r.records if x.index % 2 == w]) for w in (0, 1)] == [3, 2]
+    assert peak(list(r.records)) <= c
 
 
 def test_forced_one_worker_is_the_one_process_path(inst: Instrument) -> None:
@@ -175,3 +181,46 @@ def test_config_key_client_workers() -> None:
     for bad in (0, "two", 1.5, True):
         with pytest.raises(ConfigError, match=r"client\.workers.*'auto' or a whole number"):
             parse_config({"client": {"workers": bad}})
+
+
+def test_a_hung_server_stops_every_worker_and_keeps_their_records(tmp_path: Path) -> None:
+    """The instrument SIGSTOPped mid-run (c=8 over 2 workers, 2,000 requests, 3 s timeout):
+    the parent's watchdog tells both workers to stop sending; the run ends within about two
+    request timeouts and keeps every record the workers sent back."""
+    import os
+    import signal
+
+    from pytest_llmperf.loadgen.liveness import ServerHung
+
+    timeout_s = 3.0
+    stopped: list[float] = []
+    records = tmp_path / "run.jsonl"
+    with Instrument() as frozen:
+        assert frozen._proc is not None
+        pid = frozen._proc.pid
+
+        def freeze_after_10(done: int, total: int, elapsed: float) -> None:
+            if done >= 10 and not stopped:
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(time.monotonic())
+
+        try:
+            with pytest.raises(ServerHung, match="hung during the load run") as info:
+                run_load(
+                    frozen.endpoint(ttft=0.01, itl=0.01),
+                    W,
+                    LoadSpec(concurrency=8, num_requests=2000, timeout_s=timeout_s),
+                    progress=freeze_after_10,
+                    records_path=records,
+                    workers=2,
+                )
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    ended = time.monotonic()
+    result = info.value.result
+    assert stopped and result is not None
+    kinds = [r.error_kind for r in result.records]
+    assert kinds.count(None) >= 10 and set(kinds) <= {None, "timeout"}
+    assert len(result.records) < 2000 / 4
+    assert len(read_jsonl(records)) == len(result.records)
+    assert ended - stopped[0] < 3 * timeout_s + 10, ended - stopped[0]

@@ -40,6 +40,7 @@ import gc
 import math
 import multiprocessing as mp
 import os
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -208,17 +209,28 @@ async def _worker_async(conn: Connection, job: WorkerJob) -> None:  # pragma: no
     loop = asyncio.get_running_loop()
     go: asyncio.Future[float] = loop.create_future()
 
-    def readable() -> None:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            msg = ("stop",)
+    def handle(msg: tuple[Any, ...]) -> None:
         if msg[0] == "go" and not go.done():
             go.set_result(msg[1])
         elif msg[0] == "stop":
             runner.stop()
             if not go.done():
                 go.set_result(math.nan)
+
+    def control() -> None:
+        """Blocking reads in a thread: ``add_reader`` would make the shared socket
+        non-blocking, and a large record batch sent on it could then fail half-written."""
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                msg = ("stop",)
+            try:
+                loop.call_soon_threadsafe(handle, msg)
+            except RuntimeError:  # the loop has closed
+                return
+            if msg[0] == "stop":
+                return
 
     use_raw = job.http_client == "raw" or (job.http_client == "auto" and httptools_available())
     raw_client = RawClient(job.endpoint.base_url, job.endpoint.headers()) if use_raw else None
@@ -231,7 +243,7 @@ async def _worker_async(conn: Connection, job: WorkerJob) -> None:  # pragma: no
         timeout=aiohttp.ClientTimeout(total=None),
     ) as session:
         runner = _Runner(session, job.endpoint, job.spec, None, None, job.keep_raw, raw_client)
-        loop.add_reader(conn.fileno(), readable)
+        threading.Thread(target=control, name="llmperf-worker-control", daemon=True).start()
         conn.send(("armed",))
         t0 = await go
         sent = 0
@@ -278,7 +290,6 @@ async def _worker_async(conn: Connection, job: WorkerJob) -> None:  # pragma: no
             cpu = cpu_seconds() - cpu0
             gc.enable()
             gc.unfreeze()
-            loop.remove_reader(conn.fileno())
             if raw_client is not None:
                 raw_client.close()
         flush()
@@ -356,16 +367,19 @@ class WorkerPool:
             c.close()  # a worker without requests ends at once (EOF)
         inbox: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
 
-        def reader(i: int, c: Connection) -> Callable[[], None]:
-            def read() -> None:
+        def pump(i: int, c: Connection) -> None:
+            """Blocking reads in a thread (see the worker's ``control``), handed to the loop."""
+            while True:
                 try:
                     msg = c.recv()
                 except (EOFError, OSError):
-                    loop.remove_reader(c.fileno())
                     msg = ("eof",)
-                inbox.put_nowait((i, msg))
-
-            return read
+                try:
+                    loop.call_soon_threadsafe(inbox.put_nowait, (i, msg))
+                except RuntimeError:  # the loop has closed
+                    return
+                if msg[0] in ("done", "error", "eof"):
+                    return
 
         order = ("ready", "armed", "done")
         early: list[tuple[int, Any]] = []  # a fast worker's next step, before the others'
@@ -395,34 +409,30 @@ class WorkerPool:
             return got
 
         brackets = []
-        try:
-            for i, (c, job) in enumerate(zip(conns, jobs, strict=True)):
-                loop.add_reader(c.fileno(), reader(i, c))
-                brackets.append(time.perf_counter())
-                c.send(job)
-            ready = await expect("ready")
-            after = time.perf_counter()
-            for i, before in enumerate(brackets):
-                t_worker = ready[i][1]
-                if not before <= t_worker <= after:
-                    raise ClientCapacityError(
-                        f"load worker {i}'s clock read {t_worker:.6f} s, outside the parent's "
-                        f"[{before:.6f}, {after:.6f}]: the processes do not share one clock; "
-                        "set [client] workers = 1"
-                    )
-            await expect("armed")
-            t0 = time.perf_counter() + start_delay_s
-            if started is not None:
-                started(t0)
-            for c in conns:
-                c.send(("stop",) if self.stopped else ("go", t0))
-            done = await expect("done")
-        finally:  # also when the watchdog cancels the phase
-            for c in conns:
-                try:
-                    loop.remove_reader(c.fileno())
-                except (ValueError, OSError):
-                    pass
+        for i, c in enumerate(conns):
+            threading.Thread(
+                target=pump, args=(i, c), name=f"llmperf-pump-{i}", daemon=True
+            ).start()
+        for c, job in zip(conns, jobs, strict=True):
+            brackets.append(time.perf_counter())
+            c.send(job)
+        ready = await expect("ready")
+        after = time.perf_counter()
+        for i, before in enumerate(brackets):
+            t_worker = ready[i][1]
+            if not before <= t_worker <= after:
+                raise ClientCapacityError(
+                    f"load worker {i}'s clock read {t_worker:.6f} s, outside the parent's "
+                    f"[{before:.6f}, {after:.6f}]: the processes do not share one clock; "
+                    "set [client] workers = 1"
+                )
+        await expect("armed")
+        t0 = time.perf_counter() + start_delay_s
+        if started is not None:
+            started(t0)
+        for c in conns:
+            c.send(("stop",) if self.stopped else ("go", t0))
+        done = await expect("done")
         out = WorkerOutcome([], [], [], [])
         for i in sorted(done):
             _, sched, lags, cpu, rss = done[i]
