@@ -113,7 +113,9 @@ def test_marker_tests_skipped_with_reason_without_llmperf(pytester: pytest.Pytes
     assert not (pytester.path / ".llmperf").exists()
 
 
-HEAVY = ("scipy", "numpy", "matplotlib", "aiohttp", "vllm", "torch", "transformers", "openai")
+HEAVY = (
+    "scipy", "numpy", "matplotlib", "aiohttp", "vllm", "torch", "transformers", "openai", "msgspec",
+)  # fmt: skip
 
 
 def test_plugin_import_is_light() -> None:

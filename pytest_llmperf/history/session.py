@@ -253,7 +253,7 @@ class HistorySession:
         started: float | None = None,
         baseline_saved: bool = False,
     ) -> SessionRecord:
-        from pytest_llmperf.report.results_json import _gate_json
+        from pytest_llmperf.report.results_json import gate_json
         from pytest_llmperf.verdicts.case_result import with_status
 
         info = commit_info(self.rootdir)
@@ -274,7 +274,7 @@ class HistorySession:
                     client_bound=c.client_bound,
                     verdict=getattr(check, "status", None),
                     verdicts=tuple(_verdict_json(v) for v in getattr(check, "verdicts", ())),
-                    gates=tuple(_gate_json(g) for g in c.gates),
+                    gates=tuple(gate_json(g) for g in c.gates),
                     partial_fingerprint=fp is None,
                 )
             )

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pytest_llmperf.report.results_json import _gate_json, _jsonable, _num
+from pytest_llmperf.report.results_json import _jsonable, _num, gate_json
 from pytest_llmperf.verdicts.case_result import CaseResult, with_status
 
 
@@ -67,7 +67,7 @@ def benchmark_document(
                     "passed": c.passed,
                     "client_bound": c.client_bound,
                     "errors": dict(c.errors),
-                    "gates": [_gate_json(g) for g in c.gates],
+                    "gates": [gate_json(g) for g in c.gates],
                 },
                 "options": {"timer": "llmperf", "min_rounds": len(data), "warmup": True},
                 "stats": {k: _jsonable(v) for k, v in stats.items()},

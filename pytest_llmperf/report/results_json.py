@@ -1,4 +1,8 @@
-"""``results.json``: the document (kept current after every case), its reader and its schema."""
+"""``results.json``: the document (kept current after every case), its reader and its schema.
+
+The document is built as ``report.records`` structs and encoded by ``msgspec.json``; the
+shipped schema is generated from the same structs (``python -m pytest_llmperf.report.records``).
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
+from msgspec import UNSET
+
 from pytest_llmperf import __version__
-from pytest_llmperf.core.atomic import write_json_atomic
+from pytest_llmperf.core.atomic import write_text_atomic
 from pytest_llmperf.metrics.quantile_bounds import QuantileBound
+from pytest_llmperf.report import records
 from pytest_llmperf.report.layout import RESULTS_FILE, SCHEMA_VERSION
 from pytest_llmperf.verdicts.case_result import CaseResult, saturation_of, with_status
 from pytest_llmperf.verdicts.gates import GateResult
-from pytest_llmperf.verdicts.saturation import (
-    MetricStats,
-)
+from pytest_llmperf.verdicts.saturation import MetricStats, SaturationResult
 
 
 def _num(x: float | None) -> float | None:
@@ -40,56 +46,132 @@ def _jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def _gate_json(g: GateResult) -> dict[str, Any]:
-    return {
-        "name": g.name,
-        "metric": g.metric,
-        "measured": _num(g.measured),
-        "limit": _num(g.limit),
-        "kind": g.kind,
-        "passed": g.passed,
-        "margin_pct": _num(g.margin_pct),
-        "verdict": g.verdict,
-        "bound": g.bound.to_json() if g.bound is not None else None,
-    }
+def _bound_record(b: QuantileBound) -> records.Bound:
+    return records.Bound(
+        q=b.q,
+        n=b.n,
+        confidence=b.confidence,
+        point=_num(b.point),
+        lower=_num(b.lower),
+        upper=_num(b.upper),
+        lower_k=b.lower_k,
+        upper_k=b.upper_k,
+        min_n=b.min_n,
+        enough=b.enough,
+    )
 
 
-def _stats_json(s: MetricStats) -> dict[str, Any]:
-    return {
-        "n": s.n,
-        "mean": _num(s.mean),
-        "std": _num(s.std),
-        "ci_low": _num(s.ci_low),
-        "ci_high": _num(s.ci_high),
-        "cov": _num(s.cov),
-        "confidence": s.confidence,
-    }
+def _gate_record(g: GateResult) -> records.Gate:
+    return records.Gate(
+        name=g.name,
+        metric=g.metric,
+        measured=_num(g.measured),
+        limit=float(g.limit),
+        kind=g.kind,
+        passed=g.passed,
+        margin_pct=_num(g.margin_pct),
+        verdict=g.verdict,
+        bound=_bound_record(g.bound) if g.bound is not None else None,
+    )
 
 
-def _case_json(c: CaseResult) -> dict[str, Any]:
-    runs = []
-    for i, r in enumerate(c.runs):
-        run: dict[str, Any] = {"metrics": {k: _num(v) for k, v in sorted(r.items())}}
-        if i < len(c.details):
-            run["detail"] = _jsonable(c.details[i])
-        runs.append(run)
-    return {
-        "case_id": c.case_id,
-        "nodeid": c.nodeid,
-        "model": c.model,
-        "workload": c.workload,
-        "concurrency": c.concurrency,
-        "status": c.status,
-        "passed": c.passed,
-        "client_bound": c.client_bound,
-        "client_reasons": list(c.client_reasons),
-        "errors": {str(k): int(v) for k, v in sorted(c.errors.items())},
-        "environment": _jsonable(c.environment),
-        "runs": runs,
-        "summary": {k: _stats_json(s) for k, s in c.stats().items()},
-        "gates": [_gate_json(g) for g in c.gates],
-        "percentiles": _jsonable(c.percentiles),
-    }
+def gate_json(g: GateResult) -> dict[str, Any]:
+    """A gate as it appears in results.json (benchmark.json and the history store it too)."""
+    return msgspec.to_builtins(_gate_record(g))
+
+
+def _summary_record(s: MetricStats) -> records.MetricSummary:
+    return records.MetricSummary(
+        n=s.n,
+        mean=_num(s.mean),
+        std=_num(s.std),
+        ci_low=_num(s.ci_low),
+        ci_high=_num(s.ci_high),
+        cov=_num(s.cov),
+        confidence=s.confidence,
+    )
+
+
+def _run_record(metrics: Mapping[str, float], detail: Mapping[str, Any] | None) -> records.Run:
+    values = {k: _num(v) for k, v in sorted(metrics.items())}
+    if detail is None:
+        return records.Run(metrics=values)
+    return records.Run(metrics=values, detail=_jsonable(detail))
+
+
+def _case_record(c: CaseResult) -> records.Case:
+    return records.Case(
+        case_id=c.case_id,
+        nodeid=c.nodeid,
+        model=c.model,
+        workload=c.workload,
+        concurrency=c.concurrency,
+        status=c.status,
+        passed=c.passed,
+        client_bound=c.client_bound,
+        client_reasons=list(c.client_reasons),
+        errors={str(k): int(v) for k, v in sorted(c.errors.items())},
+        environment=_jsonable(c.environment),
+        runs=[
+            _run_record(r, c.details[i] if i < len(c.details) else None)
+            for i, r in enumerate(c.runs)
+        ],
+        summary={k: _summary_record(s) for k, s in c.stats().items()},
+        gates=[_gate_record(g) for g in c.gates],
+        percentiles=_jsonable(c.percentiles),
+    )
+
+
+def _series_record(model: str, workload: str, res: SaturationResult) -> records.Series:
+    return records.Series(
+        model=model,
+        workload=workload,
+        peak_throughput=_num(res.peak_throughput),
+        peak_concurrency=res.peak_concurrency,
+        saturated_at=res.saturated_at,
+        knee=res.knee,
+        baseline_p99_ms=_num(res.baseline_p99_ms),
+        levels=[
+            records.Level(
+                concurrency=v.concurrency,
+                status=v.status,
+                reasons=list(v.reasons),
+                gain=_num(v.gain),
+            )
+            for v in res.levels
+        ],
+    )
+
+
+def results_record(
+    cases: Sequence[CaseResult],
+    *,
+    environment: Mapping[str, Any],
+    complete: bool,
+    started: datetime | None = None,
+    now: datetime | None = None,
+) -> records.ResultsDocument:
+    """The ``results.json`` document as its record (``report.records.ResultsDocument``).
+
+    ``complete`` is false while the session runs, so a reader of a file left by an interrupted
+    session knows it holds only the cases measured so far. ``started`` is the session start
+    (``created`` in the file); it defaults to ``now``.
+    """
+    cases = with_status(cases)
+    stamp = (now or datetime.now(UTC)).isoformat()
+    return records.ResultsDocument(
+        schema_version=SCHEMA_VERSION,
+        tool=records.Tool(name="pytest-llmperf", version=__version__),
+        created=started.isoformat() if started else stamp,
+        updated=stamp,
+        complete=complete,
+        environment=_jsonable(environment),
+        cases=[_case_record(c) for c in cases],
+        saturation=[
+            _series_record(model, workload, res)
+            for (model, workload), res in sorted(saturation_of(cases).items())
+        ],
+    )
 
 
 def results_document(
@@ -100,44 +182,18 @@ def results_document(
     started: datetime | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The ``results.json`` document (schema: ``report/report.schema.json``).
+    """The ``results.json`` document as plain JSON data (schema: ``report/report.schema.json``);
+    see ``results_record``."""
+    record = results_record(
+        cases, environment=environment, complete=complete, started=started, now=now
+    )
+    return msgspec.to_builtins(record)
 
-    ``complete`` is false while the session runs, so a reader of a file left by an interrupted
-    session knows it holds only the cases measured so far. ``started`` is the session start
-    (``created`` in the file); it defaults to ``now``.
-    """
-    cases = with_status(cases)
-    stamp = (now or datetime.now(UTC)).isoformat()
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "tool": {"name": "pytest-llmperf", "version": __version__},
-        "created": started.isoformat() if started else stamp,
-        "updated": stamp,
-        "complete": complete,
-        "environment": _jsonable(environment),
-        "cases": [_case_json(c) for c in cases],
-        "saturation": [
-            {
-                "model": model,
-                "workload": workload,
-                "peak_throughput": _num(res.peak_throughput),
-                "peak_concurrency": res.peak_concurrency,
-                "saturated_at": res.saturated_at,
-                "knee": res.knee,
-                "baseline_p99_ms": _num(res.baseline_p99_ms),
-                "levels": [
-                    {
-                        "concurrency": v.concurrency,
-                        "status": v.status,
-                        "reasons": list(v.reasons),
-                        "gain": _num(v.gain),
-                    }
-                    for v in res.levels
-                ],
-            }
-            for (model, workload), res in sorted(saturation_of(cases).items())
-        ],
-    }
+
+def encode_results(record: records.ResultsDocument) -> str:
+    """The file's text: sorted keys, two-space indent, a trailing newline."""
+    raw = msgspec.json.encode(record, order="sorted")
+    return msgspec.json.format(raw, indent=2).decode("utf-8") + "\n"
 
 
 def write_results(
@@ -150,77 +206,94 @@ def write_results(
 ) -> Path:
     """Atomically rewrite ``results.json`` with every case so far; call after each case so an
     interrupted session keeps what it measured. Pass the session's start as ``started``."""
-    doc = results_document(cases, environment=environment, complete=complete, started=started)
-    return write_json_atomic(Path(report_dir) / RESULTS_FILE, doc)
+    record = results_record(cases, environment=environment, complete=complete, started=started)
+    return write_text_atomic(Path(report_dir) / RESULTS_FILE, encode_results(record))
+
+
+class _VersionOnly(msgspec.Struct):
+    schema_version: Any = None
 
 
 def read_results(path: Path) -> tuple[list[CaseResult], dict[str, Any]]:
     """Cases and session environment back from a ``results.json`` (e.g. to re-render the
-    report of an interrupted session). Unknown numbers (null) come back as NaN."""
-    doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    if doc.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(
-            f"{path}: results schema_version {doc.get('schema_version')!r} is not "
-            f"{SCHEMA_VERSION}; re-run the session with this pytest-llmperf version"
-        )
+    report of an interrupted session). Unknown numbers (null) come back as NaN.
 
-    def f(x: float | None) -> float:
-        return math.nan if x is None else float(x)
-
-    cases = []
-    for c in doc["cases"]:
-        cases.append(
-            CaseResult(
-                case_id=c["case_id"],
-                nodeid=c.get("nodeid", ""),
-                model=c["model"],
-                workload=c["workload"],
-                concurrency=c["concurrency"],
-                runs=tuple({k: f(v) for k, v in r["metrics"].items()} for r in c["runs"]),
-                details=tuple(r["detail"] for r in c["runs"] if "detail" in r),
-                gates=tuple(
-                    GateResult(
-                        g["name"],
-                        g["metric"],
-                        f(g["measured"]),
-                        f(g["limit"]),
-                        g["kind"],
-                        g["passed"],
-                        g["margin_pct"],
-                        g.get("verdict"),
-                        _bound_back(g.get("bound")),
-                    )
-                    for g in c["gates"]
-                ),
-                percentiles=c.get("percentiles") or {},
-                status=c["status"],
-                client_bound=c["client_bound"],
-                client_reasons=tuple(c["client_reasons"]),
-                errors=c["errors"],
-                environment=c["environment"],
+    A file that is not valid JSON, of another ``schema_version``, or not shaped as the schema
+    says raises ``ValueError`` naming the file, the key path and what is wrong."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        version = msgspec.json.decode(data, type=_VersionOnly).schema_version
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"{path}: results schema_version {version!r} is not "
+                f"{SCHEMA_VERSION}; re-run the session with this pytest-llmperf version"
             )
-        )
-    return cases, doc["environment"]
+        doc = msgspec.json.decode(data, type=records.ResultsDocument)
+    except msgspec.ValidationError as e:
+        raise ValueError(
+            f"{path}: not a results.json of this pytest-llmperf version: {e} (the schema is "
+            "report/report.schema.json; re-run the session, or fix the file by hand)"
+        ) from None
+    except msgspec.DecodeError as e:
+        raise ValueError(
+            f"{path}: not valid JSON ({e}); a results.json is rewritten whole after each "
+            "case, so a torn file was not written by pytest-llmperf"
+        ) from None
+    return [_case_back(c) for c in doc.cases], doc.environment
 
 
-def _bound_back(doc: Mapping[str, Any] | None) -> QuantileBound | None:
+def _nan(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+def _case_back(c: records.Case) -> CaseResult:
+    return CaseResult(
+        case_id=c.case_id,
+        nodeid=c.nodeid,
+        model=c.model,
+        workload=c.workload,
+        concurrency=c.concurrency,
+        runs=tuple({k: _nan(v) for k, v in r.metrics.items()} for r in c.runs),
+        details=tuple(r.detail for r in c.runs if r.detail is not UNSET),
+        gates=tuple(_gate_back(g) for g in c.gates),
+        percentiles=c.percentiles,
+        status=c.status,
+        client_bound=c.client_bound,
+        client_reasons=tuple(c.client_reasons),
+        errors=c.errors,
+        environment=c.environment,
+    )
+
+
+def _gate_back(g: records.Gate) -> GateResult:
+    return GateResult(
+        g.name,
+        g.metric,
+        _nan(g.measured),
+        _nan(g.limit),
+        g.kind,
+        g.passed,
+        g.margin_pct,
+        None if g.verdict is UNSET else g.verdict,
+        _bound_back(g.bound),
+    )
+
+
+def _bound_back(b: records.Bound | None) -> QuantileBound | None:
     """A gate's ``bound`` from results.json (nulls back to NaN)."""
-    if not doc:
+    if b is None:
         return None
-
-    def f(x: float | None) -> float:
-        return math.nan if x is None else float(x)
-
     return QuantileBound(
-        q=float(doc["q"]),
-        n=int(doc["n"]),
-        confidence=float(doc["confidence"]),
-        point=f(doc["point"]),
-        lower=f(doc["lower"]),
-        upper=f(doc["upper"]),
-        lower_k=doc["lower_k"],
-        upper_k=doc["upper_k"],
-        min_n=int(doc["min_n"]),
+        q=b.q,
+        n=b.n,
+        confidence=b.confidence,
+        point=_nan(b.point),
+        lower=_nan(b.lower),
+        upper=_nan(b.upper),
+        lower_k=b.lower_k,
+        upper_k=b.upper_k,
+        min_n=b.min_n,
     )
 
 
