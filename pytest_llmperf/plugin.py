@@ -2,12 +2,10 @@
 pytest. Everything heavy (the engine, HTTP, statistics, plots) is imported inside hooks, and
 only when ``--llmperf`` is given, so a project with the plugin installed does not notice it.
 
-Size (about 1,070 lines), stated: pytest finds hooks and fixtures by name in the modules it
-loads, and this is the one module it loads; the hooks, items, fixtures and the ``--llmperf-*``
-options live together so the entry stays one import (measured by
-``benchmarks/entry_import_cost.py``). ``pytest_addoption`` (about 225 lines of option
-declarations, over the 60-line rule) is the seam to cut next, into an option module that
-imports only pytest.
+The ``--llmperf-*`` option declarations are in ``plugin_options.py`` (it too imports only
+pytest). Size (about 870 lines), stated: pytest finds hooks and fixtures by name in the module
+it loads as the plugin, so the hooks, items and fixtures live here together (the entry's cost
+is measured by ``benchmarks/entry_import_cost.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from pytest_llmperf.plugin_options import add_options
 
 if TYPE_CHECKING:
     from pytest_llmperf.config import PerfCase
@@ -45,227 +45,7 @@ MARKER_HELP = (
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("llmperf", "LLM-serving performance tests (pytest-llmperf)")
-    group.addoption(
-        "--llmperf",
-        action="store_true",
-        default=False,
-        help="run LLM-serving perf tests (the configured matrix and @pytest.mark.llmperf tests)",
-    )
-    group.addoption(
-        "--llmperf-config",
-        default=None,
-        metavar="PATH",
-        help="perf matrix file (default: llmperf.toml or [tool.llmperf] in pyproject.toml, "
-        "else the built-in CPU default of four tiny models)",
-    )
-    group.addoption(
-        "--llmperf-no-matrix",
-        action="store_true",
-        default=False,
-        help="do not add the configured matrix; run only hand-written perf tests",
-    )
-    group.addoption(
-        "--llmperf-models",
-        default=None,
-        metavar="A,B",
-        help="only these configured models (comma-separated names)",
-    )
-    group.addoption("--llmperf-workloads", default=None, metavar="A,B", help="only these workloads")
-    group.addoption(
-        "--llmperf-concurrency",
-        default=None,
-        metavar="1,10,100",
-        help="concurrency levels, replacing the configured ones",
-    )
-    group.addoption(
-        "--llmperf-rate",
-        default=None,
-        metavar="1,4",
-        help="open-loop request rates (requests/s), replacing the concurrency levels ([load])",
-    )
-    group.addoption(
-        "--llmperf-runs",
-        type=int,
-        default=None,
-        metavar="N",
-        help="fresh load runs per level (n for mean, 95%% CI and CoV)",
-    )
-    group.addoption(
-        "--llmperf-multiplier",
-        default=None,
-        metavar="quick|default|thorough|X",
-        help="request-count multiplier: quick 0.5, default 1, thorough 3, or a number",
-    )
-    group.addoption(
-        "--llmperf-report-dir",
-        default=None,
-        metavar="DIR",
-        help="where results.json, records, plots and report.html go (default .llmperf)",
-    )
-    group.addoption(
-        "--llmperf-endpoint",
-        default=None,
-        metavar="URL",
-        help="measure a server that is already running at URL; launch nothing",
-    )
-    group.addoption(
-        "--llmperf-served-model",
-        default=None,
-        metavar="NAME",
-        help="model name at --llmperf-endpoint (default: the first one /v1/models lists)",
-    )
-    group.addoption(
-        "--llmperf-api-key-file",
-        default=None,
-        metavar="PATH",
-        help="file holding the API key (else the LLMPERF_API_KEY environment variable)",
-    )
-    group.addoption(
-        "--llmperf-launcher",
-        default=None,
-        metavar="CMD",
-        help="command prefix that starts vLLM's OpenAI server, split like a shell (never run "
-        "by a shell), e.g. '/opt/vllm/bin/python -m vllm.entrypoints.openai.api_server' or "
-        "'docker run --rm ... vllm/vllm-openai-rocm:v0.14.1'",
-    )
-    group.addoption(
-        "--llmperf-platform",
-        default=None,
-        choices=("cpu", "cuda", "rocm"),
-        help="platform the launch plans are for (default: detected)",
-    )
-    group.addoption(
-        "--llmperf-gpus",
-        type=int,
-        default=None,
-        metavar="N",
-        help="GPUs per server (default: detected)",
-    )
-    group.addoption(
-        "--llmperf-vllm-version",
-        default=None,
-        metavar="X.Y.Z",
-        help="vLLM version the plans are for (default: the installed one)",
-    )
-    group.addoption(
-        "--llmperf-server-timeout",
-        type=float,
-        default=600.0,
-        metavar="S",
-        help="seconds a server may take to become ready",
-    )
-    group.addoption(
-        "--llmperf-request-timeout",
-        type=float,
-        default=600.0,
-        metavar="S",
-        help="seconds one request may take before it counts as a timeout",
-    )
-    group.addoption(
-        "--llmperf-host",
-        default="127.0.0.1",
-        metavar="ADDR",
-        help="address launched servers bind to (default 127.0.0.1, loopback only)",
-    )
-    group.addoption(
-        "--llmperf-plan",
-        action="store_true",
-        default=False,
-        help="print the launch plan of every server the selected tests would start, then exit",
-    )
-    group.addoption(
-        "--llmperf-save-baseline",
-        action="store_true",
-        default=False,
-        help="write or update the stored baseline from this run",
-    )
-    group.addoption(
-        "--llmperf-compare",
-        action="store_true",
-        default=False,
-        help="compare every case with the stored baseline; a regression fails the test",
-    )
-    group.addoption(
-        "--llmperf-strict",
-        action="store_true",
-        default=None,
-        help="an INCONCLUSIVE percentile gate (too few samples for its bound) fails the case; "
-        "with --llmperf-compare, NO BASELINE, NOT COMPARABLE and INCONCLUSIVE fail too "
-        "(config: [baseline] strict = true)",
-    )
-    group.addoption(
-        "--llmperf-alpha",
-        type=float,
-        default=None,
-        metavar="A",
-        help="family-wise false-alarm rate of the baseline gate (default 0.05; config: "
-        "[baseline] alpha)",
-    )
-    group.addoption(
-        "--llmperf-tolerance",
-        action="append",
-        default=[],
-        metavar="[METRIC=]PCT",
-        help="change that matters, in percent: bare PCT for every metric (default 5), "
-        "METRIC=PCT for one; repeatable (config: [baseline] tolerance_percent, "
-        "metric_tolerance_percent)",
-    )
-    group.addoption(
-        "--llmperf-metrics",
-        default=None,
-        metavar="A,B",
-        help="metrics the baseline gate tests (default output_throughput,success_rate; "
-        "config: [baseline] metrics); each one adds a test per case to the Holm family",
-    )
-    group.addoption(
-        "--llmperf-baseline-dir",
-        default=None,
-        metavar="DIR",
-        help="baseline folder (default: baselines, or baseline_dir in the config)",
-    )
-    group.addoption(
-        "--llmperf-ignore-field",
-        action="append",
-        default=[],
-        metavar="FIELD",
-        help="fingerprint field that may differ from the baseline's (repeatable)",
-    )
-    group.addoption(
-        "--llmperf-ab",
-        default=None,
-        metavar="A,B",
-        help="the two variants of the config's [ab] section to compare, A first (default: its "
-        "a and b); the A/B runs interleaved and B/A is judged per level and metric",
-    )
-    group.addoption(
-        "--llmperf-ab-blocks",
-        default=None,
-        choices=("interleaved", "fresh"),
-        help="A/B blocks: 'interleaved' keeps both servers up (A B, B A, ...); 'fresh' starts "
-        "both anew for every block (default: the [ab] section's blocks)",
-    )
-    group.addoption(
-        "--llmperf-history",
-        default=None,
-        metavar="PATH|URL",
-        help="history store every session is recorded in: a SQLite file or a database URL "
-        "(default: $LLMPERF_HISTORY_URL, [history] store, else llmperf-history.sqlite beside "
-        "the report folder)",
-    )
-    group.addoption(
-        "--llmperf-no-history",
-        action="store_true",
-        default=False,
-        help="do not record this session in the history store",
-    )
-    group.addoption(
-        "--llmperf-drift-guard",
-        action="store_true",
-        default=False,
-        help="fail a case whose history shows a significant shift since the blessed baseline, "
-        "even when tonight's pairwise comparison passes",
-    )
+    add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:

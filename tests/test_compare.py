@@ -615,7 +615,8 @@ def test_decision_boundaries_are_inclusive_where_the_rule_says() -> None:
 
 
 def test_change_and_percent_formatting() -> None:
-    from pytest_llmperf.verdicts.compare import _change, _pct
+    from pytest_llmperf.verdicts.compare_text import change as _change
+    from pytest_llmperf.verdicts.compare_text import pct as _pct
 
     assert (_change(1.053), _change(0.9), _change(0.99999), _change(1.0)) == (
         "+5.3%", "-10.0%", "+0.0%", "+0.0%",

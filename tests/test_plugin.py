@@ -116,6 +116,8 @@ def test_marker_tests_skipped_with_reason_without_llmperf(pytester: pytest.Pytes
 HEAVY = (
     "scipy", "numpy", "matplotlib", "aiohttp", "vllm", "torch", "transformers", "openai", "msgspec",
 )  # fmt: skip
+#: All the package a plain ``pytest`` loads: the entry point and its option declarations.
+ENTRY_MODULES = ("pytest_llmperf.plugin", "pytest_llmperf.plugin_options")
 
 
 def test_plugin_import_is_light() -> None:
@@ -133,7 +135,7 @@ def test_plugin_import_is_light() -> None:
     heavy = sorted(n for n in imported if n.split(".")[0] in HEAVY)
     assert not heavy, f"the plugin imports heavy modules at start-up: {heavy}"
     ours = sorted(n for n in imported if n.startswith("pytest_llmperf."))
-    assert ours == ["pytest_llmperf.plugin"], ours
+    assert ours == list(ENTRY_MODULES), ours
     # What the plugin adds on top of pytest, measured in the same process (so a busy machine
     # slows both alike): a small fraction of pytest's own import (7 ms vs ~150 ms idle).
     ours_us, pytest_us = imported["pytest_llmperf.plugin"], imported["pytest"]
@@ -149,7 +151,7 @@ def test_plain_session_imports_nothing_heavy(pytester: pytest.Pytester) -> None:
             heavy = {HEAVY!r}
             loaded = sorted(m for m in sys.modules if m.split(".")[0] in heavy)
             ours = sorted(m for m in sys.modules if m.startswith("pytest_llmperf."))
-            assert ours == ["pytest_llmperf.plugin"], ours
+            assert ours == {list(ENTRY_MODULES)!r}, ours
             assert not [m for m in loaded if m.split(".")[0] in ("aiohttp", "vllm", "scipy")]
         """
     )

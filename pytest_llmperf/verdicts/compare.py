@@ -7,13 +7,13 @@ across the session (Holm), gates; the user's tolerance decides what change matte
 The tolerance ``t`` is symmetric on the log scale: the "no practical change" band is the ratio
 range ``[1/(1+t), 1+t]``, so a throughput metric and its reciprocal (a latency) are judged alike.
 
-Size (about 740 lines), stated: one statistical procedure whose parts share the private
+The records (``CaseComparison``, ``Verdict``, ``Outcome``) are in ``compare_records`` and the
+words (each verdict's message, ``format_table``) in ``compare_text``; every name is re-exported
+here. Size (about 650 lines), stated: one statistical procedure whose parts share the private
 ``_Stats`` record — the vectorised core (log-Welch, the moderated variance prior, Holm, power),
-one comparison's verdict and its text, the session's correction, and the table — and the
-mutation tests (``scripts/mutation.sh``, ``verdicts/compare``) score it as one module. The seam
-to cut next is ``# presentation`` (``format_table``) with the verdict texts of ``_verdict`` (about
-110 lines, over the 60-line rule) into a sibling module re-exported here, once the mutation
-work on this module has landed.
+one comparison's verdict, and the session's correction — and the mutation tests
+(``scripts/mutation.sh``, ``verdicts/compare``) score it as one module. The next seam is the
+vectorised core (``log_welch``, ``fit_variance_prior``, ``holm``, ``decide``, power).
 """
 
 from __future__ import annotations
@@ -22,40 +22,61 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from enum import Enum
 from functools import lru_cache
-from typing import Final, Literal
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 from scipy import special, stats
 
-Direction = Literal["higher", "lower", "exact"]
-DIRECTIONS: Final[tuple[str, ...]] = ("higher", "lower", "exact")
-Correction = Literal["holm", "bh", "bonferroni"]
-CORRECTIONS: Final[tuple[str, ...]] = ("holm", "bh", "bonferroni")
-Variance = Literal["moderated", "welch"]
-VARIANCES: Final[tuple[str, ...]] = ("moderated", "welch")
-#: Fewest cases of one metric whose variances are pooled (moderated) across a session.
-MIN_POOL_CASES: Final[int] = 3
-DEFAULT_TOLERANCE: Final[float] = 0.05
-POWER: Final[float] = 0.80
-EXACT_TARGET: Final[float] = 1.0  # "exact" metrics (success rate) must equal this in every run
-MAX_RUNS: Final[int] = 10_000
+from pytest_llmperf.verdicts import compare_text as text_of
+from pytest_llmperf.verdicts.compare_records import (
+    CORRECTIONS,
+    DEFAULT_TOLERANCE,
+    DIRECTIONS,
+    EXACT_TARGET,
+    MAX_RUNS,
+    MIN_POOL_CASES,
+    POWER,
+    VARIANCES,
+    CaseComparison,
+    Correction,
+    Direction,
+    Outcome,
+    Variance,
+    Verdict,
+)
+from pytest_llmperf.verdicts.compare_text import format_table
 
-
-class Outcome(Enum):
-    """What a user can act on: fail, celebrate, relax, measure more, or fix the set-up."""
-
-    REGRESSION = "REGRESSION"
-    IMPROVEMENT = "IMPROVEMENT"
-    NO_CHANGE = "NO CHANGE"
-    INCONCLUSIVE = "INCONCLUSIVE"
-    NOT_COMPARABLE = "NOT COMPARABLE"
-
-    def __str__(self) -> str:
-        return self.value
-
+__all__ = [
+    "CORRECTIONS",
+    "DEFAULT_TOLERANCE",
+    "DIRECTIONS",
+    "EXACT_TARGET",
+    "MAX_RUNS",
+    "MIN_POOL_CASES",
+    "POWER",
+    "VARIANCES",
+    "CaseComparison",
+    "Correction",
+    "Direction",
+    "LogWelch",
+    "Outcome",
+    "Variance",
+    "VariancePrior",
+    "Verdict",
+    "compare_metric",
+    "compare_session",
+    "decide",
+    "fit_variance_prior",
+    "format_table",
+    "holm",
+    "log_welch",
+    "min_detectable_log_change",
+    "moderate_stats",
+    "not_comparable",
+    "runs_needed",
+]
 
 # Outcome codes of the vectorised decision, in this order.
 _CODES: Final[tuple[Outcome, ...]] = (
@@ -64,46 +85,6 @@ _CODES: Final[tuple[Outcome, ...]] = (
     Outcome.INCONCLUSIVE,
     Outcome.IMPROVEMENT,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """One metric of one case. ``ratio`` is current/baseline (geometric means), the CI is the
-    two-sided (1 - 2·alpha) interval whose bounds are the one-sided (1 - alpha) bounds; ``p`` is
-    one-sided in the harmful direction, ``p_adj`` after the session's correction. ``None`` where
-    a figure does not exist (one run per side, an absolute check, an incomparable case)."""
-
-    case_id: str
-    metric: str
-    direction: Direction
-    verdict: Outcome
-    ratio: float | None
-    ci_low: float | None
-    ci_high: float | None
-    p: float | None
-    p_adj: float | None
-    cov_baseline: float | None
-    cov_current: float | None
-    n_baseline: int
-    n_current: int
-    tolerance: float
-    min_detectable_change: float | None
-    runs_needed: int | None
-    message: str
-    p_improvement: float | None = None
-    p_improvement_adj: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CaseComparison:
-    """The input of one comparison in a session: a (case, metric) pair and both samples."""
-
-    case_id: str
-    metric: str
-    direction: Direction
-    baseline: tuple[float, ...]
-    current: tuple[float, ...]
-    tolerance: float = DEFAULT_TOLERANCE
 
 
 # ----------------------------------------------------------------------------- vectorised core
@@ -444,15 +425,6 @@ def moderate_stats(computed: Sequence[_Stats]) -> list[_Stats]:
     ]
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x * 100:.1f}%"
-
-
-def _change(ratio: float) -> str:
-    pct = round((ratio - 1.0) * 100, 1)
-    return f"{pct + 0.0:+.1f}%"  # + 0.0 turns -0.0 into 0.0
-
-
 def _make(
     case: CaseComparison,
     outcome: Outcome,
@@ -486,92 +458,90 @@ def _make(
 
 
 def _verdict(s: _Stats, p_adj: float | None, p_better_adj: float | None, label: str) -> Verdict:
-    """Apply the rule to one comparison's statistics and (adjusted) p-values; write the message."""
+    """Apply the rule to one comparison's statistics and (adjusted) p-values; write the message
+    (``compare_text``)."""
     case, alpha = s.case, s.alpha
-    tol = case.tolerance
     nb, nc = len(case.baseline), len(case.current)
-    higher = case.direction == "higher"
-    ci = (math.exp(s.log_ci[0]), math.exp(s.log_ci[1])) if s.log_ci else (None, None)
     mdc = None
     if s.log_sd is not None and nb >= 2 and nc >= 2:
         mdc = math.expm1(min_detectable_log_change(s.log_sd, nb, nc, alpha, s.df))
     if s.prior is not None:
         label = f"{label}; {s.prior.describe()}"
-    need = runs_needed(s.log_sd, tol, alpha) if s.log_sd is not None else None
-    covs = f"CoV {_pct(s.cov_b)} -> {_pct(s.cov_c)}, n={nb} vs {nc}"
-
+    need = runs_needed(s.log_sd, case.tolerance, alpha) if s.log_sd is not None else None
     if case.direction == "exact":
-        if s.exact_failures:
-            outcome = Outcome.REGRESSION
-            text = (
-                f"{case.metric} must be {EXACT_TARGET:g} in every run; it was not in "
-                f"{s.exact_failures} of {nc} runs (lowest {min(case.current):.4g})"
-            )
-            if any(v != EXACT_TARGET for v in case.baseline):
-                text += "; the baseline had such runs too"
-        else:
-            outcome = Outcome.NO_CHANGE
-            text = f"{case.metric} was {EXACT_TARGET:g} in all {nc} runs (absolute check)"
-        return _make(case, outcome, text + ".", ratio=s.ratio, cov_b=s.cov_b, cov_c=s.cov_c)
-
+        text = text_of.exact_message(case.metric, s.exact_failures, case.current, case.baseline)
+        outcome = Outcome.REGRESSION if s.exact_failures else Outcome.NO_CHANGE
+        return _make(case, outcome, text, ratio=s.ratio, cov_b=s.cov_b, cov_c=s.cov_c)
     assert s.ratio is not None
-    head = f"{case.metric} {_change(s.ratio)} (ratio {s.ratio:.3f}"
     if s.log_ci is None:
-        g = math.log(s.ratio) * (1 if higher else -1)
-        band = math.log1p(tol)
-        outcome = Outcome.NO_CHANGE
-        if abs(g) > band:
-            outcome = Outcome.REGRESSION if g < 0 else Outcome.IMPROVEMENT
-        text = (
-            f"{head}), {covs}. Only one run on a side: no statistical test is possible, so this "
-            f"is judged by the ±{_pct(tol)} tolerance alone"
-        )
-        if need is not None:
-            text += f"; about {need} runs per side would give a real test at ±{_pct(tol)}"
-        return _make(
-            case, outcome, text + ".", ratio=s.ratio, cov_b=s.cov_b, cov_c=s.cov_c, need=need
-        )
+        return _one_run_verdict(s, need)
+    return _tested_verdict(s, p_adj, p_better_adj, label, mdc, need)
 
-    p_harm, p_better = s.p_harm, s.p_better
-    p_adj = p_harm if p_adj is None else p_adj
-    p_better_adj = p_better if p_better_adj is None else p_better_adj
+
+def _one_run_verdict(s: _Stats, need: int | None) -> Verdict:
+    """One run on a side: no test, the tolerance alone decides."""
+    case = s.case
+    assert s.ratio is not None
+    g = math.log(s.ratio) * (1 if case.direction == "higher" else -1)
+    outcome = Outcome.NO_CHANGE
+    if abs(g) > math.log1p(case.tolerance):
+        outcome = Outcome.REGRESSION if g < 0 else Outcome.IMPROVEMENT
+    covs = text_of.spread(s.cov_b, s.cov_c, len(case.baseline), len(case.current))
+    head = text_of.ratio_head(case.metric, s.ratio)
+    text = text_of.one_run_message(head, covs, case.tolerance, need)
+    return _make(case, outcome, text, ratio=s.ratio, cov_b=s.cov_b, cov_c=s.cov_c, need=need)
+
+
+def _decide_one(s: _Stats, p_adj: float, p_better_adj: float) -> Outcome:
+    """``decide`` for one tested comparison."""
+    assert s.ratio is not None and s.log_ci is not None
     code = decide(
         math.log(s.ratio),
         s.log_ci[0],
         s.log_ci[1],
         p_adj,
         p_better_adj,
-        higher_is_better=higher,
+        higher_is_better=s.case.direction == "higher",
+        tolerance=s.case.tolerance,
+        alpha=s.alpha,
+    )
+    return _CODES[int(code)]
+
+
+def _tested_verdict(
+    s: _Stats,
+    p_adj: float | None,
+    p_better_adj: float | None,
+    label: str,
+    mdc: float | None,
+    need: int | None,
+) -> Verdict:
+    """A tested comparison: the decision rule on the CI and the adjusted p-values."""
+    case, alpha, tol = s.case, s.alpha, s.case.tolerance
+    assert s.ratio is not None and s.log_ci is not None
+    nb, nc = len(case.baseline), len(case.current)
+    ci = (math.exp(s.log_ci[0]), math.exp(s.log_ci[1]))
+    p_harm, p_better = s.p_harm, s.p_better
+    p_adj = p_harm if p_adj is None else p_adj
+    p_better_adj = p_better if p_better_adj is None else p_better_adj
+    outcome = _decide_one(s, p_adj, p_better_adj)
+    level = round((1.0 - 2.0 * alpha) * 100)
+    figures = (
+        f"{text_of.ratio_head(case.metric, s.ratio)}, {level}% CI {ci[0]:.3f}-{ci[1]:.3f}), "
+        f"p={p_harm:.3g}, p_adj={p_adj:.3g} ({label}), "
+        f"{text_of.spread(s.cov_b, s.cov_c, nb, nc)}"
+    )
+    text = text_of.tested_message(
+        outcome,
+        figures=figures,
+        zero_variance=nb >= 2 and nc >= 2 and s.cov_b == 0 and s.cov_c == 0,
         tolerance=tol,
         alpha=alpha,
+        p_better_adj=p_better_adj,
+        detectable=mdc,
+        need=need,
+        fewest_runs=min(nb, nc),
     )
-    outcome = _CODES[int(code)]
-    level = round((1.0 - 2.0 * alpha) * 100)
-    text = (
-        f"{head}, {level}% CI {ci[0]:.3f}-{ci[1]:.3f}), p={p_harm:.3g}, "
-        f"p_adj={p_adj:.3g} ({label}), {covs}"
-    )
-    if nb >= 2 and nc >= 2 and s.cov_b == 0 and s.cov_c == 0:
-        text += " (identical values within each side: zero variance, the ratio is exact)"
-    if outcome is Outcome.REGRESSION:
-        text += f": worse than the ±{_pct(tol)} tolerance and significant at alpha={alpha:g}"
-    elif outcome is Outcome.IMPROVEMENT:
-        text += (
-            f": better by more than ±{_pct(tol)}, significant at alpha={alpha:g} "
-            f"(p_adj={p_better_adj:.3g})"
-        )
-    elif outcome is Outcome.NO_CHANGE:
-        text += f": the whole CI lies inside ±{_pct(tol)}"
-    else:
-        text += f": cannot tell whether it changed by more than ±{_pct(tol)}"
-        if mdc is not None and mdc > tol:
-            text += (
-                f"; at this n and CoV the smallest change detectable with 80% power is {_pct(mdc)}"
-            )
-        if need is not None and need > min(nb, nc):
-            text += f"; about {need} runs per side would detect ±{_pct(tol)}"
-        elif need is None:
-            text += f"; even {MAX_RUNS} runs per side would not detect ±{_pct(tol)}"
     return Verdict(
         case_id=case.case_id,
         metric=case.metric,
@@ -589,7 +559,7 @@ def _verdict(s: _Stats, p_adj: float | None, p_better_adj: float | None, label: 
         tolerance=tol,
         min_detectable_change=mdc,
         runs_needed=need,
-        message=text + ".",
+        message=text,
         p_improvement=p_better,
         p_improvement_adj=p_better_adj,
     )
@@ -685,62 +655,3 @@ def compare_session(
             pa, pb = adj.get(id(s), (None, None))
             out.append(_verdict(s, pa, pb, label))
     return out
-
-
-# ----------------------------------------------------------------------------- presentation
-
-
-def _fmt_p(p: float | None) -> str:
-    return "-" if p is None else f"{p:.3g}"
-
-
-def format_table(verdicts: Sequence[Verdict], *, bh: Sequence[Verdict] | None = None) -> str:
-    """A fixed-width table, then the message of every verdict that asks for attention.
-    ``bh``: the same comparisons corrected with Benjamini-Hochberg, shown as a p_BH column
-    (the false discovery rate view for reports; the verdicts stay the gate's)."""
-    p_bh = {(v.case_id, v.metric): v.p_adj for v in bh or ()}
-    header: tuple[str, ...] = ("case", "metric", "verdict", "change", "CI", "p", "p_adj")
-    if bh is not None:
-        header += ("p_BH",)
-    header += ("CoV base/cur", "n")
-    rows = [header]
-    for v in verdicts:
-        ci = "-"
-        if v.ci_low is not None and v.ci_high is not None:
-            ci = f"[{_change(v.ci_low)}, {_change(v.ci_high)}]"
-        row: tuple[str, ...] = (
-            v.case_id,
-            v.metric,
-            str(v.verdict),
-            "-" if v.ratio is None else _change(v.ratio),
-            ci,
-            _fmt_p(v.p),
-            _fmt_p(v.p_adj),
-        )
-        if bh is not None:
-            row += (_fmt_p(p_bh.get((v.case_id, v.metric))),)
-        row += (f"{_pct(v.cov_baseline)}/{_pct(v.cov_current)}", f"{v.n_baseline}/{v.n_current}")
-        rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    # One line per distinct message: a changed fingerprint is said once, not once per metric.
-    notes: dict[tuple[Outcome, str], list[Verdict]] = {}
-    for v in verdicts:
-        if v.verdict is not Outcome.NO_CHANGE:
-            notes.setdefault((v.verdict, v.message), []).append(v)
-    if notes:
-        lines.append("")
-    for (outcome, message), group in notes.items():
-        cases = list(dict.fromkeys(v.case_id for v in group))
-        if len(group) == 1:
-            lines.append(f"{outcome}: {group[0].case_id} {message}")
-        else:
-            shown = ", ".join(cases[:3]) + (f" and {len(cases) - 3} more" if len(cases) > 3 else "")
-            lines.append(f"{outcome} ({len(group)} comparisons; {shown}): {message}")
-    counts = {o: sum(v.verdict is o for v in verdicts) for o in Outcome}
-    lines.append("")
-    lines.append(", ".join(f"{n} {o}" for o, n in counts.items() if n) or "no comparisons")
-    return "\n".join(lines)

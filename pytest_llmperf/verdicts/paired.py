@@ -36,12 +36,12 @@ from pytest_llmperf.verdicts.compare import (
     Outcome,
     Verdict,
     _adjust,
-    _change,
     _make,
-    _pct,
     _Stats,
     decide,
 )
+from pytest_llmperf.verdicts.compare_text import change as _change
+from pytest_llmperf.verdicts.compare_text import pct as _pct
 
 #: Blocks a paired test needs before it is a test at all (n - 1 degrees of freedom).
 MIN_BLOCKS: Final[int] = 2
