@@ -296,3 +296,49 @@ def test_undeclared_difference_is_refused() -> None:
     problems = undeclared_differences({**base, "served_vllm": "0.32.0"}, other, a, a)
     assert any("model" in p for p in problems) and any("vLLM version" in p for p in problems)
     assert issubclass(ABRefused, AssertionError)
+
+
+def test_fresh_blocks_restart_both_servers_per_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """blocks="fresh": each block starts both servers (in the block's order), runs every level
+    once, then releases both; an excluded block is replaced by another fresh one."""
+    events: list[tuple[str, ...]] = []
+
+    class RestartingEngine(FakeEngine):
+        def server_for(self, spec: ModelSpec) -> FakeHandle:
+            events.append(("start", spec.name))
+            return super().server_for(spec)
+
+        def release(self, spec: ModelSpec) -> None:
+            events.append(("release", spec.name))
+
+    def fake_run_load(endpoint: Any, workload: Any, spec: loadgen.LoadSpec, **kw: Any) -> Any:
+        events.append(("run", endpoint.model, str(spec.concurrency)))
+        bound = sum(e[0] == "run" for e in events) == 1  # the very first run is client-bound
+        metrics = dict(runs(1000.0, n=5)[len(events) % 5])
+        return SimpleNamespace(
+            summary=SimpleNamespace(metrics=lambda: metrics),
+            health=_fake_health(bound),
+            token_check=SimpleNamespace(status="ok", reasons=()),
+        )
+
+    monkeypatch.setattr(loadgen, "run_load", fake_run_load)
+    a = ModelSpec(name="dense-a", tiny="dense-gqa")
+    b = ModelSpec(name="dense-b", tiny="dense-gqa")
+    res = run_ab(RestartingEngine(), case(), a, b, 2, levels=(2, 4), blocks="fresh")
+    first = [
+        ("start", "dense-a"), ("start", "dense-b"),
+        ("run", "dense-a", "2"), ("run", "dense-b", "2"),
+        ("run", "dense-a", "4"), ("run", "dense-b", "4"),
+        ("release", "dense-a"), ("release", "dense-b"),
+    ]  # fmt: skip
+    assert events[:8] == first
+    assert events[8:10] == [("start", "dense-b"), ("start", "dense-a")]  # block 2: B A
+    # block 1's c=2 was excluded, so a third block (order A B again) measures c=2 only
+    assert events[-6:] == [
+        ("start", "dense-a"), ("start", "dense-b"),
+        ("run", "dense-a", "2"), ("run", "dense-b", "2"),
+        ("release", "dense-a"), ("release", "dense-b"),
+    ]  # fmt: skip
+    assert sum(e[0] == "release" for e in events) == 6  # three blocks, both servers each
+    assert [(e.variant, e.level, e.block) for e in res.excluded] == [("A", 2, 0)]
+    assert len(res.a_runs[2]) == len(res.a_runs[4]) == 2 and res.blocks == "fresh"

@@ -18,10 +18,11 @@ levels x metrics; A's own runs are checked for drift over the session.
 does the I/O through an engine (anything with ``server_for(spec)``, normally
 ``session.engine.PerfEngine``) and ``loadgen.run_load``.
 
-Size (about 710 lines), stated: after moving the pure half out, what remains is the I/O of one
-A/B session (``run_ab``: both servers, the block loop, exclusions and replacements, identity
-checks) and its config entry (``run_configured``). ``run_ab`` is still one long function; the
-next step is the shared run step with the engine (issue 17's ``session/measure``).
+Size (about 780 lines), stated: after moving the pure half out, what remains is the I/O of one
+A/B session — ``run_ab`` checks its arguments, ``_ABBlocks`` measures (both servers, the block
+loop, exclusions and replacements, identity checks), ``_ab_result`` judges — and its config
+entry (``run_configured``). The next step is the run step shared with the engine (issue 17's
+``session/measure``).
 """
 
 from __future__ import annotations
@@ -368,10 +369,49 @@ def run_ab(
     in something neither declared (``undeclared_differences``). A server that dies raises
     ``server.ServerError`` from its liveness check.
     """
-    from pytest_llmperf.core.cpu_layout import pinned
-    from pytest_llmperf.loadgen.run import HealthThresholds, LoadSpec, run_load
-    from pytest_llmperf.session.engine import to_load_workload
+    want = _check_ab_arguments(
+        engine, case, variant_a, variant_b, runs, levels=levels, balanced=balanced, blocks=blocks
+    )
+    budget = runs if extra_blocks is None else int(extra_blocks)
+    if budget < 0:
+        raise ValueError(f"extra_blocks={budget} must be >= 0")
+    if blocks == "fresh" and not callable(getattr(engine, "release", None)):
+        raise ValueError("blocks='fresh' needs an engine that can release (restart) servers")
+    session = _ABBlocks(
+        engine,
+        case,
+        {"A": variant_a, "B": variant_b},
+        want=want,
+        wanted=runs,
+        budget=budget,
+        balanced=balanced,
+        requests=requests,
+        requests_for=requests_for,
+        records_dir=records_dir,
+        progress=progress,
+        seed=seed,
+        check_identity=check_identity,
+        declared_versions=declared_versions,
+    )
+    if blocks == "interleaved":
+        session.run_interleaved()
+    else:
+        session.run_fresh()
+    return _ab_result(session, metrics=metrics, tolerances=tolerances, alpha=alpha, blocks=blocks)
 
+
+def _check_ab_arguments(
+    engine: EngineLike,
+    case: Any,
+    variant_a: Any,
+    variant_b: Any,
+    runs: int,
+    *,
+    levels: Sequence[int] | None,
+    balanced: bool,
+    blocks: BlockMode,
+) -> tuple[int, ...]:
+    """``run_ab``'s arguments checked before anything starts; the levels to measure."""
     if variant_a.name == variant_b.name:
         raise ValueError(
             f"both variants are named {variant_a.name!r}; give them different names (e.g. "
@@ -382,157 +422,202 @@ def run_ab(
         raise ValueError(f"blocks={blocks!r} must be one of {', '.join(BLOCK_MODES)}")
     want = tuple(levels) if levels is not None else (int(case.concurrency),)
     ab_order(want, runs, balanced=balanced)  # validates levels and runs
-    budget = runs if extra_blocks is None else int(extra_blocks)
-    if budget < 0:
-        raise ValueError(f"extra_blocks={budget} must be >= 0")
-    release = getattr(engine, "release", None)
-    if blocks == "fresh" and not callable(release):
-        raise ValueError("blocks='fresh' needs an engine that can release (restart) servers")
-    specs: dict[Variant, Any] = {"A": variant_a, "B": variant_b}
-    labels = {"A": variant_a.name, "B": variant_b.name}
-    limits = getattr(engine, "client_limits", None)
-    thresholds = HealthThresholds(**limits()) if callable(limits) else HealthThresholds()
-    timeout = float(getattr(getattr(engine, "options", None), "request_timeout", 600.0))
-    base_workload = to_load_workload(case.workload)
-    name = str(getattr(case.workload, "name", ""))
+    return want
 
-    handles: dict[Variant, Any] = {}
-    identity: dict[str, dict[str, Any]] = {}
 
-    def start(variant: Variant) -> Any:
-        handles[variant] = handle = engine.server_for(specs[variant])
+class _ABBlocks:
+    """One A/B session's measuring: both servers, the blocks in order, which runs were valid
+    and which were excluded (``run_ab`` builds the result from them)."""
+
+    def __init__(
+        self,
+        engine: EngineLike,
+        case: Any,
+        specs: dict[Variant, Any],
+        *,
+        want: tuple[int, ...],
+        wanted: int,
+        budget: int,
+        balanced: bool,
+        requests: int | None,
+        requests_for: Callable[[int], int] | None,
+        records_dir: Path | None,
+        progress: ProgressFn | None,
+        seed: int,
+        check_identity: bool,
+        declared_versions: Mapping[str, str | None] | None,
+    ) -> None:
+        from pytest_llmperf.loadgen.run import HealthThresholds
+        from pytest_llmperf.session.engine import to_load_workload
+
+        self.engine, self.case, self.specs = engine, case, specs
+        self.labels: dict[Variant, str] = {"A": specs["A"].name, "B": specs["B"].name}
+        self.want, self.wanted, self.budget, self.balanced = want, wanted, budget, balanced
+        self.requests, self.requests_for = requests, requests_for
+        self.records_dir, self.progress, self.seed = records_dir, progress, seed
+        limits = getattr(engine, "client_limits", None)
+        self.thresholds = HealthThresholds(**limits()) if callable(limits) else HealthThresholds()
+        self.timeout = float(getattr(getattr(engine, "options", None), "request_timeout", 600.0))
+        self.base_workload = to_load_workload(case.workload)
+        self.name = str(getattr(case.workload, "name", ""))
+        self.handles: dict[Variant, Any] = {}
+        self.identity: dict[str, dict[str, Any]] = {}
+        self.order: list[ABStep] = []
+        self.valid: dict[Variant, dict[int, list[RunMetrics]]] = {"A": {}, "B": {}}
+        self.a_times: dict[int, list[float]] = {}
+        self.excluded: list[ExcludedRun] = []
+        self.attempts: dict[int, int] = dict.fromkeys(want, 0)
+        self.steps = 0
+        self.check_identity = check_identity
+        self.declared_versions = dict(declared_versions or {})
+
+    def start(self, variant: Variant) -> Any:
+        self.handles[variant] = handle = self.engine.server_for(self.specs[variant])
         return handle
 
-    def check_pair() -> None:
-        versions = dict(declared_versions or {})
-        ids = {v: identity_of(handles[v], specs[v], versions.get(v)) for v in ("A", "B")}
-        identity.update({labels[v]: ids[v] for v in ("A", "B")})
-        if not check_identity:
+    def check_pair(self) -> None:
+        """Record both servers' identities; unless told not to, refuse a pair that differs in
+        something neither variant declared."""
+        versions = self.declared_versions
+        ids = {v: identity_of(self.handles[v], self.specs[v], versions.get(v)) for v in "AB"}
+        self.identity.update({self.labels[v]: ids[v] for v in ("A", "B")})  # type: ignore[index]
+        if not self.check_identity:
             return
-        problems = undeclared_differences(ids["A"], ids["B"], variant_a, variant_b)
+        a, b = self.specs["A"], self.specs["B"]
+        problems = undeclared_differences(ids["A"], ids["B"], a, b)
         if problems:
             raise ABRefused(
-                f"{labels['A']} and {labels['B']} are not an A/B pair of what was declared: "
+                f"{self.labels['A']} and {self.labels['B']} are not an A/B pair of what was "
+                "declared: "
                 + "; ".join(problems)
                 + ". Declare the difference in the variant (extra_args, env, launch_prefix/"
                 "venv, vllm) or make the servers the same."
             )
 
-    order: list[ABStep] = []
-    valid: dict[Variant, dict[int, list[RunMetrics]]] = {"A": {}, "B": {}}
-    a_times: dict[int, list[float]] = {}
-    excluded: list[ExcludedRun] = []
-    attempts: dict[int, int] = dict.fromkeys(want, 0)
-    step_no = [0]
+    def measure(
+        self, variant: Variant, level: int, block: int
+    ) -> tuple[RunMetrics, tuple[str, ...]]:
+        """One run of ``variant`` at ``level``: its metrics and why it is invalid (if it is)."""
+        from pytest_llmperf.core.cpu_layout import pinned
+        from pytest_llmperf.loadgen.run import LoadSpec, run_load
 
-    def measure(variant: Variant, level: int, block: int) -> tuple[RunMetrics, tuple[str, ...]]:
-        handle = handles[variant]
+        handle = self.handles[variant]
         check = getattr(handle, "check_alive", None)
         if callable(check):
             check()
+        asked = (
+            self.requests_for(level) if self.requests_for else self.requests or self.case.requests
+        )
         spec = LoadSpec(
             mode="closed",
             concurrency=level,
-            num_requests=max(
-                requests_for(level) if requests_for else requests or int(case.requests), level
-            ),
+            num_requests=max(int(asked), level),
             # every run: the other variant's run left this server idle (as the engine does)
-            warmup_requests=int(case.warmup_requests),
-            timeout_s=timeout,
+            warmup_requests=int(self.case.warmup_requests),
+            timeout_s=self.timeout,
             seed=block,
         )
-        step_no[0] += 1
-        order.append(ABStep(variant, level, block))
-        if progress is not None:
-            progress(
-                f"A/B step {step_no[0]}: {labels[variant]} ({variant}) c={level} block {block + 1}"
-            )
+        self.steps += 1
+        self.order.append(ABStep(variant, level, block))
+        if self.progress is not None:
+            label = self.labels[variant]
+            self.progress(f"A/B step {self.steps}: {label} ({variant}) c={level} block {block + 1}")
         records = None
-        if records_dir is not None:
-            records = records_dir / f"ab-{labels[variant]}-c{level}-block{block + 1}.jsonl"
-        workload = dataclasses.replace(base_workload, seed=block_seed(level, block, seed))
-        client_cpus = getattr(engine, "_client_cpus", None)
+        if self.records_dir is not None:
+            name = f"ab-{self.labels[variant]}-c{level}-block{block + 1}.jsonl"
+            records = self.records_dir / name
+        workload = dataclasses.replace(self.base_workload, seed=block_seed(level, block, self.seed))
+        client_cpus = getattr(self.engine, "_client_cpus", None)
         with pinned(client_cpus(handle) if callable(client_cpus) else None):
             result = run_load(
-                handle.endpoint, workload, spec, records_path=records, thresholds=thresholds
+                handle.endpoint, workload, spec, records_path=records, thresholds=self.thresholds
             )
-        return result.summary.metrics(), run_validity(result, engine, thresholds)
+        return result.summary.metrics(), run_validity(result, self.engine, self.thresholds)
 
-    def run_block(level: int, block: int) -> None:
+    def run_block(self, level: int, block: int) -> None:
+        """A and B once each at ``level`` (in the block's order); both excluded if either is
+        invalid."""
         got: dict[Variant, tuple[RunMetrics, tuple[str, ...]]] = {}
-        for variant in block_order(block, balanced):
-            got[variant] = measure(variant, level, block)
+        for variant in block_order(block, self.balanced):
+            got[variant] = self.measure(variant, level, block)
             if variant == "A":
-                a_times.setdefault(level, []).append(float(step_no[0]))
-        bad = [v for v in ("A", "B") if got[v][1]]
+                self.a_times.setdefault(level, []).append(float(self.steps))
+        bad = [v for v in ("A", "B") if got[v][1]]  # type: ignore[index]
         for v in bad:
-            excluded.append(ExcludedRun(v, level, block, got[v][1]))  # type: ignore[arg-type]
+            self.excluded.append(ExcludedRun(v, level, block, got[v][1]))  # type: ignore[arg-type,index]
         if bad:
-            a_times[level].pop()
+            self.a_times[level].pop()
             return
         for v in ("A", "B"):
-            valid[v].setdefault(level, []).append(got[v][0])  # type: ignore[index]
+            self.valid[v].setdefault(level, []).append(got[v][0])  # type: ignore[index]
 
-    def needs_more(level: int) -> bool:
-        return len(valid["A"].get(level, ())) < runs and attempts[level] < runs + budget
+    def needs_more(self, level: int) -> bool:
+        return (
+            len(self.valid["A"].get(level, ())) < self.wanted
+            and self.attempts[level] < self.wanted + self.budget
+        )
 
-    if blocks == "interleaved":
+    def _next_block(self, level: int) -> None:
+        self.run_block(level, self.attempts[level])
+        self.attempts[level] += 1
+
+    def run_interleaved(self) -> None:
+        """Both servers up for the whole session; per level, blocks until enough are valid."""
         for v in ("A", "B"):
-            start(v)  # type: ignore[arg-type]
-        check_pair()
-        for level in want:
-            while needs_more(level):
-                run_block(level, attempts[level])
-                attempts[level] += 1
-    else:
+            self.start(v)  # type: ignore[arg-type]
+        self.check_pair()
+        for level in self.want:
+            while self.needs_more(level):
+                self._next_block(level)
+
+    def run_fresh(self) -> None:
+        """Both servers started afresh for every block, which runs every level once."""
+        release = getattr(self.engine, "release", None)
         block = 0
-        while any(needs_more(lv) for lv in want):
-            for v in block_order(block, balanced):
-                start(v)
+        while any(self.needs_more(lv) for lv in self.want):
+            for v in block_order(block, self.balanced):
+                self.start(v)
             if block == 0:
-                check_pair()
-            for level in want:
-                if needs_more(level):
-                    run_block(level, attempts[level])
-                    attempts[level] += 1
+                self.check_pair()
+            for level in self.want:
+                if self.needs_more(level):
+                    self._next_block(level)
             for v in ("A", "B"):
                 assert release is not None
-                release(specs[v])
+                release(self.specs[v])  # type: ignore[index]
             block += 1
 
-    a_runs = {lv: tuple(valid["A"].get(lv, ())) for lv in want}
-    b_runs = {lv: tuple(valid["B"].get(lv, ())) for lv in want}
+
+def _ab_result(
+    s: _ABBlocks,
+    *,
+    metrics: Sequence[str],
+    tolerances: Mapping[str, float] | None,
+    alpha: float,
+    blocks: BlockMode,
+) -> ABResult:
+    """The verdicts, A's drift, the notes and the table of a measured A/B session."""
+    a_runs = {lv: tuple(s.valid["A"].get(lv, ())) for lv in s.want}
+    b_runs = {lv: tuple(s.valid["B"].get(lv, ())) for lv in s.want}
+    variant_a, variant_b = s.specs["A"], s.specs["B"]
     verdicts, table = ab_report(
         a_runs,
         b_runs,
         metrics=metrics,
         tolerances=tolerances,
         alpha=alpha,
-        name=name,
+        name=s.name,
         label_a=variant_a.name,
         label_b=variant_b.name,
     )
-    tol = dict(tolerances or {})
-    drifts = tuple(
-        drift(
-            case_label(name, lv),
-            m,
-            a_times.get(lv, []),
-            _values(a_runs[lv], m),
-            tolerance=tol.get(m, DEFAULT_TOLERANCE),
-            alpha=alpha,
-        )
-        for lv in want
-        for m in DRIFT_METRICS
-        if m in metrics and len(_values(a_runs[lv], m)) == len(a_times.get(lv, [])) > 0
-    )
-    notes = _exclusion_notes(excluded, labels)
-    for lv in want:
-        n_valid = len(a_runs[lv])
+    drifts = _drifts(s, a_runs, metrics, dict(tolerances or {}), alpha)
+    notes = _exclusion_notes(s.excluded, s.labels)
+    for lv in s.want:
+        n_valid, runs = len(a_runs[lv]), s.wanted
         if n_valid < runs:
             notes.append(
-                f"c={lv}: only {n_valid} of {runs} blocks valid after {attempts[lv]} measured "
-                f"({runs + budget} allowed); the verdicts there rest on {n_valid} blocks"
+                f"c={lv}: only {n_valid} of {runs} blocks valid after {s.attempts[lv]} measured "
+                f"({runs + s.budget} allowed); the verdicts there rest on {n_valid} blocks"
                 + (": too few for a test, INCONCLUSIVE" if n_valid < 2 else "")
             )
     diffs = spec_differences(variant_a, variant_b)
@@ -547,21 +632,44 @@ def run_ab(
     if notes:
         table += "\n" + "\n".join(f"note: {n}" for n in notes)
     return ABResult(
-        name=name,
+        name=s.name,
         label_a=variant_a.name,
         label_b=variant_b.name,
-        order=tuple(order),
+        order=tuple(s.order),
         a_runs=a_runs,
         b_runs=b_runs,
         verdicts=tuple(verdicts),
         table=table,
         differences=diffs,
         notes=tuple(notes),
-        excluded=tuple(excluded),
+        excluded=tuple(s.excluded),
         drift=drifts,
-        identity=identity,
+        identity=s.identity,
         blocks=blocks,
-        blocks_wanted=runs,
+        blocks_wanted=s.wanted,
+    )
+
+
+def _drifts(
+    s: _ABBlocks,
+    a_runs: Mapping[int, tuple[RunMetrics, ...]],
+    metrics: Sequence[str],
+    tol: Mapping[str, float],
+    alpha: float,
+) -> tuple[Drift, ...]:
+    """A's own runs over the session, per level and drift metric (where every run has it)."""
+    return tuple(
+        drift(
+            case_label(s.name, lv),
+            m,
+            s.a_times.get(lv, []),
+            _values(a_runs[lv], m),
+            tolerance=tol.get(m, DEFAULT_TOLERANCE),
+            alpha=alpha,
+        )
+        for lv in s.want
+        for m in DRIFT_METRICS
+        if m in metrics and len(_values(a_runs[lv], m)) == len(s.a_times.get(lv, [])) > 0
     )
 
 
