@@ -126,3 +126,28 @@ def test_nan_never_reaches_the_file(tmp_path: Path) -> None:
     assert msgspec.json.decode(text.encode())["cases"][-1]["runs"][0]["metrics"][
         "p99_e2el_ms"
     ] is None  # fmt: skip
+
+
+def test_the_server_section_of_a_run_is_checked(tmp_path: Path) -> None:
+    """``detail.server`` (free-form on the wire) is held to ``ServerAccount``'s schema."""
+    from pytest_llmperf.verdicts.case_result import CaseResult
+
+    server = {
+        "guardrails": {"source": "/metrics", "preemptions": 0, "prefix_cache_queries": None,
+                       "prefix_cache_hits": None, "peak_running": 2, "peak_waiting": 0,
+                       "peak_kv_cache_usage": 0.1},
+        "witness": {"source": "/metrics", "metrics": {}, "late": []},
+        "timeline": {"interval_s": 0.5, "t_s": [0.0, 0.5], "running": [0, 2], "waiting": [0, 0],
+                     "kv_cache_usage": [0.0, 0.1], "generation_tokens_per_s": [None, 40.0]},
+        "flags": [],
+    }  # fmt: skip
+    case = make_cases(runs=1)[0]
+    case = CaseResult(**{**vars(case), "details": ({"server": server},)})
+    path = write_results(tmp_path, [case], environment=ENV)
+    doc = json.loads(path.read_text())
+    jsonschema.validate(doc, schema(), cls=jsonschema.Draft202012Validator)
+    for part, key, value in (("timeline", "interval_s", 0), ("guardrails", "source", None)):
+        bad = json.loads(path.read_text())
+        bad["cases"][0]["runs"][0]["detail"]["server"][part][key] = value
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema(), cls=jsonschema.Draft202012Validator)

@@ -314,6 +314,20 @@ class Witness(Struct, frozen=True, kw_only=True):
     late: list[str]
 
 
+class Timeline(Struct, frozen=True, kw_only=True):
+    """vLLM's gauges sampled during the run (metrics/timeline.py): per sample the seconds since
+    the run started, running and waiting requests, KV-cache usage (0-1) and generation tokens/s
+    (the counter's delta over the interval before it; null for the first sample). Columns of
+    equal length."""
+
+    interval_s: Annotated[float, Meta(gt=0)]
+    t_s: list[float]
+    running: list[Number]
+    waiting: list[Number]
+    kv_cache_usage: list[Number]
+    generation_tokens_per_s: list[Number]
+
+
 class GuardrailFlag(Struct, frozen=True, kw_only=True):
     """A guardrail verdict on the run."""
 
@@ -323,11 +337,13 @@ class GuardrailFlag(Struct, frozen=True, kw_only=True):
 
 
 class ServerAccount(Struct, frozen=True, kw_only=True):
-    """vLLM's /metrics over one run: guardrails (counter deltas and gauge peaks), witness (its
-    latency histograms against the client's samples), flags (the guardrail verdicts)."""
+    """vLLM's /metrics over one run: guardrails (counter deltas and gauge peaks), timeline (the
+    gauges sampled during it), witness (its latency histograms against the client's samples),
+    flags (the guardrail verdicts)."""
 
     guardrails: Guardrails
     witness: Witness
+    timeline: Timeline | UnsetType = UNSET
     flags: list[GuardrailFlag] | UnsetType = UNSET
 
 
