@@ -321,13 +321,13 @@ class PerfEngine:
 
     def resolve(self, spec: ModelSpec) -> ResolvedModel:
         """Model → architecture → launch plan → server spec (cached per model name)."""
-        if spec.name in self._resolved:
-            return self._resolved[spec.name]
+        if spec.name not in self._resolved:
+            self._resolved[spec.name] = self._resolve_new(spec)
+        return self._resolved[spec.name]
+
+    def _resolve_new(self, spec: ModelSpec) -> ResolvedModel:
         if self.options.external_url:
-            resolved = ResolvedModel(spec=spec, server=None)
-            self._resolved[spec.name] = resolved
-            return resolved
-        from pytest_llmperf.plan.architectures import detect
+            return ResolvedModel(spec=spec, server=None)
         from pytest_llmperf.plan.launch_plan import PlanError, PlanOverrides, make_plan
 
         workloads = (*self.config.workloads_for(spec), *self._expected.get(spec.name, ()))
@@ -337,39 +337,12 @@ class PerfEngine:
             extra_args=spec.extra_args, extra_env=dict(spec.env), max_num_seqs=spec.max_num_seqs
         )
         platform = spec.platform or self.platform()
-        profile = None
         launch = self._launcher_config(spec)
         try:
-            if spec.tiny is not None:
-                from pytest_llmperf.server.tiny_models import build_tiny_model_in_child
-
-                model_path = str(build_tiny_model_in_child(spec.tiny))
-                arch = detect(model_path, name=spec.name)
-            elif spec.profile is not None:
-                from pytest_llmperf.plan.profiles import get_profile
-
-                profile = get_profile(spec.profile)
-                model_path = profile.model
-                arch = profile.architecture()
-            else:
-                model_path = str(Path(spec.path or "").expanduser())
-                arch = self._model_facts(spec, model_path, launch, platform)
+            model_path, arch, profile = self._architecture(spec, launch, platform)
         except (ValueError, OSError) as exc:
-            resolved = ResolvedModel(spec=spec, server=None, plan_error=f"[model] {exc}")
-            self._resolved[spec.name] = resolved
-            return resolved
-        if spec.gpus is not None:
-            gpus = spec.gpus
-        elif self.options.gpus is not None:
-            gpus = self.options.gpus
-        elif (
-            profile is not None
-            and platform == profile.platform
-            and platform != (self.accelerators().platform)
-        ):
-            gpus = profile.gpus  # planning the study's deployment from another host
-        else:
-            gpus = self.accelerators().count
+            return ResolvedModel(spec=spec, server=None, plan_error=f"[model] {exc}")
+        gpus = self._gpus_for(spec, profile, platform)
         max_len = context_needed(workloads, getattr(arch, "max_position_embeddings", None))
         try:
             version = spec.vllm_version or self._vllm_version()
@@ -388,9 +361,54 @@ class PerfEngine:
                 executor_backend="ray" if launch is not None and launch.kind == "ray" else None,
             )
         except (PlanError, ServerError) as exc:
-            resolved = ResolvedModel(spec=spec, server=None, plan_error=str(exc))
-            self._resolved[spec.name] = resolved
-            return resolved
+            return ResolvedModel(spec=spec, server=None, plan_error=str(exc))
+        server = self._server_spec(spec, plan, launch, platform, gpus, version, model_path)
+        return ResolvedModel(spec=spec, server=server, plan=plan, model_path=model_path)
+
+    def _architecture(self, spec: ModelSpec, launch: Any, platform: str) -> tuple[str, Any, Any]:
+        """The model's path (what the server loads), its architecture, and its study profile
+        (``None`` unless ``spec.profile``). ``ValueError``/``OSError`` when it cannot be read."""
+        from pytest_llmperf.plan.architectures import detect
+
+        if spec.tiny is not None:
+            from pytest_llmperf.server.tiny_models import build_tiny_model_in_child
+
+            model_path = str(build_tiny_model_in_child(spec.tiny))
+            return model_path, detect(model_path, name=spec.name), None
+        if spec.profile is not None:
+            from pytest_llmperf.plan.profiles import get_profile
+
+            profile = get_profile(spec.profile)
+            return profile.model, profile.architecture(), profile
+        model_path = str(Path(spec.path or "").expanduser())
+        return model_path, self._model_facts(spec, model_path, launch, platform), None
+
+    def _gpus_for(self, spec: ModelSpec, profile: Any, platform: str) -> int:
+        """GPUs per server: the model's, the command line's, a study profile's when planning
+        its deployment from another host, else the detected count."""
+        if spec.gpus is not None:
+            return spec.gpus
+        if self.options.gpus is not None:
+            return self.options.gpus
+        if (
+            profile is not None
+            and platform == profile.platform
+            and platform != (self.accelerators().platform)
+        ):
+            return profile.gpus  # planning the study's deployment from another host
+        return self.accelerators().count
+
+    def _server_spec(
+        self,
+        spec: ModelSpec,
+        plan: Any,
+        launch: Any,
+        platform: str,
+        gpus: int,
+        version: str,
+        model_path: str,
+    ) -> ServerSpec:
+        """The server to start for a planned model (launcher, environment, version check)."""
         launcher = spec.launch_prefix or self.options.launcher or DEFAULT_LAUNCHER
         env = dict(plan.env)
         cache = str(self.report_dir / "vllm-cache")
@@ -400,7 +418,7 @@ class PerfEngine:
             # vLLM's compute threads on the server's cores; its other processes follow the
             # affinity the server is started with (``server_for``).
             env.setdefault("VLLM_CPU_OMP_THREADS_BIND", layout.omp_threads_bind)
-        server = ServerSpec(
+        return ServerSpec(
             model=model_path,
             args=tuple(plan.args),
             env=tuple(sorted(env.items())),
@@ -419,9 +437,6 @@ class PerfEngine:
             if launch is not None and launch.is_container
             else (),
         )
-        resolved = ResolvedModel(spec=spec, server=server, plan=plan, model_path=model_path)
-        self._resolved[spec.name] = resolved
-        return resolved
 
     def _launcher_config(self, spec: ModelSpec) -> Any:
         """The model's launcher: its ``[models.launcher]`` table, else None (a prefix or the
