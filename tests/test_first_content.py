@@ -104,6 +104,22 @@ def test_ordinary_stream_has_first_content_at_first_token(inst: Instrument) -> N
         assert r.summary.latency["ttfct"] == r.summary.latency["ttft"]
 
 
+@pytest.mark.parametrize("usage", [True, False])
+def test_an_empty_first_answer_token_is_still_the_first_content_token(usage: bool) -> None:
+    """Real vLLM (tiny random-weight models) streams tokens whose text is empty: a partial
+    UTF-8 character or a skipped special token. Without reasoning, the first content token is
+    still the first token."""
+    blob = _reasoning_stream([1] * 4, 0, "reasoning", usage=usage, empty_first=True)
+    assert b'"content":""}' in blob
+    p = parse_sse([float(i) for i in range(len(blob))], [blob[i : i + 1] for i in range(len(blob))])
+    assert p.first_content == p.chunk_times[0] if usage else p.first_content is not None
+    # after thinking, the empty first answer chunk is where content starts, too
+    blob = _reasoning_stream([1] * 4, 2, "reasoning", usage=True, empty_first=True)
+    evs = blob.split(b"\n\n")
+    q = parse_sse([float(i) for i in range(len(blob))], [blob[i : i + 1] for i in range(len(blob))])
+    assert q.first_content == sum(len(e) + 2 for e in evs[:4]) - 1
+
+
 def test_old_records_without_first_content_still_load_and_summarise() -> None:
     rec = RequestRecord(0, 0.0, 0.0, 0.1, 0.5, (0.1, 0.2), (1, 1), 3, 2, 2, 200)
     data = rec.to_json()
@@ -114,10 +130,14 @@ def test_old_records_without_first_content_still_load_and_summarise() -> None:
     assert s.latency["ttft"].count == 1 and s.latency["ttfct"].count == 0
 
 
-def _reasoning_stream(deltas: list[int], think: int, key: str, usage: bool) -> bytes:
+def _reasoning_stream(
+    deltas: list[int], think: int, key: str, usage: bool, empty_first: bool = False
+) -> bytes:
     """vLLM's byte layout: a role chunk, ``think`` thinking chunks under ``key``, then content;
     usage on every chunk (continuous usage stats) or none. A thinking text holds an escaped
-    ``"content":"x"`` (a JSON key inside a string value, which must not count as content)."""
+    ``"content":"x"`` (a JSON key inside a string value, which must not count as content).
+    ``empty_first``: the first answer chunk's text is empty (a partial UTF-8 character, as
+    real vLLM streams them), which is still the first content token."""
     events = [b'data: {"id":"x","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}']
     done = 0
     for i, k in enumerate(deltas):
@@ -129,6 +149,8 @@ def _reasoning_stream(deltas: list[int], think: int, key: str, usage: bool) -> b
                 if key == "tool_calls"
                 else f'{{"{key}":{value}}}'
             )
+        elif i == think and empty_first:
+            delta = '{"content":""}'
         else:
             delta = f'{{"content":"{"w" * k}"}}'
         tail = (
@@ -153,11 +175,12 @@ def _reasoning_stream(deltas: list[int], think: int, key: str, usage: bool) -> b
     think=st.integers(0, 20),
     key=st.sampled_from(["reasoning", "reasoning_content", "tool_calls"]),
     cuts=st.lists(st.floats(0, 1), max_size=30),
+    empty_first=st.booleans(),
 )
 def test_fast_and_full_parsers_agree_on_first_content(
-    deltas: list[int], think: int, key: str, cuts: list[float]
+    deltas: list[int], think: int, key: str, cuts: list[float], empty_first: bool
 ) -> None:
-    blob = _reasoning_stream(deltas, think, key, usage=True)
+    blob = _reasoning_stream(deltas, think, key, usage=True, empty_first=empty_first)
     points = sorted({int(c * len(blob)) for c in cuts} | {0, len(blob)})
     chunks = [blob[a:b] for a, b in itertools.pairwise(points) if b > a]
     times = [float(i) for i in range(len(chunks))]

@@ -3,18 +3,20 @@
 
 Two first-token times per request. The first token of any kind (answer text, a reasoning
 model's ``reasoning`` / ``reasoning_content`` deltas, tool-call deltas) ends TTFT: it is the
-first event whose usage delta is positive. The first *content* token is the first event whose
-answer text (``content`` in chat, ``text`` in completions) is non-empty; a reasoning model's
-thinking comes before it. Both are read from the whole body after the request ended, by one
-C-level regex search (a JSON key in a string value is escaped, ``\\"content\\":``, so it
-cannot match).
+first event whose usage delta is positive. The first *content* token is the first such event
+that is not thinking: a thinking event carries reasoning (a string under ``reasoning`` or
+``reasoning_content``) or a tool call, and no non-empty answer text. An answer token whose
+text is still empty (a partial UTF-8 character, a skipped special token: real vLLM streams
+these, seen with the tiny models) is content, so without reasoning the first content token is
+the first token. Both are read from the whole body after the request ended by C-level regex
+scans; a stream without thinking costs one (a JSON key inside a string value is escaped,
+``\\"reasoning\\":``, so it cannot match).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
@@ -42,18 +44,23 @@ _USAGE_RE: Final = re.compile(rb'"prompt_tokens":\s*(\d+).*"completion_tokens":\
 _EMPTY_CHOICES: Final[tuple[bytes, bytes]] = (b'"choices":[]', b'"choices": []')
 #: A non-empty answer-text string: chat ``content`` or completions ``text``.
 _CONTENT_RE: Final = re.compile(rb'"(?:content|text)":\s*"(?!")')
+#: Thinking output: a reasoning string (even empty) or a tool call.
+_THINK_RE: Final = re.compile(rb'"(?:reasoning|reasoning_content)":\s*"|"tool_calls":\s*\[\s*\{')
 
 
-def _first_content(body: bytes, ends: Sequence[int], times: Sequence[float]) -> float | None:
-    """Time of the read that completed the first event with non-empty answer text."""
-    m = _CONTENT_RE.search(body)
-    if m is None:
-        return None
-    pos = body.find(b"\n\n", m.end())
-    if pos < 0:
-        return None
-    i = bisect_left(ends, pos + 2)
-    return times[i] if i < len(times) else None
+def _thinking(event: bytes) -> bool:
+    """Whether a token-carrying event is thinking (reasoning or a tool call, no answer text)."""
+    return _THINK_RE.search(event) is not None and _CONTENT_RE.search(event) is None
+
+
+def _first_content(body: bytes, token_events: Sequence[tuple[int, int, float]]) -> float | None:
+    """Time of the first token-carrying event ``(start, end, time)`` that is not thinking."""
+    if _THINK_RE.search(body) is None:
+        return token_events[0][2] if token_events else None
+    for a, b, t in token_events:
+        if not _thinking(body[a:b]):
+            return t
+    return None
 
 
 def _fast_usage(payload: bytes) -> tuple[int, int, bool] | None:
@@ -129,6 +136,7 @@ def _parse_sse_fast(times: Sequence[float], chunks: Sequence[bytes]) -> ParsedSt
     ck = out.chunk_tokens
     i = 0
     prev = 0
+    token_events: list[tuple[int, int, float]] = []
     for m in found:
         completion = int(m.group(1))
         k = completion - prev
@@ -138,6 +146,7 @@ def _parse_sse_fast(times: Sequence[float], chunks: Sequence[bytes]) -> ParsedSt
                 i += 1
             ct.append(times[i])
             ck.append(k)
+            token_events.append((body.rfind(b"\n\n", 0, m.start()) + 2, pos, times[i]))
             prev = completion
         elif k < 0:
             return None
@@ -147,7 +156,7 @@ def _parse_sse_fast(times: Sequence[float], chunks: Sequence[bytes]) -> ParsedSt
         return None
     out.prompt_tokens = int(pm.group(1))
     out.completion_tokens = prev
-    out.first_content = _first_content(body, ends, times)
+    out.first_content = _first_content(body, token_events)
     return out
 
 
@@ -188,12 +197,12 @@ def parse_sse_full(times: Sequence[float], chunks: Sequence[bytes]) -> ParsedStr
         if fast is not None:
             out.prompt_tokens, completion, has_choices = fast
             out.completion_tokens = completion
-            if out.first_content is None and _CONTENT_RE.search(payload) is not None:
-                out.first_content = t
             if has_choices:
                 k = completion - prev_completion
                 prev_completion = completion
                 saw_usage_delta = True
+                if k > 0 and out.first_content is None and not _thinking(payload):
+                    out.first_content = t
                 if k > 0:
                     chunk_times.append(t)
                     chunk_tokens.append(k)
@@ -227,7 +236,7 @@ def parse_sse_full(times: Sequence[float], chunks: Sequence[bytes]) -> ParsedStr
         else:
             k = 1 if _any_token(choices[0]) else 0
             saw_text_without_usage = saw_text_without_usage or bool(k)
-        if out.first_content is None and _answer_text(choices[0]):
+        if k > 0 and out.first_content is None and not _thinking_choice(choices[0]):
             out.first_content = t
         if k > 0:
             chunk_times.append(t)
@@ -243,6 +252,18 @@ def _answer_text(choice: Any) -> bool:
     delta = choice.get("delta")
     text = choice.get("text") or (delta.get("content") if isinstance(delta, dict) else None)
     return isinstance(text, str) and bool(text)
+
+
+def _thinking_choice(choice: Any) -> bool:
+    """A decoded choice's ``_thinking``: reasoning or a tool call, and no answer text."""
+    delta = choice.get("delta") if isinstance(choice, dict) else None
+    if not isinstance(delta, dict) or _answer_text(choice):
+        return False
+    return (
+        isinstance(delta.get("reasoning"), str)
+        or isinstance(delta.get("reasoning_content"), str)
+        or bool(delta.get("tool_calls"))
+    )
 
 
 def _any_token(choice: Any) -> bool:
