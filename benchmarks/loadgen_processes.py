@@ -3,8 +3,9 @@
 Against the measuring instrument (``pytest_llmperf.testing.instrument``: a scripted SSE server
 with known timings, never a stand-in for vLLM's performance), an open loop at rising constant
 rates; a rate is *sustained* when every request succeeds, the achieved send rate is within 2%
-of the requested one, the schedule lag p99 is within the 25 ms limit and the run is not
-client-bound. For each client placement it prints every step, the highest sustained rate and a
+of the requested one and the schedule lag p99 and event-loop lag p99 are within the 25 ms
+limit. Late reads (requests whose chunks all came in one read) are printed, not judged: on
+this busy 2-core machine a single stall of a few ms makes one, at any rate. For each client placement it prints every step, the highest sustained rate and a
 verdict line per goal:
 
 - ``1 process``: the default path, the client on the last CPU (the ``auto`` CPU layout's client
@@ -61,7 +62,7 @@ def step(
         r.summary.success_rate == 1.0
         and fig.achieved_rate >= GOAL_ACHIEVED * rate
         and h.schedule_lag_p99_ms <= LAG_LIMIT_MS
-        and not h.client_bound
+        and h.loop_lag_p99_ms <= LAG_LIMIT_MS
     )
     return {
         "rate": rate,
@@ -73,7 +74,8 @@ def step(
         "inst_cpu": inst_share,
         "success": r.summary.success_rate,
         "client_bound": h.client_bound,
-        "why": "; ".join(h.reasons)[:120],
+        "why": "; ".join(x for x in h.reasons if "one read" not in x)[:100],
+        "late": h.one_read_requests,
         "ok": ok,
         "loop": h.event_loop,
         "cpu_per_request_ms": h.cpu_per_request_ms,
@@ -86,14 +88,14 @@ def search(
     label: str, ep: Any, workload: Any, rates: list[float], seconds: float, workers: int, pid: int
 ) -> float:
     print(f"\n== {label} (load {load_avg()})")
-    print("  rate/s    n  achieved  sched p99  loop p99  client cpu  instr cpu  ok")
+    print("  rate/s    n  achieved  sched p99  loop p99  client cpu  instr cpu  late  ok")
     best = 0.0
     for rate in rates:
         s = step(ep, workload, rate, seconds, workers, pid)
         print(
             f"  {s['rate']:6.0f} {s['n']:5d}  {s['achieved']:8.1f}  {s['sched_p99']:7.1f} ms"
             f"  {s['loop_p99']:5.1f} ms  {100 * s['client_cpu']:8.0f}%  {100 * s['inst_cpu']:7.0f}%"
-            f"  {'yes' if s['ok'] else 'NO: ' + (s['why'] or 'rate/errors')}"
+            f"  {s['late']:4d}  {'yes' if s['ok'] else 'NO: ' + (s['why'] or 'rate/errors')}"
         )
         if not s["ok"]:
             break
@@ -123,7 +125,7 @@ def main() -> None:
         if len(cores) > 1:
             os.sched_setaffinity(inst.pid, set(cores[:-1]))
         print(f"instrument pid {inst.pid} on CPUs {sorted(os.sched_getaffinity(inst.pid))}")
-        ep = inst.endpoint(ttft=0.005, itl=0.005)
+        ep = inst.endpoint(ttft=0.005, itl=0.01)
         w = Workload("lg", input_tokens=20, output_tokens=a.out_tokens)
 
         # per-loop cost: one process at a modest rate, two output lengths
