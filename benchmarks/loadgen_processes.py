@@ -5,8 +5,8 @@ with known timings, never a stand-in for vLLM's performance), an open loop at ri
 rates; a rate is *sustained* when every request succeeds, the achieved send rate is within 2%
 of the requested one and the schedule lag p99 and event-loop lag p99 are within the 25 ms
 limit. Late reads (requests whose chunks all came in one read) are printed, not judged: on
-this busy 2-core machine a single stall of a few ms makes one, at any rate. For each client placement it prints every step, the highest sustained rate and a
-verdict line per goal:
+this busy 2-core machine a single stall of a few ms makes one, at any rate. For each client
+placement it prints every step, the highest sustained rate and a verdict line per goal:
 
 - ``1 process``: the default path, the client on the last CPU (the ``auto`` CPU layout's client
   core), the instrument on the others;
