@@ -132,7 +132,8 @@ RunMetrics = Annotated[
         description="One run's flat metrics (RunSummary.metrics()): request_throughput, "
         "output_throughput, total_token_throughput, peak_output_throughput (tok/s or req/s), "
         "success_rate (0..1), and {mean,median,std,p50,p90,p95,p99,p99_9}_"
-        "{ttft,tpot,itl,ichunk,e2el}_ms.",
+        "{ttft,tpot,itl,ichunk,e2el,ttfct}_ms (ttfct: time to the first content token, after "
+        "a reasoning model's thinking; TTFT ends at the first token of any kind).",
         extra_json_schema={
             "properties": {"success_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1}}
         },
@@ -204,8 +205,8 @@ class Case(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     percentiles: Annotated[
         dict[str, Any],
         Meta(
-            description="Per latency (ttft, tpot, itl, ichunk, e2el): n (samples pooled over "
-            "the case's runs), confidence, and for p50/p90/p95/p99 a Bound.",
+            description="Per latency (ttft, tpot, itl, ichunk, e2el, ttfct): n (samples pooled "
+            "over the case's runs), confidence, and for p50/p90/p95/p99 a Bound.",
             extra_json_schema={"additionalProperties": _ref("PercentileRow")},
         ),
     ] = {}
