@@ -35,7 +35,7 @@ declare -A TESTS=(
     [plan/launch_plan]="tests/test_launch_plan.py tests/test_plan_cli.py -k 'not python_dash_m and not well_formed and not aiter_on_implies and not never_offload'"
     # Without the coverage simulations (4,000 trials each, 24 s of the file's 25 s) and the
     # 200-example property test.
-    [metrics/quantile_bounds]="tests/test_quantile_bounds.py -k 'not coverage_by_simulation and not tightest_that_holds'"
+    [metrics/quantile_bounds]="tests/test_quantile_bounds.py tests/test_quantile_bounds_exact.py -k 'not coverage_by_simulation and not tightest_that_holds'"
     [metrics/goodput]="tests/test_goodput.py"
     [metrics/directions]="tests/test_directions.py"
     [verdicts/paired]="tests/test_ab_paired.py tests/test_paired_planning.py"
