@@ -28,7 +28,7 @@ from pytest_llmperf.metrics.quantile_bounds import (
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cdf(n: int, q: float) -> tuple[Fraction, ...]:
     """P(B <= j) for j = -1 .. n, B ~ Binomial(n, q), exactly, for the float q as given."""
     p = Fraction(q)
@@ -93,7 +93,6 @@ def test_indices_equal_the_exact_binomial_brute_force() -> None:
         (3, 0.5, 0.875, 3, 1),
         (3, 0.5, 0.9, None, None),  # 1 - 1/8 < 0.9
         (1, 0.1, 0.5, 1, None),  # P(B <= 0) = 0.9: the sample bounds p10 above; P(B >= 1) = 0.1
-
         (0, 0.5, 0.5, None, None),
     ],
 )
@@ -185,8 +184,15 @@ def test_one_sample_is_its_own_median_bound() -> None:
 
 def test_to_json_maps_every_field_and_nan_to_none() -> None:
     b = QuantileBound(
-        q=0.9, n=7, confidence=0.8, point=1.5, lower=math.nan, upper=2.5, lower_k=None,
-        upper_k=7, min_n=6,
+        q=0.9,
+        n=7,
+        confidence=0.8,
+        point=1.5,
+        lower=math.nan,
+        upper=2.5,
+        lower_k=None,
+        upper_k=7,
+        min_n=6,
     )
     assert b.to_json() == {
         "q": 0.9, "n": 7, "confidence": 0.8, "point": 1.5, "lower": None, "upper": 2.5,
