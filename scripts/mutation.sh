@@ -21,6 +21,17 @@ TOOLS=$ROOT/.mutmut
 if [ ! -d "$TOOLS/mutmut" ]; then
     "$PY" -m pip install -q --target "$TOOLS" "mutmut==2.4.5" >/dev/null 2>&1
 fi
+# mutmut's cache is one SQLite file that its main process and its mutant-generator child both
+# write. On 2 cores at load 8-10 a commit waited past SQLite's default 5 s busy timeout: "database
+# is locked", and mutmut then hung in its exit handler (three runs lost that way on 2 December).
+# Wait up to 10 min for the lock instead (a one-line patch of the private copy in .mutmut/).
+grep -q "create_db=True, timeout=600" "$TOOLS/mutmut/cache.py" ||
+    sed -i "s/filename=cache_filename, create_db=True)/filename=cache_filename, create_db=True, timeout=600)/" \
+        "$TOOLS/mutmut/cache.py"
+grep -q "create_db=True, timeout=600" "$TOOLS/mutmut/cache.py" || {
+    echo "could not set mutmut's SQLite timeout in $TOOLS/mutmut/cache.py" >&2
+    exit 1
+}
 
 declare -A TESTS=(
     [verdicts/gates]="tests/test_gates.py tests/test_gates_messages.py"
@@ -52,7 +63,9 @@ for mod in "${MODULES[@]}"; do
     # tests; MUTATION_TESTS can name just the tests added since (one run can only add kills).
     tests=${MUTATION_TESTS:-$tests}
     work=$(mktemp -d "/tmp/llmperf-mutation-${mod//\//-}.XXXX")
-    git archive HEAD | tar -x -C "$work"
+    # MUTATION_REF: the commit whose package and tests are measured (default HEAD), e.g. the
+    # base commit for a "before" score after new tests are committed.
+    git archive "${MUTATION_REF:-HEAD}" | tar -x -C "$work"
     cache="$TOOLS/cache/${mod//\//-}.sqlite"
     if [ "${MUTATION_INCREMENTAL:-0}" = 1 ] && [ -f "$cache" ]; then
         # mutmut's own incremental mode: a mutant killed before stays killed (tests are only
