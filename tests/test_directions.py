@@ -68,3 +68,24 @@ def test_a_falling_success_rate_in_the_history_is_worse() -> None:
     drop = ChangePoint(2, before, after, 1.0, 0.8, 0.01, series.direction)
     assert drop.worse and "(worse)" in drop.describe()
     assert isinstance(before, Point)
+
+
+def test_the_rule_refuses_an_unknown_name_with_the_whole_rule() -> None:
+    with pytest.raises(ValueError) as err:
+        directions.better("colour")
+    assert str(err.value) == (
+        "no default direction for metric 'colour' (names ending in 'throughput' are "
+        "higher-is-better, '_ms' lower); pass direction_of= giving 'higher', 'lower' or 'exact'"
+    )
+
+
+@pytest.mark.parametrize("direction", ["higher", "lower", "exact"])
+def test_a_baseline_file_takes_each_direction_and_refuses_others(direction: str) -> None:
+    fp = Fingerprint(platform="cpu", model_name="tiny:m")
+    doc = bl.to_dict(bl.from_runs("s", fp, {"c": [{"p99_ttft_ms": 1.0}]}))
+    doc["cases"]["c"]["metrics"]["p99_ttft_ms"]["direction"] = direction
+    assert bl.from_dict(doc).cases["c"].metrics["p99_ttft_ms"].direction == direction
+    doc["cases"]["c"]["metrics"]["p99_ttft_ms"]["direction"] = direction.upper()
+    with pytest.raises(bl._SchemaProblem) as err:
+        bl.from_dict(doc)
+    assert str(err.value).endswith(".direction must be one of higher, lower, exact")
