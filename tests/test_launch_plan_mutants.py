@@ -332,3 +332,87 @@ def test_plan_json_has_its_keys_and_the_portable_command() -> None:
     assert doc["command"] == ["python", "-m", "vllm.entrypoints.openai.api_server", *p.args]
     assert doc["argv"] == list(p.args) and doc["profile"] is None
     assert doc["decisions"][0] == p.decisions[0].to_json()
+
+
+# -- AITER on ROCm: the heads-per-GPU shapes its MLA kernels accept ---------------------------
+
+
+def _aiter_expectation(heads: int, gpus: int) -> tuple[int, str]:
+    """Brute force of the documented rule: tensor parallel over every GPU (or the largest
+    size that divides the heads); AITER's MLA kernels (vLLM < 0.18) want 16 or 128 heads per
+    GPU, so take the largest size on the node that gives that, else turn AITER off."""
+    tp = max(t for t in range(1, gpus + 1) if heads % t == 0)
+    if heads // tp in (16, 128):
+        return tp, "1"
+    fitting = [t for t in range(1, gpus + 1) if heads % t == 0 and heads // t in (16, 128)]
+    return (max(fitting), "1") if fitting else (tp, "0")
+
+
+@pytest.mark.parametrize("heads", [4, 16, 32, 64, 128, 256])
+@pytest.mark.parametrize("gpus", [1, 2, 4, 8])
+def test_mla_tensor_parallel_follows_the_aiter_heads_rule(heads: int, gpus: int) -> None:
+    a = replace(arch("moe-mla"), num_attention_heads=heads)
+    p = make_plan(a, platform="rocm", vllm_version="0.14.1", gpus=gpus, model="M")
+    tp, aiter = _aiter_expectation(heads, gpus)
+    assert (flag(p, "--tensor-parallel-size"), p.env["VLLM_ROCM_USE_AITER"]) == (str(tp), aiter)
+    d = decisions(p)
+    base = max(t for t in range(1, gpus + 1) if heads % t == 0)
+    if aiter == "1" and tp != base:
+        assert d["rocm-aiter-heads-per-gpu"] == f"--tensor-parallel-size {tp}"
+    if aiter == "0":
+        assert d["rocm-aiter-heads-per-gpu"] == "VLLM_ROCM_USE_AITER=0"
+
+
+def test_aiter_left_to_vllm_for_a_dense_model_and_ignored_off_rocm() -> None:
+    p = plan("dense-gqa", platform="rocm", gpus=2)
+    assert decisions(p)["rocm-aiter-optional"] == "VLLM_ROCM_USE_AITER unset"
+    assert "VLLM_ROCM_USE_AITER" not in p.env
+    off = plan("dense-gqa", platform="cuda", gpus=1, overrides=PlanOverrides(aiter=True))
+    assert decisions(off)["override:aiter"] == "AITER ignored"
+    assert "VLLM_ROCM_USE_AITER" not in off.env
+
+
+def test_a_block_size_override_against_the_mla_rule_depends_on_aiter() -> None:
+    # AITER on: its MLA kernel needs block size 1, so 16 is refused
+    with pytest.raises(PlanError) as err:
+        plan("kimi-k2.5", overrides=PlanOverrides(aiter=True, block_size=16))
+    assert err.value.rule == "rocm-mla-block-size-1"
+    # AITER off: vLLM's own MLA path takes 16
+    p = plan("kimi-k2.5", overrides=PlanOverrides(aiter=False, block_size=16))
+    assert flag(p, "--block-size") == "16"
+    assert decisions(p)["override:block_size"] == "--block-size 16"
+    # the size the rule wants is never refused
+    assert flag(plan("kimi-k2.5", overrides=PlanOverrides(block_size=1)), "--block-size") == "1"
+
+
+def test_block_size_left_to_the_cpu_backend_says_so() -> None:
+    assert decisions(cpu_plan())["cpu-block-size-auto"] == "--block-size unset"
+
+
+def test_an_fp8_checkpoint_is_refused_as_a_checkpoint() -> None:
+    a = replace(arch("qwen3-vl-235b"), quantization="fp8")
+    with pytest.raises(PlanError) as err:
+        make_plan(a, platform="rocm", vllm_version="0.14.1", gpus=8, model="M")
+    assert err.value.rule == "rocm-qwen3-vl-bf16"
+    assert str(err.value).startswith("[rocm-qwen3-vl-bf16] an fp8 checkpoint asked for, but ")
+    with pytest.raises(PlanError) as err:
+        plan("qwen3-vl-235b", overrides=PlanOverrides(quantization="fp8"))
+    assert str(err.value).startswith("[rocm-qwen3-vl-bf16] --quantization fp8 asked for, but ")
+    assert decisions(plan("qwen3-vl-235b"))["rocm-qwen3-vl-bf16"] == "BF16 weights (no fp8)"
+
+
+def test_remote_code_follows_the_user_first_then_the_model() -> None:
+    assert "--trust-remote-code" in plan("kimi-k2.5").args  # the model ships code
+    no = plan("kimi-k2.5", overrides=PlanOverrides(trust_remote_code=False))
+    assert "--trust-remote-code" not in no.args
+    yes = cpu_plan(overrides=PlanOverrides(trust_remote_code=True))
+    assert flag(yes, "--trust-remote-code") == ""
+    assert decisions(yes)["override:trust_remote_code"] == "--trust-remote-code"
+
+
+def test_cpu_kv_cache_space_unless_the_user_sized_the_cache() -> None:
+    p = cpu_plan(overrides=PlanOverrides(extra_args=("--custom",)))
+    assert p.env["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    sized = cpu_plan(overrides=PlanOverrides(extra_args=("--kv-cache-memory-bytes", "1000")))
+    assert "VLLM_CPU_KVCACHE_SPACE" not in sized.env
+    assert "--gpu-memory-utilization" not in sized.args
