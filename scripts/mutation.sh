@@ -43,7 +43,7 @@ declare -A TESTS=(
     [plan/rules]="tests/test_launch_plan.py"
     # The example tests only: the three 100-example property tests of test_launch_plan.py took
     # 1.5 s of each mutant's 2 s (and `plan` through `python -m`, a subprocess, 0.1 s).
-    [plan/launch_plan]="tests/test_launch_plan.py tests/test_plan_cli.py -k 'not python_dash_m and not well_formed and not aiter_on_implies and not never_offload'"
+    [plan/launch_plan]="tests/test_launch_plan.py tests/test_launch_plan_mutants.py tests/test_plan_cli.py -k 'not python_dash_m and not well_formed and not aiter_on_implies and not never_offload'"
     # Without the coverage simulations (4,000 trials each, 24 s of the file's 25 s) and the
     # 200-example property test.
     [metrics/quantile_bounds]="tests/test_quantile_bounds.py tests/test_quantile_bounds_exact.py -k 'not coverage_by_simulation and not tightest_that_holds'"
