@@ -416,3 +416,85 @@ def test_cpu_kv_cache_space_unless_the_user_sized_the_cache() -> None:
     sized = cpu_plan(overrides=PlanOverrides(extra_args=("--kv-cache-memory-bytes", "1000")))
     assert "VLLM_CPU_KVCACHE_SPACE" not in sized.env
     assert "--gpu-memory-utilization" not in sized.args
+
+
+# -- context, batch, memory, offloading, images, environment ----------------------------------
+
+
+def test_context_length_bounds() -> None:
+    assert flag(cpu_plan(workload_max_len=1), "--max-model-len") == "1"
+    assert flag(cpu_plan(workload_max_len=2048), "--max-model-len") == "2048"  # the model's own
+    with pytest.raises(PlanError) as err:
+        cpu_plan(workload_max_len=2049)
+    assert err.value.rule == "max-model-len-within-model"
+    roped = replace(arch("dense-gqa"), rope_scaled=True)
+    p = make_plan(roped, model="M", workload_max_len=4096, **CPU)
+    assert flag(p, "--max-model-len") == "4096"
+    with pytest.raises(PlanError) as err:
+        cpu_plan(workload_max_len=0)
+    assert err.value.rule == "max-model-len"
+
+
+def test_batch_and_memory_fraction_bounds() -> None:
+    assert flag(cpu_plan(overrides=PlanOverrides(max_num_seqs=1)), "--max-num-seqs") == "1"
+    full = cpu_plan(overrides=PlanOverrides(gpu_memory_utilization=1.0))
+    assert flag(full, "--gpu-memory-utilization") == "1.0"
+    for bad in (0.0, 1.01, -0.5):
+        with pytest.raises(PlanError) as err:
+            cpu_plan(overrides=PlanOverrides(gpu_memory_utilization=bad))
+        assert err.value.rule == "override:gpu_memory_utilization"
+
+
+def test_offloading_sizes_and_outcome() -> None:
+    cuda = dict(platform="cuda", gpus=1)
+    p = plan("dense-gqa", **cuda, overrides=PlanOverrides(kv_offload_gib=0.5))
+    assert decisions(p)["override:kv_offload_gib"] == (
+        "--kv-offloading-backend native --kv-offloading-size 0.5 --disable-hybrid-kv-cache-manager"
+    )
+    for bad in (0.0, -1.0):
+        with pytest.raises(PlanError) as err:
+            plan("dense-gqa", **cuda, overrides=PlanOverrides(kv_offload_gib=bad))
+        assert err.value.rule == "override:kv_offload_gib"
+
+
+def test_refused_offloading_names_what_was_asked() -> None:
+    with pytest.raises(PlanError) as err:
+        cpu_plan(overrides=PlanOverrides(kv_offload_gib=4))
+    assert str(err.value).startswith(
+        "[cpu-no-kv-offload] KV offloading (4 GiB) asked for a dense-gqa model on cpu, but "
+    )
+    flags = ("--kv-offloading-backend", "native", "--disable-hybrid-kv-cache-manager")
+    with pytest.raises(PlanError) as err:
+        cpu_plan(overrides=PlanOverrides(extra_args=flags))
+    assert str(err.value).startswith(
+        "[cpu-no-kv-offload] KV offloading (--disable-hybrid-kv-cache-manager, "
+        "--kv-offloading-backend) asked for a dense-gqa model on cpu, but "
+    )
+
+
+def test_images_per_prompt_bounds() -> None:
+    p = cpu_plan("vision", images_per_prompt=0)
+    assert flag(p, "--limit-mm-per-prompt") == '{"image":0,"video":0}'
+    with pytest.raises(PlanError) as err:
+        cpu_plan("vision", images_per_prompt=-1)
+    assert err.value.rule == "cpu-vision-one-image"
+    with pytest.raises(PlanError) as err:
+        cpu_plan(images_per_prompt=2)  # a text model
+    assert err.value.rule == "vision-limit-from-workload"
+    assert decisions(plan("kimi-k2.5"))["vision-limit-from-workload"] == (
+        "--limit-mm-per-prompt unset"
+    )
+
+
+def test_an_aiter_setting_in_extra_env_is_checked_only_where_aiter_is_required() -> None:
+    def env_plan(name: str, env: dict[str, str], **kw: Any) -> LaunchPlan:
+        return plan(name, overrides=PlanOverrides(extra_env=env), **kw)
+
+    with pytest.raises(PlanError) as err:
+        env_plan("deepseek-v3.2", {"VLLM_ROCM_USE_AITER": "0"})
+    assert err.value.rule == "rocm-sparse-mla-requires-aiter"
+    assert env_plan("deepseek-v3.2", {"VLLM_ROCM_USE_AITER": "1"}).env["VLLM_ROCM_USE_AITER"] == "1"
+    assert env_plan("deepseek-v3.2", {"FOO": "0"}).env["FOO"] == "0"
+    cuda = env_plan("dense-gqa", {"VLLM_ROCM_USE_AITER": "0"}, platform="cuda", gpus=1)
+    assert cuda.env["VLLM_ROCM_USE_AITER"] == "0"
+    assert decisions(cuda)["override:extra_env"] == "VLLM_ROCM_USE_AITER=0"
