@@ -273,15 +273,48 @@ class _VerdictItemPlugin:
     ) -> None:
         if not config.getoption("llmperf") or config.getoption("llmperf_plan"):
             return
-        if not config.getoption("llmperf_compare"):
-            return
         if not any(_model_of(i) is not None for i in items):
             return
         parent = PerfMatrix.from_parent(session, name="llmperf", nodeid="llmperf")
-        items.append(PerfVerdictItem.from_parent(parent, name=VERDICT_ITEM))
+        engine = config.stash.get(_ENGINE_KEY, None)
+        if engine is not None and engine.config.suite_floor is not None:
+            if any(isinstance(i, PerfCaseItem) for i in items):
+                items.append(SuiteIndexItem.from_parent(parent, name=SUITE_INDEX_ITEM))
+        if config.getoption("llmperf_compare"):
+            items.append(PerfVerdictItem.from_parent(parent, name=VERDICT_ITEM))
 
 
 VERDICT_ITEM = "baseline_comparison"
+SUITE_INDEX_ITEM = "suite_throughput_index"
+
+
+class SuiteIndexFailure(Exception):
+    """The session's throughput index fell below the suite floor; the message says by how much
+    and which cases and models were lowest."""
+
+
+class SuiteIndexItem(pytest.Item):
+    """``llmperf::suite_throughput_index``, run after every matrix case when the config has a
+    suite floor (the built-in default does): the geometric mean of every case's output tok/s
+    over its reference (``verdicts.suite_index``) must reach the floor. It catches a slowdown all
+    cases share, which the per-case floors, set wide for case-level noise, let through."""
+
+    def runtest(self) -> None:
+        engine = self.config.stash.get(_ENGINE_KEY, None)
+        judged = engine.judge_suite() if engine is not None else None
+        if judged is None:
+            return
+        self.user_properties.append(("llmperf.suite_index", judged.message))
+        if judged.failed:
+            raise SuiteIndexFailure(judged.message)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, SuiteIndexFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, "llmperf: throughput index of the whole session"
 
 
 class LLMPerfInconclusive(UserWarning):
@@ -843,6 +876,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for line in terminal_summary_lines(with_status(engine.results)):
         red = "FAIL" in line or "client-bound" in line
         terminalreporter.write_line(line, red=red)
+    judged = engine.judge_suite() if engine.results else None
+    if judged is not None:
+        terminalreporter.write_line(judged.message, red=judged.failed)
     paths = getattr(engine, "report_paths", None)
     if paths is not None:
         terminalreporter.write_line(f"report: {paths.html}")

@@ -82,6 +82,7 @@ _TOP_KEYS: Final[tuple[str, ...]] = (
     "load",
     "slo",
     "guardrails",
+    "suite_floor",
 )
 _MODEL_KEYS: Final[tuple[str, ...]] = (
     "name",
@@ -560,6 +561,10 @@ def parse_config(
         from pytest_llmperf.config.guardrails import parse_guardrails
 
         updates["guardrails"] = parse_guardrails(t["guardrails"], root.key("guardrails"))
+    if "suite_floor" in t:
+        from pytest_llmperf.config.suite_floor import parse_suite_floor
+
+        updates["suite_floor"] = parse_suite_floor(t["suite_floor"], root.key("suite_floor"))
     updates.update(parse_sections(t, root))  # [load] and [slo] (config.load)
     cfg = replace(cfg, **updates)
     _check_references(cfg, root, gates_indexed=isinstance(t.get("gates"), list))

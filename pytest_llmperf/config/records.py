@@ -24,6 +24,7 @@ from pytest_llmperf.workload.presets import WORKLOADS
 
 if TYPE_CHECKING:
     from pytest_llmperf.config.ab import ABConfig
+    from pytest_llmperf.verdicts.suite_index import SuiteFloor
 
 # --------------------------------------------------------------------------------------------
 # Records
@@ -264,6 +265,9 @@ class PerfConfig:
     ab: ABConfig | None = None  # the [ab] section: variants for an interleaved A/B
     baseline: BaselineSettings = field(default_factory=BaselineSettings)  # [baseline] section
     guardrails: GuardrailSettings = field(default_factory=GuardrailSettings)  # [guardrails]
+    #: One floor over the whole session's throughput (``verdicts.suite_index``); the built-in
+    #: default sets it from its measured table, a user's file has none.
+    suite_floor: SuiteFloor | None = None
 
     def requests_for(self, concurrency: int) -> int:
         """Requests one run at ``concurrency`` sends.

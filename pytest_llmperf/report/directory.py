@@ -15,6 +15,7 @@ from pytest_llmperf.report.layout import BENCHMARK_FILE, HTML_FILE, LATENCY_PNG,
 from pytest_llmperf.report.plots import latency_png, throughput_png
 from pytest_llmperf.report.results_json import write_results
 from pytest_llmperf.verdicts.case_result import CaseResult
+from pytest_llmperf.verdicts.suite_index import SuiteIndex
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,13 @@ def write_report(
     commit_info: Mapping[str, Any] | None = None,
     started: datetime | None = None,
     extra_html: str = "",
+    suite: SuiteIndex | None = None,
 ) -> ReportPaths:
     """Write everything at session end: final results.json (``complete``), the two PNGs,
     report.html and benchmark.json."""
     report_dir = Path(report_dir)
     results = write_results(
-        report_dir, cases, environment=environment, complete=True, started=started
+        report_dir, cases, environment=environment, complete=True, started=started, suite=suite
     )
     images = {"Throughput": throughput_png(cases), "Latency": latency_png(cases)}
     plots = []

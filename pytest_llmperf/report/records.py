@@ -244,6 +244,36 @@ class Series(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     levels: list[Level]
 
 
+class SuiteCase(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One counted case of the suite index: its output tok/s over its reference."""
+
+    case_id: str
+    ratio: float
+
+
+class SuiteUncounted(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A case the suite index did not count, and why (no reference, no measurement)."""
+
+    case_id: str
+    why: str
+
+
+class SuiteIndexRecord(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The geometric mean over the session's cases of output tok/s / the config's reference,
+    judged against the suite floor: PASS at or above ``fraction``, FAIL below, NOT GATED with
+    fewer than ``min_cases`` counted cases."""
+
+    metric: str
+    verdict: Literal["PASS", "FAIL", "NOT GATED"]
+    index: Number
+    fraction: float
+    min_cases: Annotated[int, Meta(ge=1)]
+    cases: list[SuiteCase]
+    per_model: dict[str, float]
+    uncounted: list[SuiteUncounted]
+    message: str
+
+
 class ResultsDocument(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Every measured case of a pytest-llmperf session. Rewritten atomically after each case;
     'complete' is false until the session ends, so a file left by an interrupted session holds
@@ -275,6 +305,13 @@ class ResultsDocument(Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     environment: Environment
     cases: list[Annotated[Case, Meta(extra_json_schema=_CLOSED_LOOP_RULE)]]
     saturation: list[Series]
+    suite_index: Annotated[
+        SuiteIndexRecord | None,
+        Meta(
+            description="The session's throughput index (verdicts.suite_index); null where the "
+            "config has no suite floor (a user's own file without [suite_floor])."
+        ),
+    ] = None
 
 
 # --------------------------------------------------------------------------------------------

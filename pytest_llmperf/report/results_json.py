@@ -24,6 +24,7 @@ from pytest_llmperf.report.layout import RESULTS_FILE, SCHEMA_VERSION
 from pytest_llmperf.verdicts.case_result import CaseResult, saturation_of, with_status
 from pytest_llmperf.verdicts.gates import GateResult
 from pytest_llmperf.verdicts.saturation import MetricStats, SaturationResult
+from pytest_llmperf.verdicts.suite_index import INDEX_METRIC, SuiteIndex
 
 
 def _num(x: float | None) -> float | None:
@@ -150,12 +151,14 @@ def results_record(
     complete: bool,
     started: datetime | None = None,
     now: datetime | None = None,
+    suite: SuiteIndex | None = None,
 ) -> records.ResultsDocument:
     """The ``results.json`` document as its record (``report.records.ResultsDocument``).
 
     ``complete`` is false while the session runs, so a reader of a file left by an interrupted
     session knows it holds only the cases measured so far. ``started`` is the session start
-    (``created`` in the file); it defaults to ``now``.
+    (``created`` in the file); it defaults to ``now``. ``suite``: the session's throughput
+    index (``verdicts.suite_index``), None where the config has no suite floor.
     """
     cases = with_status(cases)
     stamp = (now or datetime.now(UTC)).isoformat()
@@ -171,6 +174,21 @@ def results_record(
             _series_record(model, workload, res)
             for (model, workload), res in sorted(saturation_of(cases).items())
         ],
+        suite_index=_suite_record(suite) if suite is not None else None,
+    )
+
+
+def _suite_record(s: SuiteIndex) -> records.SuiteIndexRecord:
+    return records.SuiteIndexRecord(
+        metric=INDEX_METRIC,
+        verdict=s.verdict,
+        index=_num(s.index),
+        fraction=s.fraction,
+        min_cases=s.min_cases,
+        cases=[records.SuiteCase(case_id=cid, ratio=r) for cid, r in s.ratios],
+        per_model=dict(s.per_model),
+        uncounted=[records.SuiteUncounted(case_id=cid, why=why) for cid, why in s.uncounted],
+        message=s.message,
     )
 
 
@@ -181,11 +199,12 @@ def results_document(
     complete: bool,
     started: datetime | None = None,
     now: datetime | None = None,
+    suite: SuiteIndex | None = None,
 ) -> dict[str, Any]:
     """The ``results.json`` document as plain JSON data (schema: ``report/report.schema.json``);
     see ``results_record``."""
     record = results_record(
-        cases, environment=environment, complete=complete, started=started, now=now
+        cases, environment=environment, complete=complete, started=started, now=now, suite=suite
     )
     return msgspec.to_builtins(record)
 
@@ -203,10 +222,14 @@ def write_results(
     environment: Mapping[str, Any],
     complete: bool = False,
     started: datetime | None = None,
+    suite: SuiteIndex | None = None,
 ) -> Path:
     """Atomically rewrite ``results.json`` with every case so far; call after each case so an
-    interrupted session keeps what it measured. Pass the session's start as ``started``."""
-    record = results_record(cases, environment=environment, complete=complete, started=started)
+    interrupted session keeps what it measured. Pass the session's start as ``started``, and
+    the session's throughput index so far as ``suite``."""
+    record = results_record(
+        cases, environment=environment, complete=complete, started=started, suite=suite
+    )
     return write_text_atomic(Path(report_dir) / RESULTS_FILE, encode_results(record))
 
 

@@ -48,6 +48,7 @@ from pytest_llmperf.verdicts.gates import (
     gate_metrics,
     key_numbers_line,
 )
+from pytest_llmperf.verdicts.suite_index import SuiteIndex, judge_suite
 
 ProgressFn = Callable[[str], None]
 
@@ -959,7 +960,14 @@ class PerfEngine:
 
     def record(self, case: CaseResult) -> None:
         self.results = [c for c in self.results if c.case_id != case.case_id] + [case]
-        write_results(self.report_dir, self.results, environment=self.environment())
+        write_results(
+            self.report_dir, self.results, environment=self.environment(), suite=self.judge_suite()
+        )
+
+    def judge_suite(self) -> SuiteIndex | None:
+        """The session's throughput index against the config's suite floor (None: no floor)."""
+        floor = self.config.suite_floor
+        return judge_suite(self.results, floor) if floor is not None else None
 
     @staticmethod
     def key_numbers(case: CaseResult) -> str:
@@ -1059,7 +1067,11 @@ class PerfEngine:
             write_ab_plot(self.report_dir, docs)
             extra = ab_section_html(docs, ab_ratio_png(docs))
         return write_report(
-            self.report_dir, self.results, environment=self.environment(), extra_html=extra
+            self.report_dir,
+            self.results,
+            environment=self.environment(),
+            extra_html=extra,
+            suite=self.judge_suite(),
         )
 
     def describe_plans(self, models: Sequence[ModelSpec]) -> list[str]:
