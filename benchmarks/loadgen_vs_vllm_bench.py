@@ -65,7 +65,20 @@ def _rusage() -> tuple[float, float]:
     return r.ru_utime + r.ru_stime, r.ru_maxrss / 1024.0
 
 
-def client_ours(base_url: str, model: str, shape: str) -> dict[str, Any]:
+def _final_usage_only(reqs: list[Any]) -> list[Any]:
+    """The same requests asking, as ``vllm bench serve`` does, for usage only in the last chunk
+    (no ``continuous_usage_stats``): isolates what per-chunk usage costs the server."""
+    from dataclasses import replace
+
+    out = []
+    for r in reqs:
+        body = json.loads(r.body)
+        body["stream_options"] = {"include_usage": True}
+        out.append(replace(r, body=json.dumps(body).encode()))
+    return out
+
+
+def client_ours(base_url: str, model: str, shape: str, *, final_usage: bool = False) -> dict:
     from pytest_llmperf.core.endpoint import Endpoint
     from pytest_llmperf.loadgen.run import LoadSpec, run_load
     from pytest_llmperf.workload.prompts import Workload, prepare_requests_sync
@@ -74,12 +87,14 @@ def client_ours(base_url: str, model: str, shape: str) -> dict[str, Any]:
     ep = Endpoint(base_url, model)
     w = Workload("bench", endpoint=endpoint, input_tokens=i, output_tokens=o, seed=int(time.time()))  # type: ignore[arg-type]
     reqs = prepare_requests_sync(ep, w, n)
+    if final_usage:
+        reqs = _final_usage_only(reqs)
     cpu0, _ = _rusage()
     r = run_load(ep, w, LoadSpec(concurrency=c, num_requests=n, timeout_s=1800), requests=reqs)
     cpu1, rss = _rusage()
     s = r.summary
     return {
-        "client": "ours",
+        "client": "ours-final-usage" if final_usage else "ours",
         "cpu_s": cpu1 - cpu0,
         "completed": s.completed,
         "failed": s.failed,
@@ -190,7 +205,17 @@ def main() -> None:
     ap.add_argument("--model-dir", help="its model directory (for vLLM's client tokenizer)")
     ap.add_argument("--repeats", type=int, default=1, help="runs of each client per shape")
     ap.add_argument("--shapes", nargs="*", help="endpoint:input/output:concurrency:requests")
+    ap.add_argument(
+        "--clients",
+        default="ours,vllm",
+        help="comma list of ours, vllm and ours-final-usage (ours, asking for usage only in "
+        "the last chunk as vllm bench serve does); run interleaved, the order reversed "
+        "every other repeat; every client is compared with vllm",
+    )
     a = ap.parse_args()
+    clients = [c.strip() for c in a.clients.split(",") if c.strip()]
+    if "vllm" not in clients or not set(clients) <= {"ours", "vllm", "ours-final-usage"}:
+        raise SystemExit("--clients: a comma list of ours, vllm, ours-final-usage with vllm in it")
 
     shapes = list(a.shapes or (["completions:500/100:1000:1000"] if a.quick else DEFAULT_SHAPES))
     for sh in shapes:
@@ -209,16 +234,24 @@ def main() -> None:
         for shape in shapes:
             # interleaved and repeated: the machine's load drifts; keep each client's run with
             # the median CPU
-            runs: dict[str, list[dict]] = {"ours": [], "vllm": []}
+            runs: dict[str, list[dict]] = {k: [] for k in clients}
             for rep in range(a.repeats):
-                for kind in ("ours", "vllm") if rep % 2 == 0 else ("vllm", "ours"):
+                for kind in clients if rep % 2 == 0 else clients[::-1]:
                     runs[kind].append(run_client(kind, base_url, model, model_dir, shape))
                     print(f"{shape} {kind} {json.dumps(runs[kind][-1])}", flush=True)
-            ours, theirs = (
-                sorted(runs[k], key=lambda r: r["cpu_s"])[len(runs[k]) // 2]
-                for k in ("ours", "vllm")
-            )
-            rows.append((shape, ours, theirs))
+            med = {k: sorted(v, key=lambda r: r["cpu_s"])[len(v) // 2] for k, v in runs.items()}
+            for k in clients:
+                if k != "vllm":
+                    paired = [
+                        o["output_throughput"] / v["output_throughput"]
+                        for o, v in zip(runs[k], runs["vllm"], strict=True)
+                    ]
+                    print(
+                        f"{shape} {k}/vllm output tok/s per repeat: "
+                        + ", ".join(f"{x:.3f}" for x in paired),
+                        flush=True,
+                    )
+                    rows.append((f"{shape} [{k}]" if k != "ours" else shape, med[k], med["vllm"]))
     finally:
         if server is not None:
             server.stop()
@@ -231,7 +264,7 @@ def report(rows: list[tuple[str, dict, dict]]) -> None:
         for who, r in (("ours", o), ("vllm", v)):
             done = max(r["completed"], 1)
             print(
-                f"{shape:30s} {who}: cpu {r['cpu_s']:.2f} s ({1000 * r['cpu_s'] / done:.2f} "
+                f"{shape:48s} {who}: cpu {r['cpu_s']:.2f} s ({1000 * r['cpu_s'] / done:.2f} "
                 f"ms/request), success {100 * r['completed'] / (r['completed'] + r['failed']):.1f}%"
                 f", {r['output_throughput']:.0f} out tok/s, TTFT p50/p99 {r['median_ttft_ms']:.1f}"
                 f"/{r['p99_ttft_ms']:.1f} ms, ITL p50/p99 {r['median_itl_ms']:.2f}/"
@@ -246,11 +279,11 @@ def report(rows: list[tuple[str, dict, dict]]) -> None:
             ok = 0.9 <= ratio <= 1.1
             met_all &= ok
             parts.append(f"{f} {ratio:.3f} {'MET' if ok else 'NOT MET'}")
-        print(f"{shape:30s} " + "; ".join(parts))
-        if parse_shape(shape)[3] >= 1000:
+        print(f"{shape:48s} " + "; ".join(parts))
+        if parse_shape(shape.split(" ")[0])[3] >= 1000:
             cpu = o["cpu_s"] / v["cpu_s"]
             print(
-                f"{shape:30s} CPU ratio {cpu:.2f} (goal <= 0.5) "
+                f"{shape:48s} CPU ratio {cpu:.2f} (goal <= 0.5) "
                 f"{'MET' if cpu <= 0.5 else 'NOT MET'}"
                 f"; peak RSS ours {o['peak_rss_mb']:.0f} MB (goal <= 300) "
                 f"{'MET' if o['peak_rss_mb'] <= 300 else 'NOT MET'}"
@@ -261,11 +294,10 @@ def report(rows: list[tuple[str, dict, dict]]) -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1].startswith("client-"):
         kind, base_url, model, model_dir, shape = sys.argv[1:6]
-        res = (
-            client_ours(base_url, model, shape)
-            if kind == "client-ours"
-            else client_vllm(base_url, model, model_dir, shape)
-        )
+        if kind == "client-vllm":
+            res = client_vllm(base_url, model, model_dir, shape)
+        else:
+            res = client_ours(base_url, model, shape, final_usage=kind == "client-ours-final-usage")
         print("RESULT " + json.dumps(res), flush=True)
     else:
         main()
