@@ -56,11 +56,12 @@ def test_ordinary_model_first_content_is_first_token(dense_server: Any, endpoint
     for rec in r.records:
         evs = _events(r.raw[rec.index])
         assert not any("reasoning" in _delta(o) for _, o in evs)
-        first_text = next(t for t, o in evs if _delta(o).get("content"))
+        # a stream of the random-weight model may carry only empty-text tokens
+        first_text = next((t for t, o in evs if _delta(o).get("content")), None)
         # the first token is content even where its text is empty (a partial UTF-8 character
         # or a skipped special token: the random-weight model streams those)
         assert rec.first_content == rec.first_token is not None
-        assert first_text >= rec.first_content
+        assert first_text is None or first_text >= rec.first_content
     assert r.summary.latency["ttfct"] == r.summary.latency["ttft"]
 
 

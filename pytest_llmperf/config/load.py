@@ -5,9 +5,9 @@
 per request rate, requests sent on a Poisson or constant schedule whatever the server does,
 optionally capped at ``max_concurrency`` in flight; gamma arrivals take a ``burstiness``,
 ``ramp_up_s`` ramps the rate up linearly, and ``capacity_fractions`` give rates as fractions of
-a closed-loop capacity the engine measures first (``docs/load-modes.md``). ``[slo]`` says when one request counts as
-good (TTFT, TPOT, ITL, end-to-end limits, each optional) and, with ``min_goodput_fraction``,
-gates every case on the share of requests that met all of them.
+a closed-loop capacity the engine measures first (``docs/load-modes.md``). ``[slo]`` says when
+one request counts as good (TTFT, TPOT, ITL, end-to-end limits, each optional) and, with
+``min_goodput_fraction``, gates every case on the share of requests that met all of them.
 """
 
 from __future__ import annotations

@@ -1267,8 +1267,7 @@ def _marker_load(config: PerfConfig, kwargs: Mapping[str, Any]) -> Any:
         at.fail("rate and capacity_fraction both set the rate", "keep one of them")
     if "capacity_concurrency" in kwargs and "capacity_fraction" not in kwargs:
         KeyPath("@pytest.mark.llmperf", "capacity_concurrency").fail(
-            "capacity_concurrency sizes a capacity measurement, but no capacity_fraction "
-            "is given",
+            "capacity_concurrency sizes a capacity measurement, but no capacity_fraction is given",
             "add capacity_fraction=<fraction> or remove it",
         )
     if "rate" not in kwargs and "capacity_fraction" not in kwargs:
