@@ -16,11 +16,10 @@ The built-in default config has this floor already (``reference = "built-in"``, 
 
 from __future__ import annotations
 
-import difflib
-import math
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
+from pytest_llmperf.config.validate import KeyPath, _int, _number, _table
 from pytest_llmperf.verdicts.suite_index import CaseKey, SuiteFloor
 
 SUITE_FLOOR_KEYS: Final[tuple[str, ...]] = ("fraction", "min_cases", "reference")
@@ -39,7 +38,7 @@ def built_in_floor(fraction: float | None = None, min_cases: int | None = None) 
     )
 
 
-def _case_key(text: str, at: Any) -> CaseKey:
+def _case_key(text: str, at: KeyPath) -> CaseKey:
     parts = text.split("/")
     if len(parts) != 3 or not all(parts) or not parts[2].isdigit() or int(parts[2]) < 1:
         at.fail(
@@ -49,41 +48,24 @@ def _case_key(text: str, at: Any) -> CaseKey:
     return (parts[0], parts[1], int(parts[2]))
 
 
-def parse_suite_floor(value: object, at: Any) -> SuiteFloor:
+def parse_suite_floor(value: object, at: KeyPath) -> SuiteFloor:
     """Validate ``[suite_floor]``; ``at`` is the config parser's key-path position."""
-    if not isinstance(value, Mapping):
-        at.fail(f"expected a table, got {value!r}", "write it as a TOML table: [suite_floor]")
-    for k in value:
-        if k not in SUITE_FLOOR_KEYS:
-            close = difflib.get_close_matches(str(k), SUITE_FLOOR_KEYS, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            at.key(str(k)).fail(
-                "unknown key",
-                f"{hint}Known keys here: {', '.join(SUITE_FLOOR_KEYS)}; remove or rename it",
-            )
-    fraction = value.get("fraction")
-    if fraction is not None and (
-        isinstance(fraction, bool)
-        or not isinstance(fraction, int | float)
-        or not (0 < fraction <= 10 and math.isfinite(fraction))
-    ):
-        at.key("fraction").fail(
-            f"expected a number in (0, 10], got {fraction!r}",
-            "e.g. fraction = 0.85 (the index may fall 15% below the references)",
-        )
-    min_cases = value.get("min_cases")
-    if min_cases is not None and (
-        isinstance(min_cases, bool) or not isinstance(min_cases, int) or min_cases < 1
-    ):
-        at.key("min_cases").fail(
-            f"expected a whole number >= 1, got {min_cases!r}", "e.g. min_cases = 10"
-        )
-    ref = value.get("reference", BUILT_IN)
+    table = _table(value, at, SUITE_FLOOR_KEYS)
+    fraction: float | None = None
+    if "fraction" in table:
+        fraction = _number(
+            table["fraction"], at.key("fraction"), minimum=0, maximum=10, open_min=True,
+            what="the suite floor fraction",
+        )  # fmt: skip
+    min_cases: int | None = None
+    if "min_cases" in table:
+        min_cases = _int(
+            table["min_cases"], at.key("min_cases"), minimum=1, maximum=100_000,
+            what="the suite floor's min_cases",
+        )  # fmt: skip
+    ref = table.get("reference", BUILT_IN)
     if ref == BUILT_IN:
-        return built_in_floor(
-            None if fraction is None else float(fraction),
-            None if min_cases is None else int(min_cases),
-        )
+        return built_in_floor(fraction, min_cases)
     rat = at.key("reference")
     if not isinstance(ref, Mapping) or not ref:
         rat.fail(
@@ -91,18 +73,17 @@ def parse_suite_floor(value: object, at: Any) -> SuiteFloor:
             f'write reference = "{BUILT_IN}", or [suite_floor.reference] with '
             '"model/workload/concurrency" = output tok/s lines',
         )
-    table: dict[CaseKey, float] = {}
+    reference: dict[CaseKey, float] = {}
     for key, tok_s in ref.items():
         kat = rat.key(str(key))
-        case = _case_key(str(key), kat)
-        if isinstance(tok_s, bool) or not isinstance(tok_s, int | float) or not tok_s > 0:
-            kat.fail(f"expected output tok/s > 0, got {tok_s!r}", "e.g. 2296.5")
-        table[case] = float(tok_s)
+        reference[_case_key(str(key), kat)] = _number(
+            tok_s, kat, minimum=0, maximum=1e12, open_min=True, what="a reference output tok/s"
+        )
     from pytest_llmperf.config import defaults
 
     return SuiteFloor(
-        reference=table,
-        fraction=defaults.SUITE_FLOOR_FRACTION if fraction is None else float(fraction),
-        min_cases=defaults.SUITE_MIN_CASES if min_cases is None else int(min_cases),
+        reference=reference,
+        fraction=defaults.SUITE_FLOOR_FRACTION if fraction is None else fraction,
+        min_cases=defaults.SUITE_MIN_CASES if min_cases is None else min_cases,
         source="[suite_floor.reference]",
     )
