@@ -320,9 +320,13 @@ def test_passing_matrix_writes_every_report(pytester: pytest.Pytester, dense_ser
         assert (report / name).read_bytes().startswith(b"\x89PNG"), name
         assert (report / name).stat().st_size > 5_000, name
     html = (report / "report.html").read_text()
-    # the report's two plots; the History section that follows inlines its own
-    main_part = html.split("<h2>History</h2>")[0]
+    # the report's two plots come before the case table; the server timelines (one per
+    # case) and the History section that follow inline their own
+    main_part, rest = html.split("<h2>Cases</h2>", 1)
     assert main_part.count("data:image/png;base64,") == 2 and "dense-gqa-text-c4" in html
+    timelines = rest.split("<h2>Server timelines</h2>", 1)[1].split("<h2>History</h2>")[0]
+    for case in ("dense-gqa-text-c1", "dense-gqa-text-c4"):
+        assert f"<img alt='server timeline of {case}' src='data:image/png;base64," in timelines
     bench = json.loads((report / "benchmark.json").read_text())
     assert {b["name"] for b in bench["benchmarks"]} >= {"test_perf[dense-gqa-text-c1]"}
     for c in ("c1", "c4"):  # raw per-request records, one JSON line per measured request
