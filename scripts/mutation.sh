@@ -49,6 +49,9 @@ declare -A TESTS=(
     [metrics/quantile_bounds]="tests/test_quantile_bounds.py tests/test_quantile_bounds_exact.py -k 'not coverage_by_simulation and not tightest_that_holds'"
     [metrics/goodput]="tests/test_goodput.py"
     [metrics/directions]="tests/test_directions.py"
+    # The pure tests that import it; not the report plot (matplotlib, 1.1 s of the 1.5 s), which
+    # only draws a timeline series; never the vLLM tests.
+    [metrics/server]="tests/test_server_metrics.py tests/test_timeline.py -k 'not report_plots'"
     [verdicts/paired]="tests/test_ab_paired.py tests/test_paired_planning.py"
     [config/validate]="tests/test_config.py tests/test_config_validate.py"
     [core/redact]="tests/test_redact.py -k 'not plan_output'"
