@@ -51,7 +51,7 @@ declare -A TESTS=(
     [metrics/directions]="tests/test_directions.py"
     # The pure tests that import it; not the report plot (matplotlib, 1.1 s of the 1.5 s), which
     # only draws a timeline series; never the vLLM tests.
-    [metrics/server]="tests/test_server_metrics.py tests/test_timeline.py -k 'not report_plots'"
+    [metrics/server]="tests/test_server_metrics.py tests/test_server_metrics_mutants.py tests/test_timeline.py -k 'not report_plots'"
     [verdicts/paired]="tests/test_ab_paired.py tests/test_paired_planning.py"
     [config/validate]="tests/test_config.py tests/test_config_validate.py"
     [core/redact]="tests/test_redact.py -k 'not plan_output'"
