@@ -498,3 +498,15 @@ def test_an_aiter_setting_in_extra_env_is_checked_only_where_aiter_is_required()
     cuda = env_plan("dense-gqa", {"VLLM_ROCM_USE_AITER": "0"}, platform="cuda", gpus=1)
     assert cuda.env["VLLM_ROCM_USE_AITER"] == "0"
     assert decisions(cuda)["override:extra_env"] == "VLLM_ROCM_USE_AITER=0"
+
+
+def test_a_lifted_flag_from_a_profiles_extra_args_is_credited_to_the_profile() -> None:
+    p = _profile(overrides=PlanOverrides(extra_args=("--max-num-seqs", "3"))).plan()
+    assert ("profile:mine", "--max-num-seqs 3") in {(d.rule, d.outcome) for d in p.decisions}
+    assert flag(p, "--max-num-seqs") == "3"
+
+
+def test_aiter_off_in_extra_env_is_accepted_where_aiter_is_optional() -> None:
+    p = plan("dense-gqa", overrides=PlanOverrides(extra_env={"VLLM_ROCM_USE_AITER": "0"}), gpus=2)
+    assert p.env["VLLM_ROCM_USE_AITER"] == "0"
+    assert decisions(p)["override:extra_env"] == "VLLM_ROCM_USE_AITER=0"
