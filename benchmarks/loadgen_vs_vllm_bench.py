@@ -65,20 +65,28 @@ def _rusage() -> tuple[float, float]:
     return r.ru_utime + r.ru_stime, r.ru_maxrss / 1024.0
 
 
-def _final_usage_only(reqs: list[Any]) -> list[Any]:
-    """The same requests asking, as ``vllm bench serve`` does, for usage only in the last chunk
-    (no ``continuous_usage_stats``): isolates what per-chunk usage costs the server."""
+#: Variants of our client that each drop one difference from ``vllm bench serve``'s requests,
+#: to find which one moves the server: usage only in the last chunk (no
+#: ``continuous_usage_stats``), or no ``min_tokens`` (``ignore_eos`` alone fixes the length).
+VARIANTS = ("ours-final-usage", "ours-no-min-tokens")
+
+
+def _variant(reqs: list[Any], kind: str) -> list[Any]:
+    """The same requests with one field changed as ``kind`` (one of VARIANTS) says."""
     from dataclasses import replace
 
     out = []
     for r in reqs:
         body = json.loads(r.body)
-        body["stream_options"] = {"include_usage": True}
+        if kind == "ours-final-usage":
+            body["stream_options"] = {"include_usage": True}
+        elif kind == "ours-no-min-tokens":
+            body.pop("min_tokens", None)
         out.append(replace(r, body=json.dumps(body).encode()))
     return out
 
 
-def client_ours(base_url: str, model: str, shape: str, *, final_usage: bool = False) -> dict:
+def client_ours(base_url: str, model: str, shape: str, *, kind: str = "ours") -> dict:
     from pytest_llmperf.core.endpoint import Endpoint
     from pytest_llmperf.loadgen.run import LoadSpec, run_load
     from pytest_llmperf.workload.prompts import Workload, prepare_requests_sync
@@ -87,14 +95,14 @@ def client_ours(base_url: str, model: str, shape: str, *, final_usage: bool = Fa
     ep = Endpoint(base_url, model)
     w = Workload("bench", endpoint=endpoint, input_tokens=i, output_tokens=o, seed=int(time.time()))  # type: ignore[arg-type]
     reqs = prepare_requests_sync(ep, w, n)
-    if final_usage:
-        reqs = _final_usage_only(reqs)
+    if kind != "ours":
+        reqs = _variant(reqs, kind)
     cpu0, _ = _rusage()
     r = run_load(ep, w, LoadSpec(concurrency=c, num_requests=n, timeout_s=1800), requests=reqs)
     cpu1, rss = _rusage()
     s = r.summary
     return {
-        "client": "ours-final-usage" if final_usage else "ours",
+        "client": kind,
         "cpu_s": cpu1 - cpu0,
         "completed": s.completed,
         "failed": s.failed,
@@ -208,14 +216,17 @@ def main() -> None:
     ap.add_argument(
         "--clients",
         default="ours,vllm",
-        help="comma list of ours, vllm and ours-final-usage (ours, asking for usage only in "
-        "the last chunk as vllm bench serve does); run interleaved, the order reversed "
-        "every other repeat; every client is compared with vllm",
+        help="comma list of ours, vllm, ours-final-usage (ours, asking for usage only in the "
+        "last chunk as vllm bench serve does) and ours-no-min-tokens (ours without min_tokens, "
+        "as vllm bench serve); run interleaved, the order reversed every other repeat; every "
+        "client is compared with vllm",
     )
     a = ap.parse_args()
     clients = [c.strip() for c in a.clients.split(",") if c.strip()]
-    if "vllm" not in clients or not set(clients) <= {"ours", "vllm", "ours-final-usage"}:
-        raise SystemExit("--clients: a comma list of ours, vllm, ours-final-usage with vllm in it")
+    if "vllm" not in clients or not set(clients) <= {"ours", "vllm", *VARIANTS}:
+        raise SystemExit(
+            f"--clients: a comma list of ours, vllm, {', '.join(VARIANTS)} with vllm in it"
+        )
 
     shapes = list(a.shapes or (["completions:500/100:1000:1000"] if a.quick else DEFAULT_SHAPES))
     for sh in shapes:
@@ -297,7 +308,7 @@ if __name__ == "__main__":
         if kind == "client-vllm":
             res = client_vllm(base_url, model, model_dir, shape)
         else:
-            res = client_ours(base_url, model, shape, final_usage=kind == "client-ours-final-usage")
+            res = client_ours(base_url, model, shape, kind=kind.removeprefix("client-"))
         print("RESULT " + json.dumps(res), flush=True)
     else:
         main()
