@@ -57,6 +57,7 @@ from pytest_llmperf.config.vocab import (
 )
 from pytest_llmperf.core.cpu_layout import CpuLayoutError, validate_setting
 from pytest_llmperf.server.launchers import LauncherConfig
+from pytest_llmperf.workload.presets import MAX_IMAGE_SIDE
 
 # --------------------------------------------------------------------------------------------
 # Parsing
@@ -117,9 +118,32 @@ _WORKLOAD_KEYS: Final[tuple[str, ...]] = (
     "input_tokens",
     "output_tokens",
     "images_per_request",
+    "image_size",
     "endpoint",
     *WORKLOAD_EXTRA_KEYS,
 )
+
+
+def _image_size(value: object, at: KeyPath) -> tuple[int, int]:
+    """``image_size = 224`` (square) or ``[width, height]``, in pixels."""
+    if isinstance(value, list | tuple):
+        if len(value) != 2:
+            at.fail(
+                f"expected [width, height], got a list of {len(value)}",
+                "write image_size = 224 or image_size = [320, 240]",
+            )
+        sides = [
+            _int(v, at.index(i), minimum=1, maximum=MAX_IMAGE_SIDE, what="an image side in pixels")
+            for i, v in enumerate(value)
+        ]
+        return (sides[0], sides[1])
+    if isinstance(value, int) and not isinstance(value, bool):
+        side = _int(value, at, minimum=1, maximum=MAX_IMAGE_SIDE, what="an image side in pixels")
+        return (side, side)
+    at.fail(
+        f"expected an image side or [width, height] in pixels, got {_kind(value)} {value!r}",
+        "write image_size = 224 or image_size = [320, 240]",
+    )
 
 
 def _parse_workload(value: object, at: KeyPath) -> WorkloadRef:
@@ -162,6 +186,13 @@ def _parse_workload(value: object, at: KeyPath) -> WorkloadRef:
         t, at, input_tokens=w.input_tokens, images=w.images_per_request
     )  # config.load: dataset / input_lengths / shared_prefix_tokens / turns
     w = replace(w, **extras) if extras else w
+    if "image_size" in t:
+        if not w.images_per_request:
+            at.key("image_size").fail(
+                "image_size is set but this workload sends no images",
+                "set images_per_request (or use a vision preset), or remove image_size",
+            )
+        w = replace(w, image_size=_image_size(t["image_size"], at.key("image_size")))
     if w.images_per_request and w.endpoint != "chat":
         at.fail(
             "images need the chat endpoint (completions cannot carry images)",

@@ -20,7 +20,7 @@ from pytest_llmperf.config.vocab import (
 )
 from pytest_llmperf.server.launchers import LauncherConfig
 from pytest_llmperf.verdicts.gates import Gates
-from pytest_llmperf.workload.presets import WORKLOADS
+from pytest_llmperf.workload.presets import DEFAULT_IMAGE_SIZE, WORKLOADS
 
 if TYPE_CHECKING:
     from pytest_llmperf.config.ab import ABConfig
@@ -68,6 +68,7 @@ class WorkloadRef:
     dataset: str | None = None
     input_lengths: Any = None  # workload.lengths.LengthDistribution
     turns: int = 1
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE  # pixels (width, height) of each image
 
     @property
     def max_prompt_tokens(self) -> int:

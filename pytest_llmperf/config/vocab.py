@@ -10,7 +10,7 @@ import re
 from typing import Final
 
 from pytest_llmperf.plan.profiles import PROFILES
-from pytest_llmperf.server.tiny_models import ARCHS
+from pytest_llmperf.server.tiny_models import ARCHS, VISION_ARCHS
 from pytest_llmperf.workload.presets import ENDPOINT_PATHS
 
 # --------------------------------------------------------------------------------------------
@@ -23,10 +23,11 @@ STUDY_CONCURRENCY: Final[tuple[int, ...]] = (1, 5, 10, 25, 50, 100, 150, 200, 30
 TINY_ARCHS: Final[tuple[str, ...]] = ARCHS
 #: The study's four models, by profile name (home: ``plan.profiles.PROFILES``).
 STUDY_PROFILES: Final[tuple[str, ...]] = tuple(PROFILES)
-#: Models known to accept images (the tiny ``vision`` model and every study profile whose
-#: config has a vision tower); a ``path`` model's ability is unknown, so it is trusted.
+#: Models known to accept images (the tiny ``vision`` and ``vision-multi`` models and every
+#: study profile whose config has a vision tower); a ``path`` model's ability is unknown, so it
+#: is trusted. How many images each takes is the server's to say (see ``workload.prompts``).
 VISION_MODELS: Final[frozenset[str]] = frozenset(
-    {"vision", *(name for name, p in PROFILES.items() if "vision_config" in p.config)}
+    {*VISION_ARCHS, *(name for name, p in PROFILES.items() if "vision_config" in p.config)}
 )
 #: The request endpoints a workload may use (home: ``workload.presets.ENDPOINT_PATHS``);
 #: ``MULTIPLIERS`` (quick 0.5x, default 1x, thorough 3x) lives in ``workload.presets`` too.

@@ -259,7 +259,7 @@ def make_plan(
         b, ov, sources, workload_max_len=workload_max_len, len_source=len_source, kv_fixed=kv_fixed
     )
     _offloading(b, ov, sources, passthrough)
-    _vision(b, images_per_prompt)
+    _vision(b, images_per_prompt, passthrough)
     if served_model_name:
         b.flag("--served-model-name", served_model_name)
     offline = b.rule("offline-env")
@@ -669,8 +669,44 @@ def _offloading(
     b.decide(src.rule, outcome, f"{src.reason}; {rule.reason}")
 
 
-def _vision(b: _Builder, images_per_prompt: int | None) -> None:
+def _user_image_limit(passthrough: Sequence[str]) -> tuple[int, str] | None:
+    """The image count of a ``--limit-mm-per-prompt`` the user passes through (JSON, as vLLM
+    0.32 takes it: ``'{"image":1}'``; ``image=1``, the older spelling, is read too), with the
+    value as written; None when there is none or vLLM would have to say what it means."""
+    for i, arg in enumerate(passthrough):
+        if _flag_name(arg) != "--limit-mm-per-prompt":
+            continue
+        if "=" in arg:
+            value = arg.split("=", 1)[1]
+        elif i + 1 < len(passthrough):
+            value = passthrough[i + 1]
+        else:
+            return None
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = dict(part.split("=", 1) for part in value.split(",") if part.count("=") == 1)
+        image = parsed.get("image") if isinstance(parsed, dict) else None
+        if isinstance(image, dict):  # {"image": {"count": 2, "width": ...}}
+            image = image.get("count")
+        try:
+            return (int(image), value) if image is not None else None
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def _vision(b: _Builder, images_per_prompt: int | None, passthrough: Sequence[str] = ()) -> None:
     arch = b.arch
+    user = _user_image_limit(passthrough)
+    if images_per_prompt and user is not None and user[0] < images_per_prompt:
+        raise PlanError(
+            "vision-limit-from-workload",
+            f"the workload sends {images_per_prompt} image(s) per prompt, but extra_args sets "
+            f"--limit-mm-per-prompt {user[1]} ({user[0]} image(s)): vLLM would refuse every "
+            "request; drop --limit-mm-per-prompt from extra_args (the plan sizes it from the "
+            f"workload) or raise it to at least {images_per_prompt}",
+        )
     if images_per_prompt and not arch.vision:
         raise PlanError(
             "vision-limit-from-workload",

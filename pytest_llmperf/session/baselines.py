@@ -55,6 +55,7 @@ from pytest_llmperf.verdicts.compare import (
     format_table,
 )
 from pytest_llmperf.verdicts.fingerprint import FIELDS, Fingerprint, context_diff, gather
+from pytest_llmperf.workload.presets import DEFAULT_IMAGE_SIZE
 
 #: Gated by default: one throughput (a statistical test) and the success rate (an absolute
 #: check, no test, no cost in power). Each extra gated metric adds one test per case.
@@ -378,6 +379,9 @@ class BaselineSession:
                 endpoint=getattr(w, "endpoint", None),
                 preset=getattr(w, "preset", None),
             )
+            size = tuple(getattr(w, "image_size", DEFAULT_IMAGE_SIZE))
+            if out["images_per_request"] and size != DEFAULT_IMAGE_SIZE:
+                out["image_size"] = list(size)  # only when set: older fingerprints stay valid
         return out
 
     # -- in the test item -------------------------------------------------------------------

@@ -269,6 +269,7 @@ def to_load_workload(ref: WorkloadRef) -> Any:
         input_tokens=ref.input_tokens,
         output_tokens=ref.output_tokens,
         images_per_request=ref.images_per_request,
+        image_size=ref.image_size,
         shared_prefix_tokens=ref.shared_prefix_tokens,
     )
 

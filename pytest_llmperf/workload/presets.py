@@ -20,6 +20,13 @@ ENDPOINT_PATHS: Final[dict[str, str]] = {
 MULTIPLIERS: Final[dict[str, float]] = {"quick": 0.5, "default": 1.0, "thorough": 3.0}
 
 
+#: The longest image side a workload may ask for (a typo guard: 112 px is the default, the
+#: study's models resize to at most a few thousand pixels).
+MAX_IMAGE_SIDE: Final[int] = 8192
+#: The image side the tiny vision models are built for (``server.tiny_models.IMAGE_SIZE``).
+DEFAULT_IMAGE_SIZE: Final[tuple[int, int]] = (112, 112)
+
+
 @dataclass(frozen=True, slots=True)
 class Workload:
     """A request shape. ``input_tokens`` is the exact prompt length as the server counts it
@@ -31,7 +38,7 @@ class Workload:
     input_tokens: int = 500
     output_tokens: int = 100
     images_per_request: int = 0
-    image_size: tuple[int, int] = (112, 112)
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE
     shared_prefix_tokens: int = 0
     seed: int = 0
 
@@ -46,6 +53,12 @@ class Workload:
             raise ValueError(f"workload {self.name!r}: vision needs images_per_request >= 1")
         if self.kind == "text" and self.images_per_request:
             raise ValueError(f"workload {self.name!r}: text workloads carry no images")
+        w, h = self.image_size
+        if not (1 <= w <= MAX_IMAGE_SIDE and 1 <= h <= MAX_IMAGE_SIDE):
+            raise ValueError(
+                f"workload {self.name!r}: image_size must be two sides in pixels, each 1 to "
+                f"{MAX_IMAGE_SIDE}, got {w}x{h}"
+            )
         if self.input_tokens < 1 or self.output_tokens < 1:
             raise ValueError(f"workload {self.name!r}: input and output tokens must be >= 1")
         if not 0 <= self.shared_prefix_tokens < self.input_tokens:
@@ -69,6 +82,23 @@ WORKLOADS: Final[dict[str, Workload]] = {
             input_tokens=100,
             output_tokens=200,
             images_per_request=1,
+        ),
+        # the study's stress cases with several images per request
+        Workload(
+            "vision-3-images",
+            kind="vision",
+            endpoint="chat",
+            input_tokens=100,
+            output_tokens=200,
+            images_per_request=3,
+        ),
+        Workload(
+            "vision-5-images",
+            kind="vision",
+            endpoint="chat",
+            input_tokens=100,
+            output_tokens=200,
+            images_per_request=5,
         ),
         Workload("long-context-2k", input_tokens=2048, output_tokens=512),
         Workload("long-context-4k", input_tokens=4096, output_tokens=512),

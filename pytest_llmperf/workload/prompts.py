@@ -14,6 +14,7 @@ import base64
 import io
 import json
 import random
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -43,6 +44,26 @@ class PromptLengthError(RuntimeError):
 
 class TokenizeUnavailable(RuntimeError):
     """The endpoint has no working ``/tokenize``: exact prompt lengths cannot be guaranteed."""
+
+
+class ImageLimitError(ValueError):
+    """The server will not take as many images in one prompt as the workload sends.
+
+    Found before any load by ``check_image_limit``: a ``ValueError`` like the other faults of
+    the user's input, so the engine fails the case with this message instead of sending
+    requests that would all be refused."""
+
+    def __init__(self, message: str, *, limit: int | None, images: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.images = images
+
+
+#: vLLM's refusal (``multimodal/processing/context.py``, ``validate_num_items``): the limit is
+#: the smaller of the model's own (its processing info's ``get_supported_mm_limits``) and the
+#: server's ``--limit-mm-per-prompt``; the hint is added only when the model itself takes more.
+_IMAGE_LIMIT_RE = re.compile(r"At most (\d+) image\(s\) may be provided in one prompt\.")
+_RAISE_LIMIT_HINT = "--limit-mm-per-prompt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +128,20 @@ class ServerTokenizer:
         except TokenizeUnavailable:
             return None
         return int(data["count"])
+
+    async def try_count_messages(self, messages: list[dict[str, Any]]) -> tuple[int | None, str]:
+        """``(count, "")`` for a chat prompt the server accepts, ``(None, its error text)`` for
+        one it refuses (``TokenizeUnavailable`` when it cannot be reached at all)."""
+        payload = {"model": self._ep.model, "messages": messages, "add_generation_prompt": True}
+        url = self._ep.url("/tokenize")
+        try:
+            async with self._s.post(url, json=payload, headers=self._ep.headers()) as resp:
+                text = await resp.text()
+        except aiohttp.ClientError as exc:
+            raise TokenizeUnavailable(f"cannot reach {url}: {exc}") from exc
+        if resp.status == 200:
+            return int(json.loads(text)["count"]), ""
+        return None, f"HTTP {resp.status}: {text[:500]}"
 
     async def count_chat(self, text: str) -> int:
         """Tokens of the templated chat prompt (generation prompt included) for one user turn."""
@@ -222,12 +257,74 @@ def _body(workload: Workload, model: str, text: str, images: list[str]) -> dict[
     if workload.endpoint == "completions":
         body["prompt"] = text
     elif images:
-        parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
-        parts += [{"type": "image_url", "image_url": {"url": u}} for u in images]
-        body["messages"] = [{"role": "user", "content": parts}]
+        body["messages"] = image_messages(text, images)
     else:
         body["messages"] = [{"role": "user", "content": text}]
     return body
+
+
+def image_messages(text: str, images: Sequence[str]) -> list[dict[str, Any]]:
+    """One user turn: the text, then each image (a data URL) as an ``image_url`` part."""
+    parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
+    parts += [{"type": "image_url", "image_url": {"url": u}} for u in images]
+    return [{"role": "user", "content": parts}]
+
+
+def image_limit_message(
+    workload: Workload, url: str, limit: int, server_text: str, *, model_takes_more: bool
+) -> str:
+    """What, why and what to do when the server takes fewer images than the workload sends."""
+    n = workload.images_per_request
+    head = (
+        f"workload {workload.name!r} sends {n} images per request, but the server at {url} "
+        f"takes at most {limit} per prompt (its own words: {server_text.strip()!r})"
+    )
+    if model_takes_more:
+        return (
+            f"{head}. The model takes more: the server's --limit-mm-per-prompt is {limit}. "
+            f"Start it with --limit-mm-per-prompt '{{\"image\":{n}}}' (a server pytest-llmperf "
+            "launches gets it from the workload; check the model's extra_args), or set "
+            f"images_per_request = {limit} or fewer"
+        )
+    return (
+        f"{head}. That is the model's own limit (vLLM's code for this architecture takes "
+        f"{limit}; BLIP-2, the tiny 'vision' model, takes one). Set images_per_request = "
+        f"{limit} or fewer for this model, or use a model that takes {n} images per prompt "
+        "(the tiny 'vision-multi' model, Idefics3, takes any number)"
+    )
+
+
+async def check_image_limit(
+    tok: ServerTokenizer, endpoint: Endpoint, workload: Workload
+) -> int | None:
+    """Preflight, before any request is sent: ask the server's ``/tokenize`` (which runs the
+    model's multimodal processor and its per-prompt item check) to count one prompt carrying
+    the workload's images. Returns that prompt's token count (None when the server will not
+    count image prompts: nothing can be checked). Raises ``ImageLimitError`` when the server
+    says it takes fewer images than the workload sends: the limit it names is the one its
+    requests would meet, whether it comes from the model or from ``--limit-mm-per-prompt``."""
+    n = workload.images_per_request
+    if n < 1:
+        return None
+    images = [
+        png_data_url(make_image_png(f"preflight:{workload.seed}:{j}", workload.image_size))
+        for j in range(n)
+    ]
+    count, error = await tok.try_count_messages(image_messages("preflight", images))
+    if count is not None:
+        return count
+    found = _IMAGE_LIMIT_RE.search(error)
+    if found is None:
+        return None  # refused for another reason (or no multimodal /tokenize): not ours to say
+    limit = int(found.group(1))
+    message = image_limit_message(
+        workload,
+        endpoint.url("/tokenize"),
+        limit,
+        found.group(0),
+        model_takes_more=_RAISE_LIMIT_HINT in error,
+    )
+    raise ImageLimitError(message, limit=limit, images=n)
 
 
 async def prepare_requests(
@@ -240,8 +337,11 @@ async def prepare_requests(
     parallel: int = 16,
 ) -> list[PreparedRequest]:
     """Build ``count`` exact-length requests (indices ``start_index..``), verified against the
-    server's tokenizer. Raises ``PromptLengthError`` / ``TokenizeUnavailable``."""
+    server's tokenizer. Raises ``PromptLengthError`` / ``TokenizeUnavailable``, and
+    ``ImageLimitError`` (before building anything) when the server takes fewer images per
+    prompt than the workload sends."""
     tok = ServerTokenizer(session, endpoint)
+    await check_image_limit(tok, endpoint, workload)
     count_full = tok.count_chat if workload.endpoint == "chat" else tok.count_prompt
     costs, ones = await _word_costs(tok)
 
