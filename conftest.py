@@ -73,11 +73,26 @@ def pytest_configure(config: pytest.Config) -> None:
     pytester.SysModulesSnapshot.__init__ = init  # type: ignore[method-assign]
 
 
+#: ``--max-model-len`` of the shared test servers: 2,048 unless a test needs more. The dense
+#: server serves the 8K long-context preset (8,192 + 512 tokens, ``context_needed`` 8,960; the
+#: tiny text models have 32K positions). vLLM's CPU scheduler batches 2,048 tokens whatever
+#: the length (chunked prefill), and the KV cache is a fixed 1 GiB, so only the longest
+#: request it accepts changes. Images per prompt: BLIP-2 takes one, Idefics3 is planned for 5.
+SHARED_MAX_LEN: dict[str, int] = {"dense-gqa": 8960}
+PLAN_IMAGES: dict[str, int] = {"vision": 1, "vision-multi": 5}
+
+
 def tiny_plan_args(
-    arch: str, *, name: str | None = None, extra_args: Sequence[str] = (), max_len: int = 2048
+    arch: str,
+    *,
+    name: str | None = None,
+    extra_args: Sequence[str] = (),
+    max_len: int | None = None,
 ) -> tuple[str, tuple[str, ...], dict[str, str]]:
     """The model folder, vLLM arguments and environment the launch planner gives a tiny model
     on this CPU machine (so the tests boot exactly what users' plans boot)."""
+    if max_len is None:
+        max_len = SHARED_MAX_LEN.get(arch, 2048)
     from pytest_llmperf.plan.architectures import detect
     from pytest_llmperf.plan.launch_plan import PlanOverrides, make_plan
     from pytest_llmperf.server.tiny_models import build_tiny_model
@@ -93,7 +108,7 @@ def tiny_plan_args(
         served_model_name=name or arch,
         workload_max_len=max_len,
         overrides=PlanOverrides(extra_args=tuple(extra_args)),
-        images_per_prompt=1 if arch == "vision" else None,
+        images_per_prompt=PLAN_IMAGES.get(arch),
     )
     return model, tuple(plan.args), dict(plan.env)
 

@@ -133,8 +133,8 @@ def test_image_limit_message_says_what_why_and_what_to_do() -> None:
     own = image_limit_message(w, "http://h/tokenize", 1, "At most 1 image(s)...",
                               model_takes_more=False)  # fmt: skip
     assert "sends 3 images per request" in own and "at most 1 per prompt" in own
-    assert "model's own limit" in own and "images_per_request = 1 or fewer" in own
-    assert "vision-multi" in own
+    assert "smaller of the model's own" in own and "images_per_request = 1 or fewer" in own
+    assert "vision-multi" in own and "--limit-mm-per-prompt '{\"image\":3}'" in own
     flag = image_limit_message(w, "http://h/tokenize", 2, "At most 2 image(s)...",
                                model_takes_more=True)  # fmt: skip
     assert "--limit-mm-per-prompt '{\"image\":3}'" in flag and "model's own" not in flag

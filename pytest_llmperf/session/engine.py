@@ -683,6 +683,7 @@ class PerfEngine:
         )
         from pytest_llmperf.metrics.quantile_bounds import percentile_table, pool_samples
         from pytest_llmperf.metrics.summary import latency_samples_ms
+        from pytest_llmperf.workload.prompts import ImageLimitError
 
         thresholds = HealthThresholds(**self.client_limits())
         if case.load is not None and not case.load.resolved:
@@ -755,6 +756,8 @@ class PerfEngine:
                         requests=reqs if special else None,
                         workers=self.config.client.workers or "auto",
                     )
+            except ImageLimitError as exc:  # the preflight, before any request was sent
+                raise PerfFailure(f"{case.id}: {exc}") from None
             except ServerHung as exc:  # what was measured is kept; nothing more is sent to it
                 hung = True
                 self._hung[handle.endpoint.base_url] = f"{case.id} run {r + 1}, {exc.phase}"

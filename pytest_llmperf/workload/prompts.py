@@ -273,24 +273,30 @@ def image_messages(text: str, images: Sequence[str]) -> list[dict[str, Any]]:
 def image_limit_message(
     workload: Workload, url: str, limit: int, server_text: str, *, model_takes_more: bool
 ) -> str:
-    """What, why and what to do when the server takes fewer images than the workload sends."""
+    """What, why and what to do when the server takes fewer images than the workload sends.
+
+    vLLM's limit is the smaller of the model's own and the server's ``--limit-mm-per-prompt``;
+    it says which only when the model's own is larger than the flag (``model_takes_more``)."""
     n = workload.images_per_request
     head = (
         f"workload {workload.name!r} sends {n} images per request, but the server at {url} "
         f"takes at most {limit} per prompt (its own words: {server_text.strip()!r})"
     )
+    flag = f"--limit-mm-per-prompt '{{\"image\":{n}}}'"
     if model_takes_more:
         return (
             f"{head}. The model takes more: the server's --limit-mm-per-prompt is {limit}. "
-            f"Start it with --limit-mm-per-prompt '{{\"image\":{n}}}' (a server pytest-llmperf "
-            "launches gets it from the workload; check the model's extra_args), or set "
+            f"Start it with {flag} (a server pytest-llmperf launches gets it from the "
+            "workload; check the model's extra_args), or set "
             f"images_per_request = {limit} or fewer"
         )
     return (
-        f"{head}. That is the model's own limit (vLLM's code for this architecture takes "
-        f"{limit}; BLIP-2, the tiny 'vision' model, takes one). Set images_per_request = "
-        f"{limit} or fewer for this model, or use a model that takes {n} images per prompt "
-        "(the tiny 'vision-multi' model, Idefics3, takes any number)"
+        f"{head}. The limit is the smaller of the model's own (vLLM's code for its "
+        "architecture: BLIP-2, the tiny 'vision' model, takes one) and the server's "
+        f"--limit-mm-per-prompt. Set images_per_request = {limit} or fewer for this model, or "
+        f"serve a model that takes {n} images per prompt (the tiny 'vision-multi' model, "
+        f"Idefics3, takes any number) started with {flag} (a server pytest-llmperf launches "
+        "gets it from the workloads)"
     )
 
 
