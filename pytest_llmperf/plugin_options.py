@@ -54,7 +54,8 @@ def _matrix_options(group: pytest.OptionGroup) -> None:
         "--llmperf-rate",
         default=None,
         metavar="1,4",
-        help="open-loop request rates (requests/s), replacing the concurrency levels ([load])",
+        help="open-loop request rates (requests/s), replacing the concurrency levels ([load]); "
+        "capacity*F runs at F times the measured closed-loop capacity (capacity*0.5,capacity*1)",
     )
     group.addoption(
         "--llmperf-runs",

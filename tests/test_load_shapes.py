@@ -251,6 +251,15 @@ def test_command_line_capacity_fractions() -> None:
         with_rates(kept, ["capacity*x"], source="--llmperf-rate")
 
 
+def test_rate_option_help_names_the_capacity_form(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    text = " ".join(result.stdout.str().split())  # help lines wrap at the terminal width
+    assert "--llmperf-rate=1,4" in text and "capacity*F" in text, text
+    # what the help offers is what the option parses
+    c = with_rates(cfg(), ["capacity*0.5", "capacity*1"], source="--llmperf-rate")
+    assert c.load.capacity_fractions == (0.5, 1.0)
+
+
 def test_marker_capacity_fraction() -> None:
     case = case_from_marker(cfg(), {"capacity_fraction": 0.5, "capacity_concurrency": 4})
     assert case.id == "dense-gqa-text-cap0.5" and case.load is not None
