@@ -4,13 +4,14 @@ It turns a configured model into a launch plan and a (shared) server, runs a cas
 gates it, keeps every result on disk as it goes, and writes the reports at the end. The
 pytest plugin only decides *when* to call it; nothing here knows about pytest's hooks.
 
-Size (about 1,180 lines), stated: one stateful class (``PerfEngine``: the session's servers,
+Size (about 1,370 lines), stated: one stateful class (``PerfEngine``: the session's servers,
 results and report folder) whose sections are marked ``# --``: where things run (resolve,
-launch, release, CPU layout, about 300 lines), running a case (about 280; ``run_case``, about
-200 lines, is over the 60-line rule), baselines, session end; then the marker parser
-(``case_from_marker``, about 110). The seams to cut next: the run step shared with A/B
-(``session/measure``, which ``session/ab.py`` also needs) and ``case_from_marker`` into a module
-of its own. Not cut tonight: the A/B and guardrail work was landing in the same lines.
+launch, release, CPU layout), running a case (``run_case`` and its steps: ``_one_run``,
+``_keep_run``, ``_may_continue``, ``_judge_case``, each under 60 lines; capacity fractions),
+baselines, session end; then the marker parser (``case_from_marker``, about 115 lines, over the
+60-line rule: one validation per marker argument). The seams to cut next: the run step shared
+with A/B (``session/measure``: ``_one_run``/``_keep_run`` and ``session.ab._ABBlocks.measure``
+send the same kind of run) and ``case_from_marker`` into a module of its own.
 """
 
 from __future__ import annotations
@@ -272,6 +273,37 @@ def to_load_workload(ref: WorkloadRef) -> Any:
         image_size=ref.image_size,
         shared_prefix_tokens=ref.shared_prefix_tokens,
     )
+
+
+@dataclass
+class _CaseRuns:
+    """What a case's runs have measured so far (``PerfEngine.run_case`` fills it run by run)."""
+
+    runs: list[dict[str, float]] = field(default_factory=list)
+    details: list[dict[str, Any]] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    client_bound: bool = False
+    client_reasons: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    pooled: list[dict[str, Any]] = field(default_factory=list)  # each run's latency samples (ms)
+
+
+def _run_progress(
+    case: PerfCase, r: int, progress: ProgressFn | None
+) -> Callable[[int, int, float], None]:
+    """Run ``r``'s progress callback for the load generator: requests done, rates."""
+
+    def on_progress(done: int, total: int, elapsed: float) -> None:
+        if progress is not None:
+            run = f" run {r + 1}/{case.runs}" if case.runs > 1 else ""
+            rate = done / elapsed if elapsed > 0 else 0.0
+            tok = rate * case.workload.output_tokens
+            progress(
+                f"{case.id}{run}: {done}/{total} requests, {rate:,.1f} req/s, "
+                f"~{tok:,.0f} output tok/s"
+            )
+
+    return on_progress
 
 
 class PerfEngine:
@@ -674,16 +706,7 @@ class PerfEngine:
         The result is appended to results.json before this returns (also when it failed), so
         an interrupted session keeps every finished case.
         """
-        from pytest_llmperf.loadgen.liveness import ServerHung
-        from pytest_llmperf.loadgen.run import (
-            GAUGE_INTERVAL_S,
-            HealthThresholds,
-            LoadSpec,
-            run_load,
-        )
-        from pytest_llmperf.metrics.quantile_bounds import percentile_table, pool_samples
-        from pytest_llmperf.metrics.summary import latency_samples_ms
-        from pytest_llmperf.workload.prompts import ImageLimitError
+        from pytest_llmperf.loadgen.run import HealthThresholds
 
         thresholds = HealthThresholds(**self.client_limits())
         if case.load is not None and not case.load.resolved:
@@ -700,136 +723,150 @@ class PerfEngine:
                 "this case is open-loop or builds its own requests (dataset, input_lengths, "
                 "shared_prefix_tokens, turns): size it by requests instead"
             )
-        workload = to_load_workload(case.workload)
-        runs: list[dict[str, float]] = []
-        details: list[dict[str, Any]] = []
-        errors: dict[str, int] = {}
-        client_bound = False
-        client_reasons: list[str] = []
-        problems: list[str] = []
-        pooled: list[dict[str, Any]] = []  # each run's latency samples (ms)
-        safe_id = case.id.replace("/", "_")
-        base_workload = workload
+        base_workload = to_load_workload(case.workload)
+        acc = _CaseRuns()
         for r in range(case.runs):
-            # Fresh prompts per (case, run): the same sequence every night, never one another
-            # run or level of the session sent (vLLM's prefix cache would serve it).
-            workload = replace(base_workload, seed=prompt_seed(case.id, r))
-            spec = LoadSpec(
-                mode="closed" if case.load is None else "open",
-                concurrency=case.concurrency if case.load is None else case.load.max_concurrency,
-                rate=None if case.load is None else case.load.rate,
-                arrival="poisson" if case.load is None else case.load.arrival,
-                burstiness=1.0 if case.load is None else case.load.burstiness,
-                ramp_up_s=0.0 if case.load is None else case.load.ramp_up_s,
-                num_requests=case.requests,
-                warmup_requests=case.warmup_requests,  # every run: each starts warm
-                min_duration_s=case.min_duration_s,
-                timeout_s=self.options.request_timeout,
-                seed=r,
-                metrics_interval_s=self.config.client.metrics_interval_s or GAUGE_INTERVAL_S,
-            )
-
-            def on_progress(done: int, total: int, elapsed: float, _r: int = r) -> None:
-                if progress is not None:
-                    run = f" run {_r + 1}/{case.runs}" if case.runs > 1 else ""
-                    rate = done / elapsed if elapsed > 0 else 0.0
-                    tok = rate * case.workload.output_tokens
-                    progress(
-                        f"{case.id}{run}: {done}/{total} requests, {rate:,.1f} req/s, "
-                        f"~{tok:,.0f} output tok/s"
-                    )
-
-            special = _own_requests(case.workload)  # dataset / lengths / prefix / turns
-            if special:
-                reqs = self._special_requests(case, handle, workload, spec, r)
-                spec = replace(spec, warmup_requests=0)  # warmed up already, off the counters
-            hung = False
-            try:
-                with pinned(self._client_cpus(handle)):
-                    result = run_load(
-                        handle.endpoint,
-                        workload,
-                        spec,
-                        records_path=self.report_dir / "records" / f"{safe_id}-run{r + 1}.jsonl",
-                        progress=on_progress,
-                        thresholds=thresholds,
-                        requests=reqs if special else None,
-                        workers=self.config.client.workers or "auto",
-                    )
-            except ImageLimitError as exc:  # the preflight, before any request was sent
-                raise PerfFailure(f"{case.id}: {exc}") from None
-            except ServerHung as exc:  # what was measured is kept; nothing more is sent to it
-                hung = True
-                self._hung[handle.endpoint.base_url] = f"{case.id} run {r + 1}, {exc.phase}"
-                problems.append(str(exc))
-                if exc.result is None:
-                    break
-                result = exc.result
-            from pytest_llmperf.report.vllm_bench import write_run as write_vllm_bench
-
-            # Every run also in `vllm bench serve --save-result` layout (report/vllm_bench.py).
-            write_vllm_bench(
-                self.report_dir, case.id, r + 1, result, model_id=handle.endpoint.model
-            )
-            metrics = result.summary.metrics()
-            extra = run_extras(case, self.config.slo, result)  # goodput, schedule (config.load)
-            metrics.update(extra.pop("metrics"))
-            if special:
-                extra["prefix_cache"] = _prefix_cache(result.server)
-                rate = extra["prefix_cache"]["hit_rate"]
-                if rate is not None:
-                    metrics["prefix_cache_hit_rate"] = rate
-                extra["requests"] = _request_tokens(reqs, result.records)
-            runs.append(metrics)
-            pooled.append(latency_samples_ms(result.records))  # for the percentile bounds
-            details.append(
-                {
-                    "summary": result.summary.to_json(),
-                    "samples": {m: int(v.size) for m, v in pooled[-1].items()},
-                    "client": result.health.to_json(),
-                    "token_check": result.token_check.to_json(),
-                    **extra,
-                }
-            )
-            if result.server is not None:  # vLLM's own account: guardrails, second witness
-                problems += self._guardrails(case, r, result.server, details[-1])
-            for k, v in result.summary.errors.items():
-                errors[k] = errors.get(k, 0) + v
-            if result.health.client_bound:
-                if self._only_scheduling_noise(result.health, thresholds, metrics):
-                    details[-1]["client_note"] = (
-                        "event-loop lag forgiven: the OS ran the client late on cores shared "
-                        "with the server, by under 10% of the median end-to-end latency"
-                    )
-                else:
-                    client_bound = True
-                    client_reasons += list(result.health.reasons)
-            if hung:
+            if not self._one_run(case, handle, r, base_workload, thresholds, progress, acc):
                 break
-            if not handle.alive:
-                problems.append(self._death_message(handle))
-                break
-            if handle.server is None and self._went_away(handle, result.summary.errors):
-                problems.append(
-                    f"the server at {handle.endpoint.base_url} died or stopped answering during "
-                    f"the run ({_errors_text(result.summary.errors)}); it is not launched by "
-                    "this session, so look at its own log for the root cause"
-                )
-                break
-            if result.token_check.status == "mismatch":
-                problems.append("token counts disagree: " + "; ".join(result.token_check.reasons))
-        # Percentile gates judge the case's requests pooled over its runs (docs/gates.md).
-        samples = pool_samples(pooled)
-        gates = (
-            tuple(
-                evaluate_gates(
-                    case.gates, gate_metrics(runs), samples, strict=self.options.strict_gates
-                )
-            )
-            if runs
-            else ()
+        return self._judge_case(case, handle, acc, nodeid)
+
+    def _load_spec(self, case: PerfCase, r: int) -> Any:
+        """Run ``r``'s load: closed loop at the case's level, or its open-loop schedule."""
+        from pytest_llmperf.loadgen.run import GAUGE_INTERVAL_S, LoadSpec
+
+        return LoadSpec(
+            mode="closed" if case.load is None else "open",
+            concurrency=case.concurrency if case.load is None else case.load.max_concurrency,
+            rate=None if case.load is None else case.load.rate,
+            arrival="poisson" if case.load is None else case.load.arrival,
+            burstiness=1.0 if case.load is None else case.load.burstiness,
+            ramp_up_s=0.0 if case.load is None else case.load.ramp_up_s,
+            num_requests=case.requests,
+            warmup_requests=case.warmup_requests,  # every run: each starts warm
+            min_duration_s=case.min_duration_s,
+            timeout_s=self.options.request_timeout,
+            seed=r,
+            metrics_interval_s=self.config.client.metrics_interval_s or GAUGE_INTERVAL_S,
         )
-        gates += slo_gates(self.config.slo, runs)
+
+    def _one_run(
+        self,
+        case: PerfCase,
+        handle: ServerHandle,
+        r: int,
+        base_workload: Any,
+        thresholds: Any,
+        progress: ProgressFn | None,
+        acc: _CaseRuns,
+    ) -> bool:
+        """Measure run ``r`` into ``acc``; ``False`` when no further run may be sent (the
+        server hung, died or went away)."""
+        from pytest_llmperf.loadgen.liveness import ServerHung
+        from pytest_llmperf.loadgen.run import run_load
+        from pytest_llmperf.workload.prompts import ImageLimitError
+
+        # Fresh prompts per (case, run): the same sequence every night, never one another
+        # run or level of the session sent (vLLM's prefix cache would serve it).
+        workload = replace(base_workload, seed=prompt_seed(case.id, r))
+        spec = self._load_spec(case, r)
+        reqs = None
+        if _own_requests(case.workload):  # dataset / lengths / prefix / turns
+            reqs = self._special_requests(case, handle, workload, spec, r)
+            spec = replace(spec, warmup_requests=0)  # warmed up already, off the counters
+        hung = False
+        safe_id = case.id.replace("/", "_")
+        try:
+            with pinned(self._client_cpus(handle)):
+                result = run_load(
+                    handle.endpoint,
+                    workload,
+                    spec,
+                    records_path=self.report_dir / "records" / f"{safe_id}-run{r + 1}.jsonl",
+                    progress=_run_progress(case, r, progress),
+                    thresholds=thresholds,
+                    requests=reqs,
+                    workers=self.config.client.workers or "auto",
+                )
+        except ImageLimitError as exc:  # the preflight, before any request was sent
+            raise PerfFailure(f"{case.id}: {exc}") from None
+        except ServerHung as exc:  # what was measured is kept; nothing more is sent to it
+            hung = True
+            self._hung[handle.endpoint.base_url] = f"{case.id} run {r + 1}, {exc.phase}"
+            acc.problems.append(str(exc))
+            if exc.result is None:
+                return False
+            result = exc.result
+        self._keep_run(case, handle, r, result, reqs, thresholds, acc)
+        return not hung and self._may_continue(handle, result, acc)
+
+    def _keep_run(
+        self,
+        case: PerfCase,
+        handle: ServerHandle,
+        r: int,
+        result: Any,
+        reqs: Sequence[Any] | None,
+        thresholds: Any,
+        acc: _CaseRuns,
+    ) -> None:
+        """Write run ``r``'s files and add its metrics, detail, errors and client health."""
+        from pytest_llmperf.metrics.summary import latency_samples_ms
+        from pytest_llmperf.report.vllm_bench import write_run as write_vllm_bench
+
+        # Every run also in `vllm bench serve --save-result` layout (report/vllm_bench.py).
+        write_vllm_bench(self.report_dir, case.id, r + 1, result, model_id=handle.endpoint.model)
+        metrics = result.summary.metrics()
+        extra = run_extras(case, self.config.slo, result)  # goodput, schedule (config.load)
+        metrics.update(extra.pop("metrics"))
+        if reqs is not None:
+            extra["prefix_cache"] = _prefix_cache(result.server)
+            rate = extra["prefix_cache"]["hit_rate"]
+            if rate is not None:
+                metrics["prefix_cache_hit_rate"] = rate
+            extra["requests"] = _request_tokens(reqs, result.records)
+        acc.runs.append(metrics)
+        acc.pooled.append(latency_samples_ms(result.records))  # for the percentile bounds
+        detail = {
+            "summary": result.summary.to_json(),
+            "samples": {m: int(v.size) for m, v in acc.pooled[-1].items()},
+            "client": result.health.to_json(),
+            "token_check": result.token_check.to_json(),
+            **extra,
+        }
+        acc.details.append(detail)
+        if result.server is not None:  # vLLM's own account: guardrails, second witness
+            acc.problems += self._guardrails(case, r, result.server, detail)
+        for k, v in result.summary.errors.items():
+            acc.errors[k] = acc.errors.get(k, 0) + v
+        if result.health.client_bound:
+            if self._only_scheduling_noise(result.health, thresholds, metrics):
+                detail["client_note"] = (
+                    "event-loop lag forgiven: the OS ran the client late on cores shared "
+                    "with the server, by under 10% of the median end-to-end latency"
+                )
+            else:
+                acc.client_bound = True
+                acc.client_reasons += list(result.health.reasons)
+
+    def _may_continue(self, handle: ServerHandle, result: Any, acc: _CaseRuns) -> bool:
+        """After a run: ``False`` (and the problem said) when the server died or went away;
+        token counts that disagree are a problem but do not stop the case."""
+        if not handle.alive:
+            acc.problems.append(self._death_message(handle))
+            return False
+        if handle.server is None and self._went_away(handle, result.summary.errors):
+            acc.problems.append(
+                f"the server at {handle.endpoint.base_url} died or stopped answering during "
+                f"the run ({_errors_text(result.summary.errors)}); it is not launched by "
+                "this session, so look at its own log for the root cause"
+            )
+            return False
+        if result.token_check.status == "mismatch":
+            acc.problems.append("token counts disagree: " + "; ".join(result.token_check.reasons))
+        return True
+
+    def _case_environment(self, case: PerfCase, handle: ServerHandle) -> dict[str, Any]:
+        """The case's fingerprint: model, load shape, launch plan, endpoint, CPU layout."""
         plan = self._resolved.get(case.model.name)
         env: dict[str, Any] = {"model": case.model.name}
         if case.load is not None:
@@ -854,6 +891,28 @@ class PerfEngine:
         env["cpu_layout"] = layout.describe() if layout is not None else "shared"
         if handle.server is not None and handle.server.startup_seconds is not None:
             env["server_ready_s"] = round(handle.server.startup_seconds, 1)
+        return env
+
+    def _judge_case(
+        self, case: PerfCase, handle: ServerHandle, acc: _CaseRuns, nodeid: str
+    ) -> CaseResult:
+        """Gate the measured runs, record the case (results.json), raise ``PerfFailure`` with
+        the cause first when it failed."""
+        from pytest_llmperf.metrics.quantile_bounds import percentile_table, pool_samples
+
+        runs = acc.runs
+        # Percentile gates judge the case's requests pooled over its runs (docs/gates.md).
+        samples = pool_samples(acc.pooled)
+        gates = (
+            tuple(
+                evaluate_gates(
+                    case.gates, gate_metrics(runs), samples, strict=self.options.strict_gates
+                )
+            )
+            if runs
+            else ()
+        )
+        gates += slo_gates(self.config.slo, runs)
         case_result = CaseResult(
             case_id=case.id,
             model=case.model.name,
@@ -861,26 +920,26 @@ class PerfEngine:
             concurrency=case.concurrency,
             runs=tuple(runs),
             gates=gates,
-            client_bound=client_bound,
-            client_reasons=tuple(dict.fromkeys(client_reasons)),
-            errors=errors,
-            environment=env,
-            details=tuple(details),
+            client_bound=acc.client_bound,
+            client_reasons=tuple(dict.fromkeys(acc.client_reasons)),
+            errors=acc.errors,
+            environment=self._case_environment(case, handle),
+            details=tuple(acc.details),
             nodeid=nodeid,
             percentiles=percentile_table(samples, case.gates.confidence) if runs else {},
         )
         self.record(case_result)
-        if problems or not case_result.passed:
+        if acc.problems or not case_result.passed:
             message = gate_failure_message(
                 case.id,
                 gates,
                 gate_metrics(runs) if runs else {},
-                errors=errors,
-                client_bound=client_bound,
+                errors=acc.errors,
+                client_bound=acc.client_bound,
                 client_reasons=case_result.client_reasons,
             )
-            if problems:  # the cause first, then the gates it broke and the run's numbers
-                message = f"{case.id}: " + "\n".join(problems) + "\n" + message
+            if acc.problems:  # the cause first, then the gates it broke and the run's numbers
+                message = f"{case.id}: " + "\n".join(acc.problems) + "\n" + message
             raise PerfFailure(message)
         return case_result
 
