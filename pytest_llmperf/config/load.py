@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal, TypeVar
 
-from pytest_llmperf.config.validate import KeyPath, _choice, _int, _list, _number, _put_int, _table
+from pytest_llmperf.config.validate import KeyPath, _choice, _int, _list, _number, _table
 from pytest_llmperf.config.vocab import _MAX_CONCURRENCY, _MAX_REQUESTS
 
 ARRIVALS: Final[tuple[str, ...]] = ("poisson", "constant", "gamma")
@@ -149,23 +149,61 @@ def parse_rate(value: object, at: KeyPath) -> float:
 
 def parse_load(value: object, at: KeyPath) -> LoadModes:
     t = _table(value, at, LOAD_KEYS)
-    rates: tuple[float, ...] = ()
-    if "rates" in t:
-        rat = at.key("rates")
-        items = _list(t["rates"], rat, what="request rates")
-        if not items:
-            rat.fail(
-                "no rates given", "list rates in requests/s, e.g. rates = [1, 4]; or remove it"
-            )
-        rates = tuple(parse_rate(v, rat.index(i)) for i, v in enumerate(items))
-        if len(set(rates)) != len(rates):
-            rat.fail("a rate is listed twice", "list each request rate once")
-        rates = tuple(sorted(rates))
+    rates = _load_rates(t, at)
     arrival = (
         _choice(t["arrival"], at.key("arrival"), ARRIVALS, what="arrival process")
         if "arrival" in t
         else "poisson"
     )
+    cap, duration, requests = _load_run_size(t, at)
+    burstiness = _load_burstiness(t, at, arrival)
+    ramp = (
+        _number(
+            t["ramp_up_s"],
+            at.key("ramp_up_s"),
+            minimum=0.0,
+            maximum=86400.0,
+            what="seconds over which the rate climbs linearly from 0",
+        )
+        if "ramp_up_s" in t
+        else 0.0
+    )
+    fractions, capacity_c = _load_capacity(t, at)
+    shaping = [k for k in ("arrival", "max_concurrency", "burstiness", "ramp_up_s") if k in t]
+    if shaping and not (rates or fractions):
+        at.fail(
+            f"{', '.join(shaping)} shape an open loop, but no rates are given",
+            "add rates = [...] (requests/s) or remove them",
+        )
+    return LoadModes(
+        rates,
+        arrival,  # type: ignore[arg-type]
+        cap,
+        duration,
+        requests,
+        burstiness,
+        ramp,
+        fractions,
+        capacity_c,
+    )
+
+
+def _load_rates(t: Mapping[str, Any], at: KeyPath) -> tuple[float, ...]:
+    """``[load] rates``: distinct positive request rates, sorted (empty: not given)."""
+    if "rates" not in t:
+        return ()
+    rat = at.key("rates")
+    items = _list(t["rates"], rat, what="request rates")
+    if not items:
+        rat.fail("no rates given", "list rates in requests/s, e.g. rates = [1, 4]; or remove it")
+    rates = tuple(parse_rate(v, rat.index(i)) for i, v in enumerate(items))
+    if len(set(rates)) != len(rates):
+        rat.fail("a rate is listed twice", "list each request rate once")
+    return tuple(sorted(rates))
+
+
+def _load_run_size(t: Mapping[str, Any], at: KeyPath) -> tuple[int | None, float, int | None]:
+    """``[load] max_concurrency``, ``duration_s`` and ``requests`` (each with its default)."""
     cap = (
         _int(
             t["max_concurrency"],
@@ -194,32 +232,31 @@ def parse_load(value: object, at: KeyPath) -> LoadModes:
         if "requests" in t
         else None
     )
-    burstiness = 1.0
-    if "burstiness" in t:
-        lo, hi = BURSTINESS_RANGE
-        burstiness = _number(
-            t["burstiness"],
-            at.key("burstiness"),
-            minimum=lo,
-            maximum=hi,
-            what="a gamma shape (the gaps' CoV is 1/sqrt(burstiness); 1 is Poisson)",
-        )
-        if arrival != "gamma":
-            at.key("burstiness").fail(
-                f"burstiness shapes gamma arrivals, but arrival is {arrival!r}",
-                'set arrival = "gamma" or remove burstiness',
-            )
-    ramp = (
-        _number(
-            t["ramp_up_s"],
-            at.key("ramp_up_s"),
-            minimum=0.0,
-            maximum=86400.0,
-            what="seconds over which the rate climbs linearly from 0",
-        )
-        if "ramp_up_s" in t
-        else 0.0
+    return cap, duration, requests
+
+
+def _load_burstiness(t: Mapping[str, Any], at: KeyPath, arrival: str) -> float:
+    """``[load] burstiness``: a gamma shape, refused unless ``arrival = "gamma"`` (default 1)."""
+    if "burstiness" not in t:
+        return 1.0
+    lo, hi = BURSTINESS_RANGE
+    burstiness = _number(
+        t["burstiness"],
+        at.key("burstiness"),
+        minimum=lo,
+        maximum=hi,
+        what="a gamma shape (the gaps' CoV is 1/sqrt(burstiness); 1 is Poisson)",
     )
+    if arrival != "gamma":
+        at.key("burstiness").fail(
+            f"burstiness shapes gamma arrivals, but arrival is {arrival!r}",
+            'set arrival = "gamma" or remove burstiness',
+        )
+    return burstiness
+
+
+def _load_capacity(t: Mapping[str, Any], at: KeyPath) -> tuple[tuple[float, ...], int]:
+    """``[load] capacity_fractions`` (distinct, sorted) and ``capacity_concurrency``."""
     fractions: tuple[float, ...] = ()
     if "capacity_fractions" in t:
         fat = at.key("capacity_fractions")
@@ -255,23 +292,7 @@ def parse_load(value: object, at: KeyPath) -> LoadModes:
                 "capacity_fractions are given",
                 "add capacity_fractions = [...] or remove it",
             )
-    shaping = [k for k in ("arrival", "max_concurrency", "burstiness", "ramp_up_s") if k in t]
-    if shaping and not (rates or fractions):
-        at.fail(
-            f"{', '.join(shaping)} shape an open loop, but no rates are given",
-            "add rates = [...] (requests/s) or remove them",
-        )
-    return LoadModes(
-        rates,
-        arrival,  # type: ignore[arg-type]
-        cap,
-        duration,
-        requests,
-        burstiness,
-        ramp,
-        fractions,
-        capacity_c,
-    )
+    return fractions, capacity_c
 
 
 def parse_slo(value: object, at: KeyPath) -> Slo:
@@ -351,77 +372,4 @@ def _load_rest(load: LoadModes) -> dict[str, object]:
         out["max_concurrency"] = load.max_concurrency
     if load.requests is not None:
         out["requests"] = load.requests
-    return out
-
-
-# -- workload keys for datasets, synthetic lengths, shared prefixes and multi-turn -------------
-
-#: ``[[workloads]]`` keys this module parses (``config.parse`` hands them over).
-WORKLOAD_EXTRA_KEYS: Final[tuple[str, ...]] = (
-    "shared_prefix_tokens",
-    "dataset",
-    "input_lengths",
-    "turns",
-)
-LENGTH_KEYS: Final[tuple[str, ...]] = ("distribution", "mean", "std", "low", "high")
-_MAX_TURNS: Final[int] = 64
-
-
-def parse_workload_extras(
-    t: Mapping[str, Any], at: KeyPath, *, input_tokens: int, images: int
-) -> dict[str, Any]:
-    """``WorkloadRef`` updates from a workload table's dataset / length / prefix / turn keys."""
-    from pytest_llmperf.workload.lengths import LengthDistribution
-
-    out: dict[str, Any] = {}
-    if "shared_prefix_tokens" in t:
-        out["shared_prefix_tokens"] = _int(
-            t["shared_prefix_tokens"],
-            at.key("shared_prefix_tokens"),
-            minimum=0,
-            maximum=max(0, input_tokens - 1),
-            what="shared prefix tokens (fewer than input_tokens)",
-        )
-    if "dataset" in t:
-        value = t["dataset"]
-        if not isinstance(value, str) or not value.strip():
-            at.key("dataset").fail(
-                "expected a file path", 'write dataset = "prompts.jsonl" (relative to rootdir)'
-            )
-        out["dataset"] = value
-    if "input_lengths" in t:
-        lat = at.key("input_lengths")
-        lt = _table(t["input_lengths"], lat, LENGTH_KEYS)
-        if "distribution" not in lt:
-            lat.fail(
-                "no distribution given",
-                'set distribution = "fixed" | "uniform" | "normal" | "lognormal"',
-            )
-        kind = _choice(
-            lt["distribution"],
-            lat.key("distribution"),
-            ("fixed", "uniform", "normal", "lognormal"),
-            what="length distribution",
-        )
-        kw: dict[str, Any] = {"kind": kind}
-        for key in ("mean", "std"):
-            if key in lt:
-                kw[key] = _number(lt[key], lat.key(key), minimum=0.0, maximum=1e7, what=key)
-        for key in ("low", "high"):
-            if key in lt:
-                kw[key] = _int(lt[key], lat.key(key), minimum=1, maximum=10_000_000, what=key)
-        try:
-            out["input_lengths"] = LengthDistribution(**kw)
-        except ValueError as exc:
-            lat.fail(str(exc), "fix the distribution's parameters")
-    _put_int(out, t, at, "turns", minimum=1, maximum=_MAX_TURNS, what="turns")
-    chosen = [k for k in ("dataset", "input_lengths", "turns") if k in out]
-    if len(chosen) > 1:
-        at.fail(f"{' and '.join(chosen)} cannot be combined", "keep one of them per workload")
-    if chosen and images:
-        at.fail(f"{chosen[0]} workloads are text only", "set images_per_request = 0")
-    if "dataset" in out and out.get("shared_prefix_tokens"):
-        at.fail(
-            "a dataset brings its own prompts; shared_prefix_tokens does not apply", "remove one"
-        )
     return out

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from pytest_llmperf.config.baseline import parse_baseline
 from pytest_llmperf.config.defaults import DEFAULT_GATES, DEFAULT_MODELS, DEFAULT_WORKLOADS
-from pytest_llmperf.config.load import WORKLOAD_EXTRA_KEYS, parse_sections, parse_workload_extras
+from pytest_llmperf.config.load import parse_sections
 from pytest_llmperf.config.records import (
     _SELECTOR_KEYS,
     CLIENT_KEYS,
@@ -55,6 +55,7 @@ from pytest_llmperf.config.vocab import (
     STUDY_PROFILES,
     TINY_ARCHS,
 )
+from pytest_llmperf.config.workload_keys import WORKLOAD_EXTRA_KEYS, parse_workload_extras
 from pytest_llmperf.core.cpu_layout import CpuLayoutError, validate_setting
 from pytest_llmperf.server.launchers import LauncherConfig
 from pytest_llmperf.workload.presets import MAX_IMAGE_SIDE
