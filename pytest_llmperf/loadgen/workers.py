@@ -31,6 +31,11 @@ measured with ``benchmarks/loadgen_processes.py`` (``LOOP_COST_PER_REQUEST_MS``,
 ``LOOP_COST_PER_TOKEN_US``, ``LOOP_BUDGET``), and never more workers than CPUs the client may
 use: a second process on the same core adds no CPU. Placement: with at least ``N`` allowed
 CPUs, worker ``w`` is pinned to the ``w``-th; otherwise all inherit the client's CPUs.
+
+Size (about 440 lines), stated: the parent's ``WorkerPool`` and the child's ``_worker_async`` are
+the two ends of one pipe protocol (``ready``, ``armed``, ``go``, ``records``, ``stop``, ``error``,
+``done`` with the lags) and are kept side by side so the two ends read together; each (about
+90 lines) is one event loop's measured-phase state, the hot path, like ``run._run_measured``.
 """
 
 from __future__ import annotations
