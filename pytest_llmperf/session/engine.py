@@ -4,14 +4,15 @@ It turns a configured model into a launch plan and a (shared) server, runs a cas
 gates it, keeps every result on disk as it goes, and writes the reports at the end. The
 pytest plugin only decides *when* to call it; nothing here knows about pytest's hooks.
 
-Size (about 1,370 lines), stated: one stateful class (``PerfEngine``: the session's servers,
+Size (about 1,390 lines), stated: one stateful class (``PerfEngine``: the session's servers,
 results and report folder) whose sections are marked ``# --``: where things run (resolve,
 launch, release, CPU layout), running a case (``run_case`` and its steps: ``_one_run``,
 ``_keep_run``, ``_may_continue``, ``_judge_case``, each under 60 lines; capacity fractions),
-baselines, session end; then the marker parser (``case_from_marker``, about 115 lines, over the
-60-line rule: one validation per marker argument). The seams to cut next: the run step shared
-with A/B (``session/measure``: ``_one_run``/``_keep_run`` and ``session.ab._ABBlocks.measure``
-send the same kind of run) and ``case_from_marker`` into a module of its own.
+baselines, session end; then the marker parser (``case_from_marker`` with ``_marker_model``,
+``_marker_workload``, ``_marker_load``, each under 60 lines). The seams to cut next: the run step
+shared with A/B (``session/measure``: ``_one_run``/``_keep_run`` and
+``session.ab._ABBlocks.measure`` send the same kind of run) and the marker parser into a module
+of its own.
 """
 
 from __future__ import annotations
@@ -1190,20 +1191,9 @@ class PerfEngine:
         return lines
 
 
-def case_from_marker(
-    config: PerfConfig,
-    kwargs: Mapping[str, Any],
-) -> PerfCase:
-    """A ``PerfCase`` from ``@pytest.mark.llmperf(...)`` arguments, using the config's models
-    and workloads (or a tiny model / preset by name), so marker tests share the matrix engine."""
-    from pytest_llmperf.config import (
-        PRESETS,
-        ConfigError,
-        ModelSpec,
-        WorkloadRef,
-    )
-
-    known = {
+#: Every ``@pytest.mark.llmperf(...)`` argument ``case_from_marker`` accepts.
+MARKER_KEYS: frozenset[str] = frozenset(
+    {
         "model",
         "workload",
         "concurrency",
@@ -1225,41 +1215,36 @@ def case_from_marker(
         "capacity_fraction",
         "capacity_concurrency",
     }
-    unknown = set(kwargs) - known
+)
+#: Marker gate arguments and the ``Gates`` field each one sets.
+_MARKER_GATES: tuple[tuple[str, str], ...] = (
+    ("throughput_floor", "total_token_throughput_min"),
+    ("output_throughput_floor", "output_throughput_min"),
+    ("p99_ceiling_ms", "p99_e2el_ms_max"),
+    ("p99_ttft_ms", "p99_ttft_ms_max"),
+    ("p99_itl_ms", "p99_itl_ms_max"),
+    ("min_success", "success_rate_min"),
+)
+
+
+def case_from_marker(
+    config: PerfConfig,
+    kwargs: Mapping[str, Any],
+) -> PerfCase:
+    """A ``PerfCase`` from ``@pytest.mark.llmperf(...)`` arguments, using the config's models
+    and workloads (or a tiny model / preset by name), so marker tests share the matrix engine."""
+    from pytest_llmperf.config import ConfigError
+
+    unknown = set(kwargs) - MARKER_KEYS
     if unknown:
         raise ConfigError(
             "@pytest.mark.llmperf",
             ", ".join(sorted(unknown)),
             "unknown marker argument",
-            f"use only: {', '.join(sorted(known))}",
+            f"use only: {', '.join(sorted(MARKER_KEYS))}",
         )
-    model_name = str(kwargs.get("model", "dense-gqa"))
-    try:
-        model = config.model(model_name)
-    except KeyError:
-        from pytest_llmperf.server.tiny_models import ARCHS
-
-        if model_name not in ARCHS:
-            names = [m.name for m in config.models] + list(ARCHS)
-            raise ConfigError(
-                "@pytest.mark.llmperf",
-                "model",
-                f"unknown model {model_name!r}",
-                f"use one of {', '.join(dict.fromkeys(names))}",
-            ) from None
-        model = ModelSpec(name=model_name, tiny=model_name)
-    workload_name = str(kwargs.get("workload", "text"))
-    try:
-        workload = config.workload(workload_name)
-    except KeyError:
-        if workload_name not in PRESETS:
-            raise ConfigError(
-                "@pytest.mark.llmperf",
-                "workload",
-                f"unknown workload {workload_name!r}",
-                f"use one of {', '.join(PRESETS)}",
-            ) from None
-        workload = WorkloadRef.from_preset(workload_name)
+    model = _marker_model(config, str(kwargs.get("model", "dense-gqa")))
+    workload = _marker_workload(config, str(kwargs.get("workload", "text")))
     concurrency = int(kwargs.get("concurrency", 1))
     if concurrency < 1:
         raise ConfigError(
@@ -1272,19 +1257,7 @@ def case_from_marker(
     if load is not None:
         concurrency = load.max_concurrency or 0
     base = config.gates_for(model.name, workload.name, concurrency)
-    limits: dict[str, Any] = {}
-    if "throughput_floor" in kwargs:
-        limits["total_token_throughput_min"] = float(kwargs["throughput_floor"])
-    if "output_throughput_floor" in kwargs:
-        limits["output_throughput_min"] = float(kwargs["output_throughput_floor"])
-    if "p99_ceiling_ms" in kwargs:
-        limits["p99_e2el_ms_max"] = float(kwargs["p99_ceiling_ms"])
-    if "p99_ttft_ms" in kwargs:
-        limits["p99_ttft_ms_max"] = float(kwargs["p99_ttft_ms"])
-    if "p99_itl_ms" in kwargs:
-        limits["p99_itl_ms_max"] = float(kwargs["p99_itl_ms"])
-    if "min_success" in kwargs:
-        limits["success_rate_min"] = float(kwargs["min_success"])
+    limits = {field: float(kwargs[key]) for key, field in _MARKER_GATES if key in kwargs}
     gates = replace(base, **limits) if limits else base
     return PerfCase(
         model=model,
@@ -1304,6 +1277,43 @@ def case_from_marker(
         load=load,
         min_duration_s=_marker_duration(kwargs.get("min_duration_s", config.min_duration_s)),
     )
+
+
+def _marker_model(config: PerfConfig, model_name: str) -> ModelSpec:
+    """The marker's ``model``: a configured model, else a tiny architecture by name."""
+    from pytest_llmperf.config import ConfigError
+
+    try:
+        return config.model(model_name)
+    except KeyError:
+        from pytest_llmperf.server.tiny_models import ARCHS
+
+        if model_name not in ARCHS:
+            names = [m.name for m in config.models] + list(ARCHS)
+            raise ConfigError(
+                "@pytest.mark.llmperf",
+                "model",
+                f"unknown model {model_name!r}",
+                f"use one of {', '.join(dict.fromkeys(names))}",
+            ) from None
+        return ModelSpec(name=model_name, tiny=model_name)
+
+
+def _marker_workload(config: PerfConfig, workload_name: str) -> WorkloadRef:
+    """The marker's ``workload``: a configured workload, else a preset by name."""
+    from pytest_llmperf.config import PRESETS, ConfigError
+
+    try:
+        return config.workload(workload_name)
+    except KeyError:
+        if workload_name not in PRESETS:
+            raise ConfigError(
+                "@pytest.mark.llmperf",
+                "workload",
+                f"unknown workload {workload_name!r}",
+                f"use one of {', '.join(PRESETS)}",
+            ) from None
+        return WorkloadRef.from_preset(workload_name)
 
 
 def _marker_duration(value: Any) -> float:
