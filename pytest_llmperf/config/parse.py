@@ -1,10 +1,11 @@
 """Parsing: a config document (a dict) into a ``PerfConfig``. Pure: no files.
 
-Size (about 570 lines), stated: one parser per top-level section of the main config (workloads,
-launchers, models, gates, client) plus ``parse_config`` and the cross-reference check; the
-other sections already have their own modules (``config.load``, ``config.ab``,
-``config.baseline``, ``config.history``), and the shared typed readers are in
-``config.validate``.
+Size (about 640 lines), stated: one parser per top-level section of the main config (workloads,
+launchers, models, gates, client) plus ``parse_config`` (its models, workloads, run settings and
+section steps, each under 60 lines) and the cross-reference check; the other sections already
+have their own modules (``config.load``, ``config.workload_keys``, ``config.ab``,
+``config.baseline``, ``config.history``, ``config.guardrails``, ``config.suite_floor``), and the
+shared typed readers are in ``config.validate``.
 """
 
 from __future__ import annotations
@@ -284,21 +285,7 @@ def _parse_model(value: object, at: KeyPath) -> ModelSpec:
             return ModelSpec(name=value, profile=value)
         _choice(value, at, (*TINY_ARCHS, *STUDY_PROFILES), what="model")
     t = _table(value, at, _MODEL_KEYS)
-    sources = [k for k in ("tiny", "profile", "path") if k in t]
-    if len(sources) != 1:
-        at.fail(
-            f"a model needs exactly one of tiny, profile or path (got {len(sources)})",
-            f'e.g. tiny = "dense-gqa", profile = "deepseek-v3.2" or path = "/models/x"; '
-            f"tiny is one of {', '.join(TINY_ARCHS)}, profile one of {', '.join(STUDY_PROFILES)}",
-        )
-    src = sources[0]
-    tiny = profile = path = None
-    if src == "tiny":
-        tiny = _choice(t["tiny"], at.key("tiny"), TINY_ARCHS, what="tiny architecture")
-    elif src == "profile":
-        profile = _choice(t["profile"], at.key("profile"), STUDY_PROFILES, what="study profile")
-    else:
-        path = _str(t["path"], at.key("path"), what="a model directory")
+    tiny, profile, path = _model_source(t, at)
     if "name" in t:
         name = _name(t["name"], at.key("name"), what="model name")
     elif path is None:
@@ -312,20 +299,39 @@ def _parse_model(value: object, at: KeyPath) -> ModelSpec:
             "both launch_prefix and launcher are set",
             "keep one: launcher = { kind = ... } (launch_prefix is a generic prefix)",
         )
+    return ModelSpec(name=name, tiny=tiny, profile=profile, path=path, **_model_options(t, at))
+
+
+def _model_source(t: Mapping[str, Any], at: KeyPath) -> tuple[str | None, str | None, str | None]:
+    """A model table's one source: ``(tiny, profile, path)``, exactly one of them set."""
+    sources = [k for k in ("tiny", "profile", "path") if k in t]
+    if len(sources) != 1:
+        at.fail(
+            f"a model needs exactly one of tiny, profile or path (got {len(sources)})",
+            f'e.g. tiny = "dense-gqa", profile = "deepseek-v3.2" or path = "/models/x"; '
+            f"tiny is one of {', '.join(TINY_ARCHS)}, profile one of {', '.join(STUDY_PROFILES)}",
+        )
+    src = sources[0]
+    if src == "tiny":
+        return _choice(t["tiny"], at.key("tiny"), TINY_ARCHS, what="tiny architecture"), None, None
+    if src == "profile":
+        profile = _choice(t["profile"], at.key("profile"), STUDY_PROFILES, what="study profile")
+        return None, profile, None
+    return None, None, _str(t["path"], at.key("path"), what="a model directory")
+
+
+def _model_options(t: Mapping[str, Any], at: KeyPath) -> dict[str, Any]:
+    """A model table's other ``ModelSpec`` fields, each checked in the order they are listed."""
     env: dict[str, str] = {}
     if "env" in t:
         env = _env_table(t["env"], at.key("env"), example='VLLM_CPU_KVCACHE_SPACE = "4"')
-    return ModelSpec(
-        name=name,
-        tiny=tiny,
-        profile=profile,
-        path=path,
+    return dict(
+        env=env,
         extra_args=(
             _str_list(t["extra_args"], at.key("extra_args"), what="arguments")
             if "extra_args" in t
             else ()
         ),
-        env=env,
         launch_prefix=(
             _str_list(t["launch_prefix"], at.key("launch_prefix"), what="arguments")
             if "launch_prefix" in t
@@ -499,7 +505,19 @@ def parse_config(
     ``data`` in its file (``tool.llmperf`` in pyproject.toml), so errors point at the line."""
     root = KeyPath(source, prefix)
     t = _table(data, root, _TOP_KEYS)
+    models = _parse_models(t, root)
+    workloads = _parse_workloads(t, root)
+    cfg = PerfConfig(models=models, workloads=workloads, source=source)
+    updates = _run_settings(t, root)
+    updates.update(_section_updates(t, root, models, workloads))
+    updates.update(parse_sections(t, root))  # [load] and [slo] (config.load)
+    cfg = replace(cfg, **updates)
+    _check_references(cfg, root, gates_indexed=isinstance(t.get("gates"), list))
+    return cfg
 
+
+def _parse_models(t: Mapping[str, Any], root: KeyPath) -> tuple[ModelSpec, ...]:
+    """The document's ``models`` (the shipped default without the key), names unique."""
     if "models" in t:
         mat = root.key("models")
         items = _list(t["models"], mat, what="models")
@@ -509,7 +527,12 @@ def parse_config(
     else:
         models = DEFAULT_MODELS
     _unique([m.name for m in models], root.key("models"), what="model name")
+    return models
 
+
+def _parse_workloads(t: Mapping[str, Any], root: KeyPath) -> tuple[WorkloadRef, ...]:
+    """The document's ``workloads``: without the key, the shipped default when ``models`` is
+    not given either, else the text and vision presets; names unique."""
     if "workloads" in t:
         wat = root.key("workloads")
         items = _list(t["workloads"], wat, what="workloads")
@@ -523,8 +546,11 @@ def parse_config(
             else tuple(WorkloadRef.from_preset(p) for p in ("text", "vision"))
         )
     _unique([w.name for w in workloads], root.key("workloads"), what="workload name")
+    return workloads
 
-    cfg = PerfConfig(models=models, workloads=workloads, source=source)
+
+def _run_settings(t: Mapping[str, Any], root: KeyPath) -> dict[str, Any]:
+    """``PerfConfig`` updates from the top-level run keys (levels, runs, requests, folders)."""
     updates: dict[str, Any] = {}
     if "concurrency" in t:
         updates["concurrency"] = _levels(t["concurrency"], root.key("concurrency"))
@@ -565,6 +591,18 @@ def parse_config(
         updates["report_dir"] = _path(t["report_dir"], root.key("report_dir"))
     if "baseline_dir" in t:
         updates["baseline_dir"] = _path(t["baseline_dir"], root.key("baseline_dir"))
+    return updates
+
+
+def _section_updates(
+    t: Mapping[str, Any],
+    root: KeyPath,
+    models: Sequence[ModelSpec],
+    workloads: Sequence[WorkloadRef],
+) -> dict[str, Any]:
+    """``PerfConfig`` updates from the sections: gates, client, ab, baseline, history,
+    guardrails and suite_floor (``[load]``/``[slo]`` are ``config.load``'s)."""
+    updates: dict[str, Any] = {}
     if "gates" in t:
         gat = root.key("gates")
         raw = t["gates"]
@@ -597,10 +635,7 @@ def parse_config(
         from pytest_llmperf.config.suite_floor import parse_suite_floor
 
         updates["suite_floor"] = parse_suite_floor(t["suite_floor"], root.key("suite_floor"))
-    updates.update(parse_sections(t, root))  # [load] and [slo] (config.load)
-    cfg = replace(cfg, **updates)
-    _check_references(cfg, root, gates_indexed=isinstance(t.get("gates"), list))
-    return cfg
+    return updates
 
 
 def _unique(names: Sequence[str], at: KeyPath, *, what: str) -> None:
