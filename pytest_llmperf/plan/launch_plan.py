@@ -4,11 +4,11 @@ Pure: :func:`make_plan` reads nothing and starts nothing, so impossible requests
 MLA or on CPU, an fp8 KV cache on sparse MLA, …) fail here with :class:`PlanError` instead of
 after a minutes-long server start. Every flag and variable it sets carries a :class:`Decision`.
 
-Size (about 700 lines), stated: ``make_plan`` and its per-decision steps (parallelism, AITER,
-block size, precision, KV cache, memory, offloading, vision, environment) are one ordered
-pipeline over one ``_Builder``; each step is a short function, and the rules they consult are
-in ``plan.rules``. Kept together so the decision order is read top to bottom (and so the
-mutation tests keep targeting these names).
+Size (about 760 lines), stated: ``make_plan`` and its per-decision steps (parallelism, the
+ROCm AITER rule (``_rocm_aiter``), block size, precision, KV cache, memory, offloading, vision,
+environment, command line) are one ordered pipeline over one ``_Builder``; each step is a short
+function, and the rules they consult are in ``plan.rules``. Kept together so the decision order
+is read top to bottom (and so the mutation tests keep targeting these names).
 """
 
 from __future__ import annotations
@@ -218,17 +218,7 @@ def make_plan(
     ``profile`` (a study profile or its name) supplies its overrides and context length under
     the caller's; ``images_per_prompt`` sizes the multimodal limit for vision models.
     """
-    platform = platform.strip().lower()
-    if platform not in rules.PLATFORMS:
-        raise PlanError(
-            "platform", f"unknown platform {platform!r}; use one of {sorted(rules.PLATFORMS)}"
-        )
-    try:
-        version = rules.parse_version(vllm_version)
-    except ValueError as exc:
-        raise PlanError("vllm-version", str(exc)) from None
-    if not model:
-        raise PlanError("model", "model is empty; pass a model id or directory")
+    platform, version = _plan_inputs(platform, vllm_version, model)
     prof = _resolve_profile(profile)
     user = overrides or PlanOverrides()
     ov, sources = _merge(user, prof)
@@ -240,16 +230,10 @@ def make_plan(
 
     b = _Builder(arch, platform, version)
     if executor_backend == "ray" and nodes == 1:
-        rule = b.rule("ray-executor")
-        assert rule is not None
-        if rule.value is False:
-            raise PlanError(
-                rule.id, f"{rule.reason}; use the local or a container launcher on {platform}"
-            )
-        b.decide(rule.id, b.flag("--distributed-executor-backend", "ray"), rule.reason)
+        _ray_executor(b)
     tp = _parallelism(b, ov, sources, gpus=gpus, nodes=nodes)
     unset_by = f"profile:{prof.name}" if prof and prof.aiter_unset else None
-    tp = _aiter(b, ov, sources, tp=tp, gpus=gpus, leave_unset_by=unset_by)
+    tp = _rocm_aiter(b, ov, sources, tp=tp, gpus=gpus, leave_unset_by=unset_by)
     if tp > 1 or ov.tensor_parallel is not None or platform in rules.GPU_PLATFORMS:
         b.flags["--tensor-parallel-size"] = str(tp)
     _block_size(b, ov, sources)
@@ -262,6 +246,49 @@ def make_plan(
     _vision(b, images_per_prompt, passthrough)
     if served_model_name:
         b.flag("--served-model-name", served_model_name)
+    _hub_offline(b, model)
+    _extra_env(b, ov, sources)
+    return LaunchPlan(
+        architecture=arch,
+        args=tuple(_command_args(b, model, passthrough, sources)),
+        env=dict(b.env),
+        decisions=tuple(b.decisions),
+        platform=platform,
+        vllm_version=str(version),
+        profile=prof.name if prof else None,
+    )
+
+
+def _plan_inputs(platform: str, vllm_version: str | Version, model: str) -> tuple[str, Version]:
+    """``make_plan``'s platform (normalised) and vLLM version, each checked; the model non-empty."""
+    platform = platform.strip().lower()
+    if platform not in rules.PLATFORMS:
+        raise PlanError(
+            "platform", f"unknown platform {platform!r}; use one of {sorted(rules.PLATFORMS)}"
+        )
+    try:
+        version = rules.parse_version(vllm_version)
+    except ValueError as exc:
+        raise PlanError("vllm-version", str(exc)) from None
+    if not model:
+        raise PlanError("model", "model is empty; pass a model id or directory")
+    return platform, version
+
+
+def _ray_executor(b: _Builder) -> None:
+    """One node's workers on Ray (a Ray launcher): ``--distributed-executor-backend ray``,
+    refused where the platform's rule says Ray cannot run."""
+    rule = b.rule("ray-executor")
+    assert rule is not None
+    if rule.value is False:
+        raise PlanError(
+            rule.id, f"{rule.reason}; use the local or a container launcher on {b.platform}"
+        )
+    b.decide(rule.id, b.flag("--distributed-executor-backend", "ray"), rule.reason)
+
+
+def _hub_offline(b: _Builder, model: str) -> None:
+    """The offline-hub environment for a model on disk; a hub id is left online, and said so."""
     offline = b.rule("offline-env")
     if offline is not None and is_local_model(model):
         for name, value in offline.value.items():
@@ -273,8 +300,13 @@ def make_plan(
             f"{model} is a hub id: the server downloads it (pass HF_TOKEN in your environment; "
             "it reaches the server as a secret, never on a command line)",
         )
-    _extra_env(b, ov, sources)
 
+
+def _command_args(
+    b: _Builder, model: str, passthrough: Sequence[str], sources: dict[str, _Source]
+) -> list[str]:
+    """The server's arguments: ``--model``, the decided flags in ``_FLAG_ORDER`` (less those the
+    user passes through), then the pass-through arguments as given."""
     args: list[str] = ["--model", model]
     overridden = {_flag_name(a) for a in passthrough if a.startswith("-")}
     for name in _FLAG_ORDER:
@@ -285,15 +317,7 @@ def make_plan(
         args += passthrough
         src = sources.get("extra_args", _Source("override:extra_args", "asked for by the user"))
         b.decide(src.rule, shlex.join(passthrough), f"passed through as given ({src.reason})")
-    return LaunchPlan(
-        architecture=arch,
-        args=tuple(args),
-        env=dict(b.env),
-        decisions=tuple(b.decisions),
-        platform=platform,
-        vllm_version=str(version),
-        profile=prof.name if prof else None,
-    )
+    return args
 
 
 def is_local_model(model: str) -> bool:
@@ -429,7 +453,7 @@ def _parallelism(
     return tp
 
 
-def _aiter(
+def _rocm_aiter(
     b: _Builder,
     ov: PlanOverrides,
     sources: dict[str, _Source],
@@ -438,8 +462,8 @@ def _aiter(
     gpus: int,
     leave_unset_by: str | None,
 ) -> int:
-    """Decide ``VLLM_ROCM_USE_AITER`` and, for MLA, a tensor-parallel size its kernels accept."""
-    arch = b.arch
+    """The ROCm AITER rule: decide ``VLLM_ROCM_USE_AITER`` (the AITER kernels, ROCm only) and,
+    for MLA, a tensor-parallel size its kernels accept."""
     if b.platform != "rocm":
         if ov.aiter is not None:
             src = sources["aiter"]
@@ -448,57 +472,15 @@ def _aiter(
     rule = b.rule("aiter")
     assert rule is not None
     required = rule.value == "required"
-    heads_rule = b.rule("aiter-heads")
-    allowed: tuple[int, ...] | None = heads_rule.value if heads_rule else None
-    heads = arch.num_attention_heads
-
-    def fits(size: int) -> bool:
-        return allowed is None or (heads % size == 0 and heads // size in allowed)
-
-    fitting = [t for t in range(1, max(gpus, 1) + 1) if fits(t) and heads % t == 0]
-    fit_text = ", ".join(map(str, fitting)) or "none on this node"
-    shape = f"{heads} heads / TP {tp} = {heads / tp:g} per GPU"
-
-    if ov.aiter is not None:
-        src = sources["aiter"]
-        want, why_rule, why = ov.aiter, src.rule, src.reason
-        if not want and required:
-            raise PlanError(
-                rule.id, f"{rule.reason}; drop aiter=False (VLLM_ROCM_USE_AITER=0) for this model"
-            )
-    elif leave_unset_by:
-        b.decide(leave_unset_by, "VLLM_ROCM_USE_AITER unset", "the study left AITER at its default")
+    wanted = _aiter_wanted(b, ov, sources, rule, required=required, leave_unset_by=leave_unset_by)
+    if wanted is None:
         return tp
-    elif rule.value in ("required", "on"):
-        want, why_rule, why = True, rule.id, rule.reason
-    else:
-        b.decide(rule.id, "VLLM_ROCM_USE_AITER unset", rule.reason)
-        return tp
-
-    if want and not fits(tp):
-        assert heads_rule is not None
-        tp_fixed = ov.tensor_parallel is not None
-        if arch.is_mla and not tp_fixed and fitting:
-            new_tp = fitting[-1]
-            b.decide(
-                heads_rule.id,
-                f"--tensor-parallel-size {new_tp}",
-                f"{shape} does not fit; {heads} / {new_tp} = {heads // new_tp} does "
-                f"({heads_rule.reason})",
-            )
-            tp = new_tp
-        elif required or ov.aiter:
-            raise PlanError(
-                heads_rule.id,
-                f"{shape}, but {heads_rule.reason}; use a tensor-parallel size of {fit_text}",
-            )
-        else:
-            b.decide(
-                heads_rule.id,
-                b.setenv("VLLM_ROCM_USE_AITER", "0"),
-                f"{shape}; {heads_rule.reason}; TP sizes that fit: {fit_text}",
-            )
+    want, why_rule, why = wanted
+    if want:
+        fitted = _aiter_heads_tp(b, ov, tp=tp, gpus=gpus, forced=required or bool(ov.aiter))
+        if fitted is None:
             return tp
+        tp = fitted
     b.decide(why_rule, b.setenv("VLLM_ROCM_USE_AITER", "1" if want else "0"), why)
     if want:
         extra = b.rule("aiter-env")
@@ -506,6 +488,75 @@ def _aiter(
             for name, value in extra.value.items():
                 b.decide(extra.id, b.setenv(name, value), extra.reason)
     return tp
+
+
+def _aiter_wanted(
+    b: _Builder,
+    ov: PlanOverrides,
+    sources: dict[str, _Source],
+    rule: rules.Rule,
+    *,
+    required: bool,
+    leave_unset_by: str | None,
+) -> tuple[bool, str, str] | None:
+    """``(want, rule id, reason)`` for AITER on ROCm; None (decided as left unset) when the
+    study or the rule leaves ``VLLM_ROCM_USE_AITER`` at vLLM's default."""
+    if ov.aiter is not None:
+        src = sources["aiter"]
+        if not ov.aiter and required:
+            raise PlanError(
+                rule.id, f"{rule.reason}; drop aiter=False (VLLM_ROCM_USE_AITER=0) for this model"
+            )
+        return ov.aiter, src.rule, src.reason
+    if leave_unset_by:
+        b.decide(leave_unset_by, "VLLM_ROCM_USE_AITER unset", "the study left AITER at its default")
+        return None
+    if rule.value in ("required", "on"):
+        return True, rule.id, rule.reason
+    b.decide(rule.id, "VLLM_ROCM_USE_AITER unset", rule.reason)
+    return None
+
+
+def _aiter_heads_tp(
+    b: _Builder, ov: PlanOverrides, *, tp: int, gpus: int, forced: bool
+) -> int | None:
+    """The tensor-parallel size AITER runs at: ``tp`` when its heads per GPU fit the kernels;
+    for MLA (TP not fixed) the largest size that fits; else an error when AITER is ``forced``
+    (required or asked for), or AITER turned off (``VLLM_ROCM_USE_AITER=0``, None)."""
+    arch = b.arch
+    heads_rule = b.rule("aiter-heads")
+    allowed: tuple[int, ...] | None = heads_rule.value if heads_rule else None
+    heads = arch.num_attention_heads
+
+    def fits(size: int) -> bool:
+        return allowed is None or (heads % size == 0 and heads // size in allowed)
+
+    if fits(tp):
+        return tp
+    fitting = [t for t in range(1, max(gpus, 1) + 1) if fits(t) and heads % t == 0]
+    fit_text = ", ".join(map(str, fitting)) or "none on this node"
+    shape = f"{heads} heads / TP {tp} = {heads / tp:g} per GPU"
+    assert heads_rule is not None
+    if arch.is_mla and ov.tensor_parallel is None and fitting:
+        new_tp = fitting[-1]
+        b.decide(
+            heads_rule.id,
+            f"--tensor-parallel-size {new_tp}",
+            f"{shape} does not fit; {heads} / {new_tp} = {heads // new_tp} does "
+            f"({heads_rule.reason})",
+        )
+        return new_tp
+    if forced:
+        raise PlanError(
+            heads_rule.id,
+            f"{shape}, but {heads_rule.reason}; use a tensor-parallel size of {fit_text}",
+        )
+    b.decide(
+        heads_rule.id,
+        b.setenv("VLLM_ROCM_USE_AITER", "0"),
+        f"{shape}; {heads_rule.reason}; TP sizes that fit: {fit_text}",
+    )
+    return None
 
 
 def _block_size(b: _Builder, ov: PlanOverrides, sources: dict[str, _Source]) -> None:
