@@ -13,7 +13,7 @@
 Nothing here does I/O: the load generator scrapes, this module judges the text it got. The
 series sampled during a run (the server timeline) is ``metrics.timeline``'s.
 
-Why one module of ~470 lines: the parser, the guardrails and the witness share the same
+Why one module of ~490 lines: the parser, the guardrails and the witness share the same
 ``Scrape``/``Histogram`` records and metric-name constants, and each part is short. The
 witness (``_excess_ms``, ``witness_metric``, ``witness``, ``client_samples``: over a third of
 the file) is the seam to cut next, into ``metrics/witness.py``, when it grows again.
@@ -341,7 +341,6 @@ def witness_metric(
       parsed the HTTP request, in its event loop): ``frontend_gap_ms`` = ``excess_ms``, the
       time the API server's queue and parsing (plus the network and the client) added before
       vLLM started counting. Informational: a server slow to admit, not a late client."""
-    ms = 1000.0
     binned = bin_samples(client_s, server.edges)
     ordered = sorted(client_s)
     n_c, n_s = len(ordered), server.total
@@ -361,6 +360,45 @@ def witness_metric(
             else {"frontend_gap_ms": None, "late": False}
         )
         return out
+    gaps = [abs(binned.cdf(i) - server.cdf(i)) for i in range(len(server.edges))]
+    excess = _excess_ms(ordered, server, 0)
+    excess99 = _excess_ms(ordered, server, math.floor(LATE_FRACTION * n_c))
+    out.update(
+        quantiles=_witness_quantiles(ordered, binned, server),
+        max_cdf_gap=max(gaps) if gaps else None,
+        excess_ms=excess,
+        excess_p99_ms=excess99,
+    )
+    if not judged:
+        out.update(frontend_gap_ms=excess, late=False)
+        return out
+    out.update(
+        _late_verdict(server, tolerance_ms, excess99, matched if comparable is None else comparable)
+    )
+    return out
+
+
+def _late_verdict(
+    server: Histogram, tolerance_ms: float, excess99: float | None, comparable: bool
+) -> dict[str, Any]:
+    """A judged metric's verdict: late when ``comparable`` and the client trails the server
+    (``excess99``, ms) by more than its timing error plus one engine step (the median)."""
+    step = server.quantile(0.5) * 1000.0
+    allowance = tolerance_ms + (step if math.isfinite(step) else 0.0)
+    return {
+        "client_late_ms": excess99,
+        "allowance_ms": allowance,
+        "comparable": comparable,
+        "late": bool(comparable and excess99 is not None and excess99 > allowance),
+    }
+
+
+def _witness_quantiles(
+    ordered: Sequence[float], binned: Histogram, server: Histogram
+) -> dict[str, dict[str, float]]:
+    """Per q in ``WITNESS_QUANTILES`` (key ``p50`` ...): the server's and the binned client's
+    interpolated quantile, the client's exact one (``ordered``: sorted seconds) and the gap, ms."""
+    ms, n_c = 1000.0, len(ordered)
     qs: dict[str, dict[str, float]] = {}
     for q in WITNESS_QUANTILES:
         s, c = server.quantile(q) * ms, binned.quantile(q) * ms
@@ -371,28 +409,7 @@ def witness_metric(
             "client_ms": exact,
             "gap_ms": c - s,
         }
-    gaps = [abs(binned.cdf(i) - server.cdf(i)) for i in range(len(server.edges))]
-    excess = _excess_ms(ordered, server, 0)
-    excess99 = _excess_ms(ordered, server, math.floor(LATE_FRACTION * n_c))
-    out.update(
-        quantiles=qs,
-        max_cdf_gap=max(gaps) if gaps else None,
-        excess_ms=excess,
-        excess_p99_ms=excess99,
-    )
-    if not judged:
-        out.update(frontend_gap_ms=excess, late=False)
-        return out
-    step = server.quantile(0.5) * ms
-    allowance = tolerance_ms + (step if math.isfinite(step) else 0.0)
-    ok = matched if comparable is None else comparable
-    out.update(
-        client_late_ms=excess99,
-        allowance_ms=allowance,
-        comparable=ok,
-        late=bool(ok and excess99 is not None and excess99 > allowance),
-    )
-    return out
+    return qs
 
 
 def witness(
