@@ -25,7 +25,7 @@ tokenizer (``prompts._exact_text``).
 ``python -m pytest_llmperf.workload.datasets OUT.jsonl --format sharegpt -n 40`` writes a small
 seeded test file (nothing is downloaded).
 
-Size (about 470 lines), stated: most of it is the file format's validation (every entry kind,
+Size (about 490 lines), stated: most of it is the file format's validation (every entry kind,
 each with a ``file:line`` error that says what to do) and the test-data generator that writes
 the same format; keeping reader and writer together keeps them in step. ``python -m`` runs this
 module, so its small CLI stays here.
@@ -145,7 +145,21 @@ def parse_entry(obj: object, where: str) -> DatasetEntry:
             where, prompt=_text(obj["prompt"], where, "prompt"), output_tokens=out_tokens
         )
     key = kinds[0]
-    turns = obj[key]
+    msgs = _entry_turns(obj[key], key, where)
+    if key == "conversations" and len(msgs) > 1 and msgs[-1][0] == "assistant":
+        msgs.pop()  # the recorded answer: the server writes its own
+    if msgs[-1][0] != "user":
+        raise DatasetError(
+            where,
+            f"the conversation ends with a {msgs[-1][0]} turn",
+            "end it with the user's turn the server should answer",
+        )
+    return DatasetEntry(where, messages=tuple(msgs), output_tokens=out_tokens)
+
+
+def _entry_turns(turns: object, key: str, where: str) -> list[tuple[str, str]]:
+    """An entry's ``messages`` (OpenAI roles) or ``conversations`` (ShareGPT speakers) as
+    ``(role, text)`` pairs, each turn checked and named by its index."""
     if not isinstance(turns, list) or not turns:
         raise DatasetError(where, f"{key} must be a non-empty list", f"write {key}: [...]")
     msgs: list[tuple[str, str]] = []
@@ -169,15 +183,7 @@ def parse_entry(obj: object, where: str) -> DatasetEntry:
                 )
             role, content = SHAREGPT_ROLES[str(src)], t.get("value")
         msgs.append((str(role), _text(content, at, "the turn's text")))
-    if key == "conversations" and len(msgs) > 1 and msgs[-1][0] == "assistant":
-        msgs.pop()  # the recorded answer: the server writes its own
-    if msgs[-1][0] != "user":
-        raise DatasetError(
-            where,
-            f"the conversation ends with a {msgs[-1][0]} turn",
-            "end it with the user's turn the server should answer",
-        )
-    return DatasetEntry(where, messages=tuple(msgs), output_tokens=out_tokens)
+    return msgs
 
 
 def load_dataset(path: str | Path) -> list[DatasetEntry]:
@@ -445,20 +451,12 @@ async def prepare_multi_turn_requests(
             for k in range(turns)
         )
     )
-    rng = random.Random(f"{workload.name}:{workload.seed}:answers")
-    answers = [
-        " ".join(rng.choice(_WORDS) for _ in range(workload.output_tokens))
-        for _ in range(sessions * turns)
-    ]
+    answers = _seeded_answers(workload, sessions * turns)
     chat = replace(workload, endpoint="chat")
 
     async def one(i: int) -> PreparedRequest:
         k, s = divmod(i, sessions)  # turn-major order
-        msgs: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
-        for j in range(k + 1):
-            msgs.append({"role": "user", "content": users[s * turns + j]})
-            if j < k:
-                msgs.append({"role": "assistant", "content": answers[s * turns + j]})
+        msgs = _conversation(system, users, answers, first=s * turns, turn=k)
         body = _body(chat, endpoint.model, "", [])
         body["messages"] = msgs
         async with sem:
@@ -470,3 +468,23 @@ async def prepare_multi_turn_requests(
         )
 
     return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+def _seeded_answers(workload: Workload, n: int) -> list[str]:
+    """``n`` seeded stand-ins for earlier answers, ``output_tokens`` words each."""
+    rng = random.Random(f"{workload.name}:{workload.seed}:answers")
+    return [" ".join(rng.choice(_WORDS) for _ in range(workload.output_tokens)) for _ in range(n)]
+
+
+def _conversation(
+    system: str | None, users: Sequence[str], answers: Sequence[str], *, first: int, turn: int
+) -> list[dict[str, str]]:
+    """The messages of the session whose turns start at index ``first``, for its turn ``turn``
+    (0-based): the system prompt if any, then ``users[first]``, ``answers[first]``, ... up to
+    ``users[first + turn]`` (the new user turn, last)."""
+    msgs: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
+    for j in range(first, first + turn + 1):
+        msgs.append({"role": "user", "content": users[j]})
+        if j < first + turn:
+            msgs.append({"role": "assistant", "content": answers[j]})
+    return msgs
