@@ -1,6 +1,6 @@
 """Parsing: a config document (a dict) into a ``PerfConfig``. Pure: no files.
 
-Size (about 640 lines), stated: one parser per top-level section of the main config (workloads,
+Size (about 670 lines), stated: one parser per top-level section of the main config (workloads,
 launchers, models, gates, client) plus ``parse_config`` (its models, workloads, run settings and
 section steps, each under 60 lines) and the cross-reference check; the other sections already
 have their own modules (``config.load``, ``config.workload_keys``, ``config.ab``,

@@ -4,7 +4,7 @@ Pure: :func:`make_plan` reads nothing and starts nothing, so impossible requests
 MLA or on CPU, an fp8 KV cache on sparse MLA, …) fail here with :class:`PlanError` instead of
 after a minutes-long server start. Every flag and variable it sets carries a :class:`Decision`.
 
-Size (about 760 lines), stated: ``make_plan`` and its per-decision steps (parallelism, the
+Size (about 800 lines), stated: ``make_plan`` and its per-decision steps (parallelism, the
 ROCm AITER rule (``_rocm_aiter``), block size, precision, KV cache, memory, offloading, vision,
 environment, command line) are one ordered pipeline over one ``_Builder``; each step is a short
 function, and the rules they consult are in ``plan.rules``. Kept together so the decision order

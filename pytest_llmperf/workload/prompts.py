@@ -5,6 +5,11 @@ tokenizer*: lengths are measured with the server's ``/tokenize`` endpoint and co
 decode/re-encode loop (as ``vllm bench serve`` does), so no local tokenizer can disagree with the
 server. A length the loop cannot reach raises ``PromptLengthError`` instead of sending a wrong
 workload. All requests are built once, before the load phase.
+
+Size (about 430 lines), stated: one pipeline from a workload to its prepared requests (the
+server's tokenizer, the exact-length loop, the image payloads and the image-limit preflight
+that must agree with them); each step is short, and the named workloads are in
+``workload.presets``.
 """
 
 from __future__ import annotations
