@@ -97,17 +97,19 @@ _TEXT_RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
         },
     ),
 }
+#: The vision encoder both tiny vision models use (BLIP-2's and Idefics3's SigLIP-style one).
+_VISION_ENCODER: dict[str, Any] = {
+    "image_size": IMAGE_SIZE,
+    "patch_size": 14,
+    "hidden_size": 128,
+    "intermediate_size": 256,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,  # head_dim 64
+    # the default 1e-10 makes the encoder nearly constant: images would not matter
+    "initializer_range": 0.02,
+}
 _BLIP2_RECIPE: dict[str, Any] = {
-    "vision_config": {
-        "image_size": IMAGE_SIZE,
-        "patch_size": 14,
-        "hidden_size": 128,
-        "intermediate_size": 256,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        # the default 1e-10 makes the encoder nearly constant: images would not matter
-        "initializer_range": 0.02,
-    },
+    "vision_config": dict(_VISION_ENCODER),
     "qformer_config": {
         "hidden_size": 128,
         "num_hidden_layers": 2,
@@ -130,15 +132,7 @@ _BLIP2_RECIPE: dict[str, Any] = {
     "tokenizer_max_length": 8192,
 }
 _IDEFICS3_RECIPE: dict[str, Any] = {
-    "vision_config": {
-        "image_size": IMAGE_SIZE,
-        "patch_size": 14,
-        "hidden_size": 128,
-        "intermediate_size": 256,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,  # head_dim 64
-        "initializer_range": 0.02,
-    },
+    "vision_config": dict(_VISION_ENCODER),
     "text": ("LlamaConfig", {**_TEXT_COMMON, **_TEXT_RECIPES["dense-gqa"][1]}),
     "scale_factor": 2,
     "image_seq_len": IDEFICS3_IMAGE_SEQ_LEN,
