@@ -196,6 +196,11 @@ class _Builder:
         self.env[name] = value
         return f"{name}={value}"
 
+    def apply_env(self, rule: rules.Rule) -> None:
+        """Set every variable of an environment rule, one decision each."""
+        for name, value in rule.value.items():
+            self.decide(rule.id, self.setenv(name, value), rule.reason)
+
 
 def make_plan(
     arch: Architecture,
@@ -291,8 +296,7 @@ def _hub_offline(b: _Builder, model: str) -> None:
     """The offline-hub environment for a model on disk; a hub id is left online, and said so."""
     offline = b.rule("offline-env")
     if offline is not None and is_local_model(model):
-        for name, value in offline.value.items():
-            b.decide(offline.id, b.setenv(name, value), offline.reason)
+        b.apply_env(offline)
     elif offline is not None:
         b.decide(
             "hub-model-online",
@@ -485,8 +489,7 @@ def _rocm_aiter(
     if want:
         extra = b.rule("aiter-env")
         if extra is not None:
-            for name, value in extra.value.items():
-                b.decide(extra.id, b.setenv(name, value), extra.reason)
+            b.apply_env(extra)
     return tp
 
 
@@ -627,8 +630,7 @@ def _kv_cache_space(b: _Builder, ov: PlanOverrides, passthrough: Sequence[str]) 
     rule = b.rule("kv-cache-space")
     if rule is None or ov.gpu_memory_utilization is not None:
         return False
-    for name, value in rule.value.items():
-        b.decide(rule.id, b.setenv(name, value), rule.reason)
+    b.apply_env(rule)
     return True
 
 
@@ -768,8 +770,7 @@ def _vision(b: _Builder, images_per_prompt: int | None, passthrough: Sequence[st
         return
     env = b.rule("vision-env")
     if env is not None:
-        for name, value in env.value.items():
-            b.decide(env.id, b.setenv(name, value), env.reason)
+        b.apply_env(env)
     rule = b.rule("vision-limit")
     assert rule is not None
     images = images_per_prompt if images_per_prompt is not None else rule.value
