@@ -256,3 +256,30 @@ def test_to_json_carries_family() -> None:
     assert data["family"] == "dense-mha"
     assert data["vision"] is True
     json.dumps(data)
+
+
+def test_text_config_wins_over_the_top_level() -> None:
+    """A wrapper's own top-level keys lose to its language model's: that is what vLLM shards."""
+    arch = from_config(
+        {"num_attention_heads": 16, "text_config": {"num_attention_heads": 64, "num_kv_heads": 8}}
+    )
+    assert (arch.num_attention_heads, arch.num_kv_heads, arch.attention) == (64, 8, "gqa")
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ({"num_attention_heads": 2.5}, "num_attention_heads"),
+        ({"num_kv_heads": "two"}, "num_key_value_heads"),
+        ({"kv_lora_rank": 1.5}, "kv_lora_rank"),
+        ({"num_local_experts": "8"}, "num_experts"),
+        ({"n_embd": 7.5}, "hidden_size"),
+        ({"qk_rope_head_dim": True}, "qk_rope_head_dim"),
+        ({"n_layer": "12"}, "num_hidden_layers"),
+        ({"n_positions": 1e3 + 0.5}, "max_position_embeddings"),
+        ({"index_n_heads": [4]}, "index_n_heads"),
+    ],
+)
+def test_a_bad_number_names_its_key(extra: dict[str, Any], key: str) -> None:
+    with pytest.raises(ValueError, match=rf"^model config x\.json: {key} must be a whole number"):
+        from_config({"num_attention_heads": 4, **extra}, origin="x.json")

@@ -141,51 +141,18 @@ def from_config(
         raise ValueError(f"{where} must be a JSON object, not {type(config).__name__}")
     text = config.get("text_config") or config.get("language_config") or config.get("llm_config")
     text = text if isinstance(text, Mapping) else {}
+    look = _ConfigLookup(config, text, where)
 
-    def pick(keys: tuple[str, ...]) -> Any:
-        for layer in (text, config):
-            for key in keys:
-                if layer.get(key) is not None:
-                    return layer[key]
-        return None
-
-    heads = _as_int(pick(_HEAD_KEYS), "num_attention_heads", where)
-    if heads is None or heads <= 0:
-        inside = " (looked in text_config too)" if text else ""
-        raise ValueError(
-            f"{where} has no attention-head count{inside}: expected one of "
-            f"{', '.join(_HEAD_KEYS)}; is this a language model's config.json?"
-        )
-    kv_heads = _as_int(pick(_KV_HEAD_KEYS), "num_key_value_heads", where)
-    if kv_heads is None and (text.get("multi_query") or config.get("multi_query")):
-        kv_heads = 1
-    kv_heads = kv_heads if kv_heads and kv_heads > 0 else heads
-
+    heads, kv_heads = _head_counts(look)
     model_type = str(config.get("model_type") or text.get("model_type") or "unknown")
     text_type = str(text["model_type"]) if text.get("model_type") else None
-    kv_lora_rank = _as_int(pick(("kv_lora_rank",)), "kv_lora_rank", where)
-    sparse = any(pick((key,)) is not None for key in _SPARSE_MLA_KEYS) or bool(
-        {model_type, text_type} & _SPARSE_MLA_MODEL_TYPES
-    )
-    attention: AttentionKind
-    if kv_lora_rank:
-        attention = "sparse-mla" if sparse else "mla"
-    elif kv_heads < heads:
-        attention = "gqa"
-    else:
-        attention = "mha"
+    attention, kv_lora_rank = _attention_kind(look, {model_type, text_type}, heads, kv_heads)
 
-    experts = _as_int(pick(_EXPERT_KEYS), "num_experts", where)
-    per_token = _as_int(pick(_EXPERTS_PER_TOKEN_KEYS), "num_experts_per_tok", where)
+    experts = look.whole(_EXPERT_KEYS, "num_experts")
+    per_token = look.whole(_EXPERTS_PER_TOKEN_KEYS, "num_experts_per_tok")
     moe = bool(experts and experts > 1)
-    hidden = _as_int(pick(_HIDDEN_KEYS), "hidden_size", where)
-    head_dim = _as_int(pick(("head_dim",)), "head_dim", where)
-    nope = _as_int(pick(("qk_nope_head_dim",)), "qk_nope_head_dim", where)
-    rope = _as_int(pick(("qk_rope_head_dim",)), "qk_rope_head_dim", where)
-    if attention in ("mla", "sparse-mla") and nope is not None and rope is not None:
-        head_dim = nope + rope
-    elif head_dim is None and hidden:
-        head_dim = hidden // heads
+    hidden = look.whole(_HIDDEN_KEYS, "hidden_size")
+    head_dim, nope, rope = _head_dims(look, attention, heads, hidden)
 
     label = name or str(config.get("_name_or_path") or text.get("_name_or_path") or "") or None
     total_b, active_b = _size_hint(label)
@@ -199,19 +166,19 @@ def from_config(
         vision=any(config.get(key) for key in _VISION_KEYS),
         num_experts=experts if moe else None,
         experts_per_token=per_token if moe else None,
-        num_layers=_as_int(pick(_LAYER_KEYS), "num_hidden_layers", where),
+        num_layers=look.whole(_LAYER_KEYS, "num_hidden_layers"),
         hidden_size=hidden,
-        max_position_embeddings=_as_int(
-            pick(("max_position_embeddings", "n_positions")), "max_position_embeddings", where
+        max_position_embeddings=look.whole(
+            ("max_position_embeddings", "n_positions"), "max_position_embeddings"
         ),
-        rope_scaled=_rope_scaled(pick(("rope_scaling",)), pick(("rope_parameters",))),
+        rope_scaled=_rope_scaled(look.pick(("rope_scaling",)), look.pick(("rope_parameters",))),
         kv_lora_rank=kv_lora_rank,
-        q_lora_rank=_as_int(pick(("q_lora_rank",)), "q_lora_rank", where),
+        q_lora_rank=look.whole(("q_lora_rank",), "q_lora_rank"),
         qk_rope_head_dim=rope,
         qk_nope_head_dim=nope,
-        v_head_dim=_as_int(pick(("v_head_dim",)), "v_head_dim", where),
-        index_topk=_as_int(pick(("index_topk",)), "index_topk", where),
-        index_n_heads=_as_int(pick(("index_n_heads",)), "index_n_heads", where),
+        v_head_dim=look.whole(("v_head_dim",), "v_head_dim"),
+        index_topk=look.whole(("index_topk",), "index_topk"),
+        index_n_heads=look.whole(("index_n_heads",), "index_n_heads"),
         quantization=_quantization(config, text),
         parameters_b=total_b,
         active_parameters_b=active_b,
@@ -219,6 +186,74 @@ def from_config(
         text_model_type=text_type,
         name=label,
     )
+
+
+@dataclass(frozen=True)
+class _ConfigLookup:
+    """A config and its language model's part (``text_config``), which wins where both say."""
+
+    config: Mapping[str, Any]
+    text: Mapping[str, Any]
+    where: str  # "model config <path>", the start of every error message
+
+    def pick(self, keys: tuple[str, ...]) -> Any:
+        """The first of ``keys`` set (not None), in ``text_config`` first, then the top level."""
+        for layer in (self.text, self.config):
+            for key in keys:
+                if layer.get(key) is not None:
+                    return layer[key]
+        return None
+
+    def whole(self, keys: tuple[str, ...], key: str) -> int | None:
+        """:meth:`pick` as a whole number (``key`` names it in the error), or None if unset."""
+        return _as_int(self.pick(keys), key, self.where)
+
+
+def _head_counts(look: _ConfigLookup) -> tuple[int, int]:
+    """(attention heads, KV heads); a config without a head count is not a language model's."""
+    heads = look.whole(_HEAD_KEYS, "num_attention_heads")
+    if heads is None or heads <= 0:
+        inside = " (looked in text_config too)" if look.text else ""
+        raise ValueError(
+            f"{look.where} has no attention-head count{inside}: expected one of "
+            f"{', '.join(_HEAD_KEYS)}; is this a language model's config.json?"
+        )
+    kv_heads = look.whole(_KV_HEAD_KEYS, "num_key_value_heads")
+    if kv_heads is None and (look.text.get("multi_query") or look.config.get("multi_query")):
+        kv_heads = 1
+    return heads, kv_heads if kv_heads and kv_heads > 0 else heads
+
+
+def _attention_kind(
+    look: _ConfigLookup, model_types: set[str | None], heads: int, kv_heads: int
+) -> tuple[AttentionKind, int | None]:
+    """(attention kind, ``kv_lora_rank``): a KV LoRA rank means MLA, an indexer sparse MLA."""
+    kv_lora_rank = look.whole(("kv_lora_rank",), "kv_lora_rank")
+    sparse = any(look.pick((key,)) is not None for key in _SPARSE_MLA_KEYS) or bool(
+        model_types & _SPARSE_MLA_MODEL_TYPES
+    )
+    attention: AttentionKind
+    if kv_lora_rank:
+        attention = "sparse-mla" if sparse else "mla"
+    elif kv_heads < heads:
+        attention = "gqa"
+    else:
+        attention = "mha"
+    return attention, kv_lora_rank
+
+
+def _head_dims(
+    look: _ConfigLookup, attention: AttentionKind, heads: int, hidden: int | None
+) -> tuple[int | None, int | None, int | None]:
+    """(head_dim, qk_nope_head_dim, qk_rope_head_dim): MLA's head is nope + rope wide."""
+    head_dim = look.whole(("head_dim",), "head_dim")
+    nope = look.whole(("qk_nope_head_dim",), "qk_nope_head_dim")
+    rope = look.whole(("qk_rope_head_dim",), "qk_rope_head_dim")
+    if attention in ("mla", "sparse-mla") and nope is not None and rope is not None:
+        head_dim = nope + rope
+    elif head_dim is None and hidden:
+        head_dim = hidden // heads
+    return head_dim, nope, rope
 
 
 def _as_int(value: Any, key: str, where: str) -> int | None:
