@@ -20,6 +20,7 @@ from pytest_llmperf.workload.prompts import (
     PromptLengthError,
     Workload,
     _exact_text,
+    _request_text,
     make_image_png,
     prepare_requests_sync,
 )
@@ -148,3 +149,32 @@ def test_unfixable_tokenizer_mismatch_fails_loudly() -> None:
                 what="test",
             )
         )
+
+
+def _text_after_failed_attempts(failing: int) -> tuple[str, int]:
+    """``_request_text`` against a server whose counts never converge (always one short of
+    the 20 asked for) for the first ``failing`` attempts (each attempt starts by counting the
+    bare head) and count words after: (the text, the attempts made)."""
+    head = "[0-3]"
+    attempts = 0
+
+    async def count(text: str) -> int:
+        nonlocal attempts
+        attempts += text == head
+        return 19 if attempts <= failing and text != head else len(text.split())
+
+    w = Workload("retry", input_tokens=20, output_tokens=1)
+    ones = list(_WORDS)
+    text = asyncio.run(_request_text(w, 3, head, count, dict.fromkeys(_WORDS, 1), ones))
+    return text, attempts
+
+
+def test_a_prompt_that_will_not_converge_is_tried_with_fresh_words_three_times() -> None:
+    first, tries = _text_after_failed_attempts(0)
+    third, tries_third = _text_after_failed_attempts(2)
+    assert (tries, tries_third) == (1, 3)
+    assert len(third.split()) == len(first.split()) == 20
+    assert len({first, _text_after_failed_attempts(1)[0], third}) == 3  # fresh words each
+    assert third == _text_after_failed_attempts(2)[0]
+    with pytest.raises(PromptLengthError, match="workload 'retry' request 3: could not build"):
+        _text_after_failed_attempts(3)

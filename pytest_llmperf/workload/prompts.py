@@ -6,7 +6,7 @@ decode/re-encode loop (as ``vllm bench serve`` does), so no local tokenizer can 
 server. A length the loop cannot reach raises ``PromptLengthError`` instead of sending a wrong
 workload. All requests are built once, before the load phase.
 
-Size (about 430 lines), stated: one pipeline from a workload to its prepared requests (the
+Size (about 460 lines), stated: one pipeline from a workload to its prepared requests (the
 server's tokenizer, the exact-length loop, the image payloads and the image-limit preflight
 that must agree with them); each step is short, and the named workloads are in
 ``workload.presets``.
@@ -355,50 +355,16 @@ async def prepare_requests(
     await check_image_limit(tok, endpoint, workload)
     count_full = tok.count_chat if workload.endpoint == "chat" else tok.count_prompt
     costs, ones = await _word_costs(tok)
-
-    shared = ""
-    if workload.shared_prefix_tokens:
-
-        async def raw_count(text: str) -> int:
-            return len(await tok.encode(text, add_special_tokens=False))
-
-        shared = await _exact_text(
-            head="",
-            rng=random.Random(f"shared:{workload.name}:{workload.seed}"),
-            target=workload.shared_prefix_tokens,
-            count_full=raw_count,
-            costs=costs,
-            ones=ones,
-            what=f"workload {workload.name!r} shared prefix",
-        )
-
+    shared = await _shared_prefix(tok, workload, costs, ones)
     sem = asyncio.Semaphore(parallel)
 
     async def one(index: int) -> PreparedRequest:
         tag = f"[{workload.seed}-{index}]"
         async with sem:
-            # A rare word sequence can merge across a boundary and never converge; a fresh,
-            # still seeded, choice of words almost always does. Fail only if three do not.
-            for attempt in range(3):
-                suffix = f":{attempt}" if attempt else ""
-                try:
-                    text = await _exact_text(
-                        head=f"{shared}\n{tag}" if shared else tag,
-                        rng=random.Random(f"{workload.name}:{workload.seed}:{index}{suffix}"),
-                        target=workload.input_tokens,
-                        count_full=count_full,
-                        costs=costs,
-                        ones=ones,
-                        what=f"workload {workload.name!r} request {index}",
-                    )
-                    break
-                except PromptLengthError:
-                    if attempt == 2:
-                        raise
-        images = [
-            png_data_url(make_image_png(f"{workload.seed}:{index}:{j}", workload.image_size))
-            for j in range(workload.images_per_request)
-        ]
+            text = await _request_text(
+                workload, index, f"{shared}\n{tag}" if shared else tag, count_full, costs, ones
+            )
+        images = _request_images(workload, index)
         body = _body(workload, endpoint.model, text, images)
         expected: int | None = workload.input_tokens
         if images:
@@ -416,6 +382,69 @@ async def prepare_requests(
         )
 
     return list(await asyncio.gather(*(one(start_index + i) for i in range(count))))
+
+
+async def _shared_prefix(
+    tok: ServerTokenizer, workload: Workload, costs: dict[str, int], ones: list[str]
+) -> str:
+    """The text every request of the workload starts with (``shared_prefix_tokens`` long,
+    counted without special tokens: it sits inside the prompt), or "" when it has none."""
+    if not workload.shared_prefix_tokens:
+        return ""
+
+    async def raw_count(text: str) -> int:
+        return len(await tok.encode(text, add_special_tokens=False))
+
+    return await _exact_text(
+        head="",
+        rng=random.Random(f"shared:{workload.name}:{workload.seed}"),
+        target=workload.shared_prefix_tokens,
+        count_full=raw_count,
+        costs=costs,
+        ones=ones,
+        what=f"workload {workload.name!r} shared prefix",
+    )
+
+
+async def _request_text(
+    workload: Workload,
+    index: int,
+    head: str,
+    count_full: Callable[[str], Awaitable[int]],
+    costs: dict[str, int],
+    ones: list[str],
+) -> str:
+    """Request ``index``'s prompt text, exactly ``input_tokens`` long as the server counts it.
+
+    A rare word sequence can merge across a boundary and never converge; a fresh, still
+    seeded, choice of words almost always does. Fail only if three do not."""
+
+    def attempt(n: int) -> Awaitable[str]:
+        suffix = f":{n}" if n else ""
+        return _exact_text(
+            head=head,
+            rng=random.Random(f"{workload.name}:{workload.seed}:{index}{suffix}"),
+            target=workload.input_tokens,
+            count_full=count_full,
+            costs=costs,
+            ones=ones,
+            what=f"workload {workload.name!r} request {index}",
+        )
+
+    for n in (0, 1):
+        try:
+            return await attempt(n)
+        except PromptLengthError:
+            pass
+    return await attempt(2)
+
+
+def _request_images(workload: Workload, index: int) -> list[str]:
+    """Request ``index``'s images as data URLs: seeded, different per request and per image."""
+    return [
+        png_data_url(make_image_png(f"{workload.seed}:{index}:{j}", workload.image_size))
+        for j in range(workload.images_per_request)
+    ]
 
 
 def prepare_requests_sync(
