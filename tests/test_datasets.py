@@ -12,13 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from pytest_llmperf.testing.instrument import Instrument, prompt_tokens
 from pytest_llmperf.workload.datasets import (
     DatasetError,
     LengthDistribution,
     generate_dataset,
     load_dataset,
     main,
+    prepare_multi_turn_requests,
+    run_sync,
 )
+from pytest_llmperf.workload.presets import Workload
 
 
 def write(tmp_path: Path, *lines: object, name: str = "d.jsonl") -> Path:
@@ -136,3 +140,40 @@ def test_length_distributions() -> None:
 def test_bad_distributions(kw: dict[str, object], what: str) -> None:
     with pytest.raises(ValueError, match=what):
         LengthDistribution(**kw)  # type: ignore[arg-type]
+
+
+def test_multi_turn_sessions_carry_their_conversation_turn_by_turn() -> None:
+    """Against the instrument's word-level tokenizer (one token per word): 7 requests of 2
+    turns are 4 sessions, sent turn-major; each carries its session's earlier turns, and a
+    session's prompts do not depend on how many sessions the run has."""
+    w = Workload("mt", endpoint="chat", input_tokens=12, output_tokens=5, shared_prefix_tokens=9)
+    with Instrument() as inst:
+        reqs = run_sync(prepare_multi_turn_requests, inst.endpoint(), w, 7, turns=2, start_index=4)
+        again = run_sync(prepare_multi_turn_requests, inst.endpoint(), w, 7, turns=2)
+        fewer = run_sync(prepare_multi_turn_requests, inst.endpoint(), w, 3, turns=2)
+        plain = run_sync(
+            prepare_multi_turn_requests, inst.endpoint(), Workload("p", endpoint="chat"), 2, turns=1
+        )
+    assert [r.index for r in reqs] == list(range(4, 11))
+    assert [r.body for r in reqs] == [r.body for r in again]
+    convs = [json.loads(r.body)["messages"] for r in reqs]
+    assert all(r.path == "/v1/chat/completions" for r in reqs)
+    # request i is session i % 4, turn i // 4: two messages more per turn
+    assert [len(m) for m in convs] == [2, 2, 2, 2, 4, 4, 4]
+    for i, msgs in enumerate(convs):
+        assert [m["role"] for m in msgs] == ["system"] + ["user", "assistant"] * (i // 4) + ["user"]
+        assert convs[i % 4] == msgs[:2]  # the session's first turn is this one's prefix
+        assert len(msgs[0]["content"].split()) == 9  # the shared system prompt
+        assert all(len(m["content"].split()) == 12 for m in msgs if m["role"] == "user")
+        assert all(len(m["content"].split()) == 5 for m in msgs if m["role"] == "assistant")
+        assert reqs[i].expected_prompt_tokens == len(prompt_tokens({"messages": msgs}))
+        assert reqs[i].input_tokens == reqs[i].expected_prompt_tokens
+        assert reqs[i].output_tokens == 5
+    assert len({m[0]["content"] for m in convs}) == 1  # one system prompt for every session
+    assert len({m[1]["content"] for m in convs[:4]}) == 4  # sessions start differently
+    assert convs[4][3] != convs[5][3]  # and go on differently
+    # 3 requests of 2 turns: sessions 0 and 1, the same prompts as in the 4-session run
+    assert [json.loads(r.body)["messages"] for r in fewer] == [convs[0], convs[1], convs[4]]
+    assert [m["role"] for m in json.loads(plain[0].body)["messages"]] == ["user"]
+    with pytest.raises(ValueError, match="turns must be >= 1"):
+        run_sync(prepare_multi_turn_requests, inst.endpoint(), w, 2, turns=0)

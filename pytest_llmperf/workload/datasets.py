@@ -25,7 +25,7 @@ tokenizer (``prompts._exact_text``).
 ``python -m pytest_llmperf.workload.datasets OUT.jsonl --format sharegpt -n 40`` writes a small
 seeded test file (nothing is downloaded).
 
-Size (about 490 lines), stated: most of it is the file format's validation (every entry kind,
+Size (about 500 lines), stated: most of it is the file format's validation (every entry kind,
 each with a ``file:line`` error that says what to do) and the test-data generator that writes
 the same format; keeping reader and writer together keeps them in step. ``python -m`` runs this
 module, so its small CLI stays here.
@@ -419,13 +419,38 @@ async def prepare_multi_turn_requests(
     if turns < 1:
         raise ValueError("turns must be >= 1")
     tok = ServerTokenizer(session, endpoint)
+    sem = asyncio.Semaphore(parallel)
+    sessions = -(-count // turns)
+    system, users = await _multi_turn_texts(tok, workload, sem, sessions=sessions, turns=turns)
+    answers = _seeded_answers(workload, sessions * turns)
+    chat = replace(workload, endpoint="chat")
+
+    async def one(i: int) -> PreparedRequest:
+        k, s = divmod(i, sessions)  # turn-major order
+        msgs = _conversation(system, users, answers, first=s * turns, turn=k)
+        body = _body(chat, endpoint.model, "", [])
+        body["messages"] = msgs
+        async with sem:
+            n_in = await tok.count_messages(msgs)
+        if n_in is None:
+            raise PromptLengthError("the server cannot count chat prompts (no /tokenize for chat)")
+        return _prepared(
+            start_index + i, chat, body, n_in, workload.output_tokens, msgs[-1]["content"]
+        )
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+async def _multi_turn_texts(
+    tok: ServerTokenizer, workload: Workload, sem: asyncio.Semaphore, *, sessions: int, turns: int
+) -> tuple[str | None, list[str]]:
+    """(the system prompt of ``shared_prefix_tokens``, or None; the user turns of exactly
+    ``input_tokens`` text tokens, session by session), each seeded by its own key and counted
+    without special tokens (they sit inside the chat template)."""
     costs, ones = await _word_costs(tok)
 
     async def raw_count(text: str) -> int:
         return len(await tok.encode(text, add_special_tokens=False))
-
-    sem = asyncio.Semaphore(parallel)
-    sessions = -(-count // turns)
 
     async def text_of(key: str, target: int) -> str:
         async with sem:
@@ -451,23 +476,7 @@ async def prepare_multi_turn_requests(
             for k in range(turns)
         )
     )
-    answers = _seeded_answers(workload, sessions * turns)
-    chat = replace(workload, endpoint="chat")
-
-    async def one(i: int) -> PreparedRequest:
-        k, s = divmod(i, sessions)  # turn-major order
-        msgs = _conversation(system, users, answers, first=s * turns, turn=k)
-        body = _body(chat, endpoint.model, "", [])
-        body["messages"] = msgs
-        async with sem:
-            n_in = await tok.count_messages(msgs)
-        if n_in is None:
-            raise PromptLengthError("the server cannot count chat prompts (no /tokenize for chat)")
-        return _prepared(
-            start_index + i, chat, body, n_in, workload.output_tokens, msgs[-1]["content"]
-        )
-
-    return list(await asyncio.gather(*(one(i) for i in range(count))))
+    return system, list(users)
 
 
 def _seeded_answers(workload: Workload, n: int) -> list[str]:
