@@ -52,8 +52,8 @@ declare -A TESTS=(
     # The pure tests that import it; not the report plot (matplotlib, 1.1 s of the 1.5 s), which
     # only draws a timeline series; never the vLLM tests.
     [metrics/server]="tests/test_server_metrics.py tests/test_server_metrics_mutants.py tests/test_timeline.py -k 'not report_plots'"
-    [metrics/timeline]="tests/test_timeline.py -k 'not report_plots'"
-    [verdicts/guardrails]="tests/test_server_metrics.py"
+    [metrics/timeline]="tests/test_timeline.py tests/test_timeline_edges.py -k 'not report_plots'"
+    [verdicts/guardrails]="tests/test_server_metrics.py tests/test_guardrails_messages.py"
     [verdicts/suite_index]="tests/test_suite_index.py tests/test_suite_index_messages.py"
     [config/suite_floor]="tests/test_suite_index.py tests/test_suite_floor_edges.py"
     [verdicts/paired]="tests/test_ab_paired.py tests/test_paired_planning.py"
