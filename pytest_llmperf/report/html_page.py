@@ -95,53 +95,49 @@ def _env_table(env: Mapping[str, Any]) -> str:
     return f"<table>{rows}</table>" if rows else "<p>(not recorded)</p>"
 
 
-def render_html(
-    cases: Sequence[CaseResult],
-    *,
-    environment: Mapping[str, Any],
-    images: Mapping[str, bytes],
-    title: str = "pytest-llmperf report",
-    extra_html: str = "",
-) -> str:
-    """The whole report as one HTML string: PNGs inlined as data URIs, no scripts, no
-    external files, so it can be attached to a CI run or mailed as is."""
-    cases = with_status(cases)
+def _gates_cell(c: CaseResult) -> str:
+    """The gates column of ``c``'s row: client-bound, the failed gates, the INCONCLUSIVE
+    ones, or ``ok (n)`` (escaped)."""
     e = html.escape
-    head = ["model", "workload", "c", "runs", "total tok/s (± 95% CI)", "output tok/s",
-            "TTFT p50/p99 ms", "ITL p50/p99 ms", "E2E p50/p99 ms", "success", "errors",
-            "status", "gates"]  # fmt: skip
-    rows = []
-    for c in cases:
-        status = c.status or "–"
-        failed = c.failed_gates
-        if c.client_bound:
-            gates_cell = "client-bound: " + e("; ".join(c.client_reasons) or "client fell behind")
-        elif failed:
-            gates_cell = "FAIL: " + e(", ".join(g.describe().removeprefix("FAIL ") for g in failed))
-        elif any(g.inconclusive for g in c.gates):
-            unsure = [g for g in c.gates if g.inconclusive]
-            gates_cell = "INCONCLUSIVE: " + e(
-                ", ".join(g.describe().removeprefix("INCONCLUSIVE ") for g in unsure)
-            )
-        else:
-            gates_cell = f"ok ({len(c.gates)})" if c.gates else "–"
-        errors = ", ".join(f"{k}×{v}" for k, v in sorted(c.errors.items())) or "0"
-        cls = "gatefail" if failed else ""
-        cls += " clientbound" if c.client_bound else ""
-        colour = STATUS_COLOURS.get(status, "#fff")
-        all_gates = e("\n".join(g.describe() for g in c.gates))
-        rows.append(
-            f"<tr class='{cls.strip()}' id='{e(c.case_id)}' title='{e(c.case_id)}'>"
-            f"<td class='l'>{e(c.model)}</td><td class='l'>{e(c.workload)}</td>"
-            f"<td>{c.concurrency}</td><td>{len(c.runs)}</td>"
-            f"<td>{_ci_text(c, 'total_token_throughput')}</td>"
-            f"<td>{_number(c.mean('output_throughput'))}</td>"
-            f"<td>{_ms_pair(c, 'ttft')}</td><td>{_ms_pair(c, 'itl')}</td>"
-            f"<td>{_ms_pair(c, 'e2el')}</td>"
-            f"<td>{_number(c.mean('success_rate') * 100, 1)}%</td><td>{e(errors)}</td>"
-            f"<td class='l' style='background:{colour}'>{e(status)}</td>"
-            f"<td class='l gates' title='{all_gates}'>{gates_cell}</td></tr>"
+    if c.client_bound:
+        return "client-bound: " + e("; ".join(c.client_reasons) or "client fell behind")
+    failed = c.failed_gates
+    if failed:
+        return "FAIL: " + e(", ".join(g.describe().removeprefix("FAIL ") for g in failed))
+    if any(g.inconclusive for g in c.gates):
+        unsure = [g for g in c.gates if g.inconclusive]
+        return "INCONCLUSIVE: " + e(
+            ", ".join(g.describe().removeprefix("INCONCLUSIVE ") for g in unsure)
         )
+    return f"ok ({len(c.gates)})" if c.gates else "–"
+
+
+def _case_row(c: CaseResult) -> str:
+    """``c``'s row of the cases table, its id as the row's anchor."""
+    e = html.escape
+    status = c.status or "–"
+    errors = ", ".join(f"{k}×{v}" for k, v in sorted(c.errors.items())) or "0"
+    cls = "gatefail" if c.failed_gates else ""
+    cls += " clientbound" if c.client_bound else ""
+    colour = STATUS_COLOURS.get(status, "#fff")
+    all_gates = e("\n".join(g.describe() for g in c.gates))
+    return (
+        f"<tr class='{cls.strip()}' id='{e(c.case_id)}' title='{e(c.case_id)}'>"
+        f"<td class='l'>{e(c.model)}</td><td class='l'>{e(c.workload)}</td>"
+        f"<td>{c.concurrency}</td><td>{len(c.runs)}</td>"
+        f"<td>{_ci_text(c, 'total_token_throughput')}</td>"
+        f"<td>{_number(c.mean('output_throughput'))}</td>"
+        f"<td>{_ms_pair(c, 'ttft')}</td><td>{_ms_pair(c, 'itl')}</td>"
+        f"<td>{_ms_pair(c, 'e2el')}</td>"
+        f"<td>{_number(c.mean('success_rate') * 100, 1)}%</td><td>{e(errors)}</td>"
+        f"<td class='l' style='background:{colour}'>{e(status)}</td>"
+        f"<td class='l gates' title='{all_gates}'>{_gates_cell(c)}</td></tr>"
+    )
+
+
+def _peak_rows(cases: Sequence[CaseResult]) -> list[str]:
+    """One row of the peaks table per model/workload series: its peak and where it saturated."""
+    e = html.escape
     peaks = []
     for (model, workload), res in sorted(saturation_of(cases).items()):
         peak = (
@@ -155,6 +151,30 @@ def render_html(
             f"<tr><td class='l'>{e(model)}</td><td class='l'>{e(workload)}</td>"
             f"<td>{peak}</td><td>{sat}</td></tr>"
         )
+    return peaks
+
+
+_CASE_HEAD: Final[tuple[str, ...]] = (
+    "model", "workload", "c", "runs", "total tok/s (± 95% CI)", "output tok/s",
+    "TTFT p50/p99 ms", "ITL p50/p99 ms", "E2E p50/p99 ms", "success", "errors",
+    "status", "gates",
+)  # fmt: skip
+
+
+def render_html(
+    cases: Sequence[CaseResult],
+    *,
+    environment: Mapping[str, Any],
+    images: Mapping[str, bytes],
+    title: str = "pytest-llmperf report",
+    extra_html: str = "",
+) -> str:
+    """The whole report as one HTML string: PNGs inlined as data URIs, no scripts, no
+    external files, so it can be attached to a CI run or mailed as is."""
+    cases = with_status(cases)
+    e = html.escape
+    rows = [_case_row(c) for c in cases]
+    peaks = _peak_rows(cases)
     imgs = "".join(
         f"<h2>{e(name)}</h2><img alt='{e(name)}' "
         f"src='data:image/png;base64,{base64.b64encode(png).decode('ascii')}'>"
@@ -177,7 +197,7 @@ def render_html(
         f"{''.join(peaks)}</table>"
         f"{imgs}"
         "<h2>Cases</h2><table><tr>"
-        + "".join(f"<th class='{'l' if h in _LEFT else ''}'>{e(h)}</th>" for h in head)
+        + "".join(f"<th class='{'l' if h in _LEFT else ''}'>{e(h)}</th>" for h in _CASE_HEAD)
         + f"</tr>{''.join(rows)}</table>{thin_html}"
         f"{server_section(cases)}"
         f"{timelines_section(cases)}"
