@@ -28,7 +28,6 @@ def benchmark_document(
     ``extra_info``. ``machine_info``/``commit_info`` default to pytest-benchmark's own.
     """
     from pytest_benchmark import __version__ as pb_version
-    from pytest_benchmark.stats import Stats
 
     if machine_info is None:
         from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
@@ -41,44 +40,49 @@ def benchmark_document(
     machine = dict(machine_info)
     if environment:
         machine["llmperf"] = _jsonable(environment)
-    benchmarks = []
-    for c in with_status(cases):
-        data = [r["mean_e2el_ms"] / 1000 for r in c.runs if _finite(r.get("mean_e2el_ms"))]
-        if not data:
-            continue  # pytest-benchmark skips benchmarks that errored; so do we
-        st = Stats()
-        for d in data:
-            st.update(d)
-        stats = st.as_dict()
-        stats["data"] = data
-        stats["iterations"] = 1
-        name = c.nodeid.rpartition("::")[2] if c.nodeid else f"llmperf[{c.case_id}]"
-        extra = {k: _num(c.mean(k)) for k in sorted(set().union(*c.runs))}
-        benchmarks.append(
-            {
-                "group": f"{c.model}-{c.workload}",
-                "name": name,
-                "fullname": c.nodeid or f"pytest_llmperf::{name}",
-                "params": {"model": c.model, "workload": c.workload, "concurrency": c.concurrency},
-                "param": c.case_id,
-                "extra_info": {
-                    "llmperf_metrics": extra,
-                    "status": c.status,
-                    "passed": c.passed,
-                    "client_bound": c.client_bound,
-                    "errors": dict(c.errors),
-                    "gates": [gate_json(g) for g in c.gates],
-                },
-                "options": {"timer": "llmperf", "min_rounds": len(data), "warmup": True},
-                "stats": {k: _jsonable(v) for k, v in stats.items()},
-            }
-        )
+    benchmarks = [b for b in (_benchmark(c) for c in with_status(cases)) if b is not None]
     return {
         "machine_info": _jsonable(machine),
         "commit_info": _jsonable(dict(commit_info)),
         "benchmarks": benchmarks,
         "datetime": (now or datetime.now(UTC)).isoformat(),
         "version": pb_version,
+    }
+
+
+def _benchmark(c: CaseResult) -> dict[str, Any] | None:
+    """``c`` as one pytest-benchmark entry (a round per run, its time the run's mean E2E
+    latency in s), or None when no run has one: pytest-benchmark skips benchmarks that
+    errored; so do we."""
+    from pytest_benchmark.stats import Stats
+
+    data = [r["mean_e2el_ms"] / 1000 for r in c.runs if _finite(r.get("mean_e2el_ms"))]
+    if not data:
+        return None
+    st = Stats()
+    for d in data:
+        st.update(d)
+    stats = st.as_dict()
+    stats["data"] = data
+    stats["iterations"] = 1
+    name = c.nodeid.rpartition("::")[2] if c.nodeid else f"llmperf[{c.case_id}]"
+    extra = {k: _num(c.mean(k)) for k in sorted(set().union(*c.runs))}
+    return {
+        "group": f"{c.model}-{c.workload}",
+        "name": name,
+        "fullname": c.nodeid or f"pytest_llmperf::{name}",
+        "params": {"model": c.model, "workload": c.workload, "concurrency": c.concurrency},
+        "param": c.case_id,
+        "extra_info": {
+            "llmperf_metrics": extra,
+            "status": c.status,
+            "passed": c.passed,
+            "client_bound": c.client_bound,
+            "errors": dict(c.errors),
+            "gates": [gate_json(g) for g in c.gates],
+        },
+        "options": {"timer": "llmperf", "min_rounds": len(data), "warmup": True},
+        "stats": {k: _jsonable(v) for k, v in stats.items()},
     }
 
 
