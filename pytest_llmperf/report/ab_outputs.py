@@ -98,6 +98,12 @@ def _num(x: Any, fmt: str) -> str:
     return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else fmt.format(x)
 
 
+_VERDICT_HEAD: Final[tuple[str, ...]] = (
+    "case", "metric", "verdict", "B/A", "90% CI", "p", "p (Holm)", "CoV A", "CoV B",
+    "blocks", "blocks to decide",
+)  # fmt: skip
+
+
 def ab_section_html(comparisons: Sequence[Mapping[str, Any]], png: bytes | None = None) -> str:
     """The report.html section: per comparison the verdict table (B/A, CI, p before and after
     Holm, CoV of A and B, blocks, the n that would decide), excluded runs, drift, identity."""
@@ -115,52 +121,84 @@ def ab_section_html(comparisons: Sequence[Mapping[str, Any]], png: bytes | None 
             f"<h3>{e(comp['b'])} (B) vs {e(comp['a'])} (A), {e(comp['name'])}: "
             f"{e(comp['blocks'])} blocks, {comp['blocks_wanted']} wanted per level</h3>"
         )
-        head = ("case", "metric", "verdict", "B/A", "90% CI", "p", "p (Holm)", "CoV A", "CoV B",
-                "blocks", "blocks to decide")  # fmt: skip
-        rows = []
-        for v in comp["verdicts"]:
-            ci = (
-                f"{v['ci_low']:.3f}–{v['ci_high']:.3f}"
-                if v.get("ci_low") is not None and v.get("ci_high") is not None
-                else "–"
-            )
-            colour = _COLOURS.get(v["verdict"], "#fff")
-            rows.append(
-                "<tr>"
-                f"<td class='l'>{e(v['case_id'])}</td><td class='l'>{e(v['metric'])}</td>"
-                f"<td class='l' style='background:{colour}' title='{e(v['message'])}'>"
-                f"{e(v['verdict'])}</td>"
-                f"<td>{_num(v.get('ratio'), '{:.3f}')}</td><td>{ci}</td>"
-                f"<td>{_num(v.get('p'), '{:.3g}')}</td><td>{_num(v.get('p_adj'), '{:.3g}')}</td>"
-                f"<td>{_num(v.get('cov_baseline'), '{:.1%}')}</td>"
-                f"<td>{_num(v.get('cov_current'), '{:.1%}')}</td>"
-                f"<td>{v['n_current']}</td><td>{_num(v.get('runs_needed'), '{}')}</td></tr>"
-            )
-        out.append(
-            "<table><tr>"
-            + "".join(f"<th class='{'l' if i < 3 else ''}'>{e(h)}</th>" for i, h in enumerate(head))
-            + "</tr>"
-            + "".join(rows)
-            + "</table>"
-        )
-        if comp["excluded"]:
-            out.append("<p>Excluded runs (their block partner too):</p><ul>")
-            for x in comp["excluded"]:
-                out.append(
-                    f"<li>{e(x['variant'])} c={x['level']} block {x['block'] + 1}: "
-                    f"{e('; '.join(x['reasons']))}</li>"
-                )
-            out.append("</ul>")
-        if comp["drift"]:
-            out.append("<p>Drift of A over the session:</p><ul>")
-            out += [f"<li>{e(d['case_id'])} {e(d['message'])}</li>" for d in comp["drift"]]
-            out.append("</ul>")
-        ident = comp.get("identity") or {}
-        if ident:
-            out.append("<p>What served each variant:</p><ul>")
-            for label, rec in ident.items():
-                served = rec.get("served_vllm") or "unknown"
-                argv = " ".join([*rec.get("launcher", []), *rec.get("argv", [])])
-                out.append(f"<li>{e(label)}: vLLM {e(served)} — <code>{e(argv)}</code></li>")
-            out.append("</ul>")
+        out.append(_verdict_table(comp["verdicts"]))
+        out += _excluded_html(comp["excluded"])
+        out += _drift_html(comp["drift"])
+        out += _identity_html(comp.get("identity") or {})
     return "".join(out)
+
+
+def _verdict_row(v: Mapping[str, Any]) -> str:
+    """One verdict's row; the cell of the verdict is coloured and titled with its message."""
+    e = html.escape
+    ci = (
+        f"{v['ci_low']:.3f}–{v['ci_high']:.3f}"
+        if v.get("ci_low") is not None and v.get("ci_high") is not None
+        else "–"
+    )
+    colour = _COLOURS.get(v["verdict"], "#fff")
+    return (
+        "<tr>"
+        f"<td class='l'>{e(v['case_id'])}</td><td class='l'>{e(v['metric'])}</td>"
+        f"<td class='l' style='background:{colour}' title='{e(v['message'])}'>"
+        f"{e(v['verdict'])}</td>"
+        f"<td>{_num(v.get('ratio'), '{:.3f}')}</td><td>{ci}</td>"
+        f"<td>{_num(v.get('p'), '{:.3g}')}</td><td>{_num(v.get('p_adj'), '{:.3g}')}</td>"
+        f"<td>{_num(v.get('cov_baseline'), '{:.1%}')}</td>"
+        f"<td>{_num(v.get('cov_current'), '{:.1%}')}</td>"
+        f"<td>{v['n_current']}</td><td>{_num(v.get('runs_needed'), '{}')}</td></tr>"
+    )
+
+
+def _verdict_table(verdicts: Sequence[Mapping[str, Any]]) -> str:
+    """One comparison's verdicts as a table, the three text columns aligned left."""
+    e = html.escape
+    return (
+        "<table><tr>"
+        + "".join(
+            f"<th class='{'l' if i < 3 else ''}'>{e(h)}</th>" for i, h in enumerate(_VERDICT_HEAD)
+        )
+        + "</tr>"
+        + "".join(_verdict_row(v) for v in verdicts)
+        + "</table>"
+    )
+
+
+def _excluded_html(excluded: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The excluded runs (each with why), or nothing."""
+    if not excluded:
+        return []
+    e = html.escape
+    out = ["<p>Excluded runs (their block partner too):</p><ul>"]
+    for x in excluded:
+        out.append(
+            f"<li>{e(x['variant'])} c={x['level']} block {x['block'] + 1}: "
+            f"{e('; '.join(x['reasons']))}</li>"
+        )
+    out.append("</ul>")
+    return out
+
+
+def _drift_html(drift: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A's drift over the session, per case, or nothing."""
+    if not drift:
+        return []
+    e = html.escape
+    out = ["<p>Drift of A over the session:</p><ul>"]
+    out += [f"<li>{e(d['case_id'])} {e(d['message'])}</li>" for d in drift]
+    out.append("</ul>")
+    return out
+
+
+def _identity_html(ident: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """What served each variant (the vLLM it reported, the command line), or nothing."""
+    if not ident:
+        return []
+    e = html.escape
+    out = ["<p>What served each variant:</p><ul>"]
+    for label, rec in ident.items():
+        served = rec.get("served_vllm") or "unknown"
+        argv = " ".join([*rec.get("launcher", []), *rec.get("argv", [])])
+        out.append(f"<li>{e(label)}: vLLM {e(served)} — <code>{e(argv)}</code></li>")
+    out.append("</ul>")
+    return out
