@@ -170,7 +170,6 @@ def ab_report(
     tol = dict(tolerances or {})
     items: list[PairedComparison | Verdict] = []
     for level in sorted(set(a_runs) | set(b_runs)):
-        case_id = case_label(name, level)
         a_level, b_level = a_runs.get(level, ()), b_runs.get(level, ())
         if a_level and b_level and len(a_level) != len(b_level):
             raise ValueError(
@@ -178,30 +177,40 @@ def ab_report(
                 "a paired comparison needs one of each per block"
             )
         for metric in metrics:
-            direction = metric_direction(metric)
-            a, b = _paired_values(a_level, b_level, metric)
-            if not a:
-                missing = label_a if not _values(a_level, metric) else label_b
-                items.append(
-                    not_comparable(
-                        case_id,
-                        metric,
-                        direction,
-                        f"{missing} has no run with {metric} at c={level} "
-                        "(none measured, or none valid)",
-                    )
-                )
-                continue
             items.append(
-                PairedComparison(
-                    case_id, metric, direction, a, b, tol.get(metric, default_tolerance)
+                _level_comparison(
+                    case_label(name, level),
+                    level,
+                    metric,
+                    a_level,
+                    b_level,
+                    tol.get(metric, default_tolerance),
+                    label_a=label_a,
+                    label_b=label_b,
                 )
             )
     todo = [c for c in items if isinstance(c, PairedComparison)]
     done = iter(compare_paired_session(todo, alpha, "holm"))
     verdicts = [next(done) if isinstance(c, PairedComparison) else c for c in items]
+    text = _ab_text(
+        verdicts, a_runs, b_runs, metrics=metrics, name=name, label_a=label_a, label_b=label_b
+    )
+    return verdicts, text
+
+
+def _ab_text(
+    verdicts: Sequence[Verdict],
+    a_runs: Mapping[int, Sequence[RunMetrics]],
+    b_runs: Mapping[int, Sequence[RunMetrics]],
+    *,
+    metrics: Sequence[str],
+    name: str,
+    label_a: str,
+    label_b: str,
+) -> str:
+    """``ab_report``'s text: a title line, the verdict table, then the ablation table."""
     title = f"{label_b} (B) vs {label_a} (A)" + (f", {name}" if name else "")
-    text = "\n".join(
+    return "\n".join(
         [
             f"A/B comparison: {title}; change and ratio are B/A, paired by block "
             "(CoV base/cur is A/B, n the valid blocks)",
@@ -220,4 +229,29 @@ def ab_report(
             ),
         ]
     )
-    return verdicts, text
+
+
+def _level_comparison(
+    case_id: str,
+    level: int,
+    metric: str,
+    a_level: Sequence[RunMetrics],
+    b_level: Sequence[RunMetrics],
+    tolerance: float,
+    *,
+    label_a: str,
+    label_b: str,
+) -> PairedComparison | Verdict:
+    """One level's paired comparison of ``metric`` (still to be tested, with the others, for
+    Holm), or its NOT COMPARABLE verdict when A or B has no run with it."""
+    direction = metric_direction(metric)
+    a, b = _paired_values(a_level, b_level, metric)
+    if not a:
+        missing = label_a if not _values(a_level, metric) else label_b
+        return not_comparable(
+            case_id,
+            metric,
+            direction,
+            f"{missing} has no run with {metric} at c={level} (none measured, or none valid)",
+        )
+    return PairedComparison(case_id, metric, direction, a, b, tolerance)
