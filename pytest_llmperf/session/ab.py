@@ -372,11 +372,7 @@ def run_ab(
     want = _check_ab_arguments(
         engine, case, variant_a, variant_b, runs, levels=levels, balanced=balanced, blocks=blocks
     )
-    budget = runs if extra_blocks is None else int(extra_blocks)
-    if budget < 0:
-        raise ValueError(f"extra_blocks={budget} must be >= 0")
-    if blocks == "fresh" and not callable(getattr(engine, "release", None)):
-        raise ValueError("blocks='fresh' needs an engine that can release (restart) servers")
+    budget = _extra_block_budget(engine, runs, extra_blocks, blocks)
     session = _ABBlocks(
         engine,
         case,
@@ -393,10 +389,7 @@ def run_ab(
         check_identity=check_identity,
         declared_versions=declared_versions,
     )
-    if blocks == "interleaved":
-        session.run_interleaved()
-    else:
-        session.run_fresh()
+    session.run(blocks)
     return _ab_result(session, metrics=metrics, tolerances=tolerances, alpha=alpha, blocks=blocks)
 
 
@@ -423,6 +416,19 @@ def _check_ab_arguments(
     want = tuple(levels) if levels is not None else (int(case.concurrency),)
     ab_order(want, runs, balanced=balanced)  # validates levels and runs
     return want
+
+
+def _extra_block_budget(
+    engine: EngineLike, runs: int, extra_blocks: int | None, blocks: BlockMode
+) -> int:
+    """How many blocks per level may be measured in place of excluded ones (default ``runs``),
+    checked, with the engine checked able to restart servers for ``blocks="fresh"``."""
+    budget = runs if extra_blocks is None else int(extra_blocks)
+    if budget < 0:
+        raise ValueError(f"extra_blocks={budget} must be >= 0")
+    if blocks == "fresh" and not callable(getattr(engine, "release", None)):
+        raise ValueError("blocks='fresh' needs an engine that can release (restart) servers")
+    return budget
 
 
 class _ABBlocks:
@@ -560,6 +566,13 @@ class _ABBlocks:
     def _next_block(self, level: int) -> None:
         self.run_block(level, self.attempts[level])
         self.attempts[level] += 1
+
+    def run(self, blocks: BlockMode) -> None:
+        """Measure every block in ``blocks`` mode (``"interleaved"`` or ``"fresh"``)."""
+        if blocks == "interleaved":
+            self.run_interleaved()
+        else:
+            self.run_fresh()
 
     def run_interleaved(self) -> None:
         """Both servers up for the whole session; per level, blocks until enough are valid."""
