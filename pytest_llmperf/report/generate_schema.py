@@ -1,33 +1,45 @@
-"""Rewrite (or ``--check``) the shipped ``report/report.schema.json`` from the records.
+"""Rewrite (or ``--check``) the shipped JSON Schemas from the records they describe:
+``report/report.schema.json`` (``report.records``, results.json) and
+``verdicts/baseline.schema.json`` (``verdicts.baseline_records``, baselines/*.json).
 
-python -m pytest_llmperf.report.generate_schema          # rewrite it
-python -m pytest_llmperf.report.generate_schema --check  # exit 1 if it is stale
+python -m pytest_llmperf.report.generate_schema          # rewrite them
+python -m pytest_llmperf.report.generate_schema --check  # exit 1 if one is stale
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 from pytest_llmperf.report.records import SCHEMA_FILE, schema_text
+from pytest_llmperf.verdicts import baseline_records
+
+BASELINE_SCHEMA_FILE = baseline_records.SCHEMA_FILE
+
+
+def _schemas() -> list[tuple[Path, Callable[[], str]]]:
+    """Looked up at call time, so a test can point a file elsewhere."""
+    return [(SCHEMA_FILE, schema_text), (BASELINE_SCHEMA_FILE, baseline_records.schema_text)]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    text = schema_text()
     if args == ["--check"]:
-        if SCHEMA_FILE.read_text(encoding="utf-8") == text:
-            return 0
-        print(
-            f"{SCHEMA_FILE} is stale: regenerate it with "
-            "`python -m pytest_llmperf.report.generate_schema`",
-            file=sys.stderr,
-        )
-        return 1
+        stale = [p for p, text in _schemas() if p.read_text(encoding="utf-8") != text()]
+        for path in stale:
+            print(
+                f"{path} is stale: regenerate it with "
+                "`python -m pytest_llmperf.report.generate_schema`",
+                file=sys.stderr,
+            )
+        return 1 if stale else 0
     if args:
         print("usage: python -m pytest_llmperf.report.generate_schema [--check]", file=sys.stderr)
         return 2
-    SCHEMA_FILE.write_text(text, encoding="utf-8")
-    print(f"wrote {SCHEMA_FILE}")
+    for path, text in _schemas():
+        path.write_text(text(), encoding="utf-8")
+        print(f"wrote {path}")
     return 0
 
 

@@ -5,7 +5,12 @@ Raw values, not aggregates, so a statistical comparison (and later change-point 
 history) is possible. A file this plugin cannot read is reported and never overwritten: what a
 user measured on an 8-GPU box for an hour is not ours to lose.
 
-Size (about 540 lines), stated: the record (``Baseline``), its (de)serialisation, its files
+The file's records are ``verdicts.baseline_records`` (msgspec structs, from which
+``verdicts/baseline.schema.json`` is generated); ``to_record``/``from_record`` convert a
+``Baseline`` to and from them, so the on-disk format is written and checked by msgspec, with
+every problem reported by its key path.
+
+Size (about 520 lines), stated: the record (``Baseline``), its conversion, its files
 and the comparison of a current run against it are one public API (``verdicts.baseline.load``,
 ``save``, ``compare``, documented and used as a module by tests and scripts). The banners
 below mark the seams; the pure comparison part is the one to move out first, once its users
@@ -24,8 +29,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
+import msgspec
+from msgspec import UNSET
+
 from pytest_llmperf.core.atomic import write_json_atomic
-from pytest_llmperf.metrics.directions import DIRECTIONS, comparison
+from pytest_llmperf.metrics.directions import comparison
+from pytest_llmperf.verdicts.baseline_records import (
+    BaselineDocument,
+    CaseRecordEntry,
+    FingerprintRecord,
+    MetricRecord,
+    RecordProblem,
+    convert,
+    problem,
+)
 from pytest_llmperf.verdicts.fingerprint import FIELDS, Fingerprint, diff
 
 if TYPE_CHECKING:
@@ -156,130 +173,100 @@ def merge(old: Baseline, new: Baseline) -> Baseline:
 # ----------------------------------------------------------------------------- (de)serialising
 
 
-def to_dict(b: Baseline) -> dict[str, Any]:
-    cases: dict[str, Any] = {}
-    for case_id, case in b.cases.items():
-        metrics: dict[str, Any] = {}
-        for name, m in case.metrics.items():
-            entry: dict[str, Any] = {
-                "direction": m.direction,
-                "unit": m.unit,
-                "values": list(m.values),
-            }
-            if m.published is not None:
-                entry["published"] = dict(m.published)
-            metrics[name] = entry
-        out: dict[str, Any] = {"metrics": metrics}
-        if case.fingerprint is not None:
-            # Only what is set: a case fingerprint carries a few CASE_FIELDS.
-            out["fingerprint"] = {
-                k: v
-                for k, v in case.fingerprint.to_dict().items()
-                if k == "platform" or v not in (None, [], {}, 0)
-            }
-        if case.note:
-            out["note"] = case.note
-        cases[case_id] = out
-    data: dict[str, Any] = {
-        "schema_version": b.schema_version,
-        "suite": b.suite,
-        "source": b.source,
-        "created": b.created,
-        "fingerprint": b.fingerprint.to_dict(),
-        "fingerprint_id": b.fingerprint_id,
-        "cases": cases,
+def to_record(b: Baseline) -> BaselineDocument:
+    """The file's record (``verdicts.baseline_records``). A case fingerprint carries only what
+    is set (a few CASE_FIELDS); ``published`` and notes are written only when there are some."""
+    cases = {
+        case_id: CaseRecordEntry(
+            metrics={
+                name: MetricRecord(
+                    direction=m.direction,
+                    unit=m.unit,
+                    values=list(m.values),
+                    published=UNSET if m.published is None else dict(m.published),
+                )
+                for name, m in case.metrics.items()
+            },
+            fingerprint=UNSET if case.fingerprint is None else case.fingerprint.to_case_record(),
+            note=case.note or UNSET,
+        )
+        for case_id, case in b.cases.items()
     }
-    if b.note:
-        data["note"] = b.note
-    return data
-
-
-class _SchemaProblem(Exception):
-    """A schema problem, turned into a BaselineError that names the file."""
-
-
-def _obj(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _SchemaProblem(f"{where} must be a JSON object, not {type(value).__name__}")
-    return value
-
-
-def _str(value: Any, where: str, *, optional: bool = False) -> str | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str):
-        raise _SchemaProblem(f"{where} must be a string")
-    return value
-
-
-def _fingerprint(value: Any, where: str) -> Fingerprint:
-    try:
-        return Fingerprint.from_dict(_obj(value, where))
-    except ValueError as exc:
-        raise _SchemaProblem(f"{where}: {exc}") from None
-
-
-def _metric(value: Any, where: str) -> MetricSeries:
-    m = _obj(value, where)
-    direction = m.get("direction")
-    if direction not in DIRECTIONS:
-        raise _SchemaProblem(f"{where}.direction must be one of {', '.join(DIRECTIONS)}")
-    values = m.get("values")
-    if not isinstance(values, list):
-        raise _SchemaProblem(f"{where}.values must be a list of numbers (one per run)")
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise _SchemaProblem(f"{where}.values holds {v!r}; every value must be a finite number")
-    published = m.get("published")
-    if published is not None:
-        _obj(published, f"{where}.published")
-    return MetricSeries(
-        cast("Direction", direction),
-        tuple(float(v) for v in values),
-        _str(m.get("unit"), f"{where}.unit", optional=True),
-        published,
+    return BaselineDocument(
+        schema_version=cast("Literal[1]", b.schema_version),
+        suite=b.suite,
+        source=b.source,
+        created=b.created,
+        fingerprint=b.fingerprint.to_record(),
+        fingerprint_id=b.fingerprint_id,
+        cases=cases,
+        note=b.note or UNSET,
     )
 
 
-def from_dict(data: Any) -> Baseline:
-    """Validate and build; raises ``_SchemaProblem`` with the JSON path of the first problem."""
-    root = _obj(data, "the file")
+def to_dict(b: Baseline) -> dict[str, Any]:
+    """The file's JSON object (``to_record`` as built-in types)."""
+    return cast("dict[str, Any]", msgspec.to_builtins(to_record(b)))
+
+
+#: A schema problem, turned into a BaselineError that names the file.
+_SchemaProblem = RecordProblem
+
+
+def _check_version(root: Any) -> int:
+    """The envelope, checked before the records: a newer file says to upgrade, whatever else
+    it holds."""
+    if not isinstance(root, dict):
+        raise RecordProblem(f"the file must be a JSON object, not {type(root).__name__}")
     version = root.get("schema_version")
     if isinstance(version, bool) or not isinstance(version, int):
-        raise _SchemaProblem("schema_version is missing or not a whole number")
+        raise RecordProblem("schema_version is missing or not a whole number")
     if version > SCHEMA_VERSION:
-        raise _SchemaProblem(
+        raise RecordProblem(
             f"it was written with schema version {version}, newer than the {SCHEMA_VERSION} "
             "this pytest-llmperf reads; upgrade pytest-llmperf to use it"
         )
     if version < 1:
-        raise _SchemaProblem(f"schema_version {version} is not a version pytest-llmperf ever wrote")
-    source = root.get("source", "measured")
-    if source not in SOURCES:
-        raise _SchemaProblem(f"source must be one of {', '.join(SOURCES)}")
+        raise RecordProblem(f"schema_version {version} is not a version pytest-llmperf ever wrote")
+    return version
+
+
+def _series(m: MetricRecord, where: str) -> MetricSeries:
+    for i, v in enumerate(m.values):
+        if not math.isfinite(v):
+            raise problem(f"{where}.values[{i}]", f"Found {v!r}", "values")
+    published = None if m.published is UNSET else m.published
+    return MetricSeries(m.direction, tuple(m.values), m.unit, published)
+
+
+def from_record(doc: BaselineDocument) -> Baseline:
+    """The ``Baseline`` of a file's record; raises ``RecordProblem`` for a value that is not
+    finite."""
     cases: dict[str, CaseRecord] = {}
-    for case_id, raw in _obj(root.get("cases"), "cases").items():
-        where = f"cases[{case_id!r}]"
-        c = _obj(raw, where)
-        metrics = {
-            name: _metric(m, f"{where}.metrics[{name!r}]")
-            for name, m in _obj(c.get("metrics"), f"{where}.metrics").items()
-        }
-        fp = c.get("fingerprint")
+    for case_id, c in doc.cases.items():
+        where = f"$.cases[{case_id!r}]"
+        fp = None if c.fingerprint in (None, UNSET) else c.fingerprint
         cases[case_id] = CaseRecord(
-            metrics,
-            None if fp is None else _fingerprint(fp, f"{where}.fingerprint"),
-            _str(c.get("note"), f"{where}.note", optional=True),
+            {name: _series(m, f"{where}.metrics[{name!r}]") for name, m in c.metrics.items()},
+            None if fp is None else Fingerprint.from_record(cast("FingerprintRecord", fp)),
+            None if c.note is UNSET else c.note,
         )
     return Baseline(
-        suite=cast(str, _str(root.get("suite"), "suite")),
-        fingerprint=_fingerprint(root.get("fingerprint"), "fingerprint"),
+        suite=doc.suite,
+        fingerprint=Fingerprint.from_record(doc.fingerprint),
         cases=cases,
-        created=_str(root.get("created", ""), "created") or "",
-        source=cast("Source", source),
-        note=_str(root.get("note"), "note", optional=True),
-        schema_version=version,
+        created=doc.created,
+        source=doc.source,
+        note=None if doc.note is UNSET else doc.note,
+        schema_version=doc.schema_version,
     )
+
+
+def from_dict(data: Any) -> Baseline:
+    """Validate and build; raises ``_SchemaProblem`` (``RecordProblem``) with the key path of
+    the first problem, what is wrong and what the field must hold."""
+    _check_version(data)
+    return from_record(convert(data, BaselineDocument))
 
 
 # ----------------------------------------------------------------------------- files (I/O)
@@ -308,7 +295,7 @@ def load(path: str | os.PathLike[str]) -> Baseline:
         ) from None
     try:
         return from_dict(data)
-    except _SchemaProblem as exc:
+    except RecordProblem as exc:
         raise BaselineError(
             f"baseline {p} is not usable: {exc}. Fix that entry or restore the file from "
             f"version control. {keep}"
@@ -323,7 +310,7 @@ def save(baseline: Baseline, path: str | os.PathLike[str]) -> Path:
     data = to_dict(baseline)
     try:
         from_dict(data)
-    except _SchemaProblem as exc:
+    except RecordProblem as exc:
         raise BaselineError(f"refusing to write baseline {path}: {exc}") from None
     return write_json_atomic(path, data)
 

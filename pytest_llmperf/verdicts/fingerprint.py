@@ -2,7 +2,8 @@
 
 pytest-benchmark keys storage by OS/Python and merely warns on a mismatch; here the GPU, driver,
 ROCm/CUDA, vLLM, torch, model weights, launch flags and workload are part of the key. The record
-and ``diff`` are pure; the ``gather``/``weights_sha256`` functions do the I/O.
+and ``diff`` are pure; the ``gather``/``weights_sha256`` functions do the I/O. In a file it is a
+``baseline_records.FingerprintRecord`` (a msgspec struct), via ``to_record``/``from_record``.
 """
 
 from __future__ import annotations
@@ -13,15 +14,22 @@ import os
 import platform as _platform
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
+
+import msgspec
 
 from pytest_llmperf import __version__
 from pytest_llmperf.core.atomic import write_json_atomic
 from pytest_llmperf.core.redact import redact_env as _redact_env
 from pytest_llmperf.core.versions import installed_vllm_version, package_version
 from pytest_llmperf.plan.platforms import Accelerators, detect_accelerators
+from pytest_llmperf.verdicts.baseline_records import (
+    CaseFingerprintRecord,
+    FingerprintRecord,
+    convert,
+)
 
 ID_LENGTH: Final[int] = 16
 
@@ -61,46 +69,47 @@ class Fingerprint:
                     f"workload must be JSON text (see canonical_json), got {self.workload!r}"
                 ) from None
 
+    def to_record(self) -> FingerprintRecord:
+        """The file record (``verdicts.baseline_records``): argv as a list, env and workload
+        as objects."""
+        return FingerprintRecord(**self._record_fields())
+
+    def to_case_record(self) -> CaseFingerprintRecord:
+        """The record of a case's fingerprint in a baseline file: only what is set is written.
+        An empty workload (``{}``, ``[]``, ``0``) counts as not set, as the file format has
+        always had it."""
+        kw = self._record_fields()
+        if kw["workload"] in ([], {}, 0):
+            kw["workload"] = None
+        return CaseFingerprintRecord(**kw)
+
+    def _record_fields(self) -> dict[str, Any]:
+        kw = {name: getattr(self, name) for name in FIELDS}
+        kw["launch_argv"] = list(self.launch_argv)
+        kw["launch_env"] = dict(self.launch_env)
+        kw["workload"] = None if self.workload is None else json.loads(self.workload)
+        return kw
+
+    @classmethod
+    def from_record(cls, record: FingerprintRecord) -> Fingerprint:
+        """Inverse of ``to_record``: the environment sorted by name, the workload canonical."""
+        kw = {name: getattr(record, name) for name in FIELDS}
+        kw["launch_argv"] = tuple(record.launch_argv)
+        kw["launch_env"] = tuple(sorted(record.launch_env.items()))
+        kw["workload"] = None if record.workload is None else canonical_json(record.workload)
+        return cls(**kw)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready and readable: argv as a list, env and workload as objects."""
-        out = asdict(self)
-        out["launch_argv"] = list(self.launch_argv)
-        out["launch_env"] = dict(self.launch_env)
-        out["workload"] = None if self.workload is None else json.loads(self.workload)
-        return out
+        return cast("dict[str, Any]", msgspec.to_builtins(self.to_record()))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Fingerprint:
-        """Inverse of ``to_dict``. Raises ValueError naming the field on a wrong type; unknown
-        keys (written by a newer plugin) are ignored so old readers still load the file."""
-        known = {f.name for f in fields(cls)}
-        kw: dict[str, Any] = {}
-        for key, value in data.items():
-            if key not in known:
-                continue
-            if key == "launch_argv":
-                if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
-                    raise ValueError("fingerprint.launch_argv must be a list of strings")
-                kw[key] = tuple(value)
-            elif key == "launch_env":
-                if not isinstance(value, dict) or not all(
-                    isinstance(v, str) for v in value.values()
-                ):
-                    raise ValueError("fingerprint.launch_env must map names to strings")
-                kw[key] = tuple(sorted(value.items()))
-            elif key == "workload":
-                kw[key] = None if value is None else canonical_json(value)
-            elif key == "accelerator_count":
-                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                    raise ValueError("fingerprint.accelerator_count must be a whole number >= 0")
-                kw[key] = value
-            else:
-                if value is not None and not isinstance(value, str):
-                    raise ValueError(f"fingerprint.{key} must be a string or null")
-                kw[key] = value
-        if not isinstance(kw.get("platform"), str):
-            raise ValueError("fingerprint.platform is missing (cuda, rocm or cpu)")
-        return cls(**kw)
+        """Inverse of ``to_dict``. Raises ValueError (``RecordProblem``) naming the field, what
+        is wrong and what it must hold; unknown keys (written by a newer plugin) are ignored so
+        old readers still load the file."""
+        value = dict(data) if isinstance(data, Mapping) else data
+        return cls.from_record(convert(value, FingerprintRecord, root="fingerprint"))
 
     def key(self) -> dict[str, Any]:
         """The comparability key: every field but the context ones (``CONTEXT_FIELDS``), with
