@@ -113,6 +113,11 @@ def test_slo_refusals_in_full() -> None:
         "llmperf.toml: slo.ttft_ms: 0 is out of range for a limit in ms. "
         "Use a number above 0 and at most 1e+07"
     )
+    assert error(slo={"e2el_ms": 1.5e7}) == (
+        "llmperf.toml: slo.e2el_ms: 15000000.0 is out of range for a limit in ms. "
+        "Use a number above 0 and at most 1e+07"
+    )
+    assert cfg(slo={"ttft_ms": 0.5}).slo.ttft_ms == 0.5
     assert error(slo={"itl_ms": 5, "min_goodput_fraction": 1.01}) == (
         "llmperf.toml: slo.min_goodput_fraction: 1.01 is out of range for a fraction of "
         "requests. Use a number at least 0 and at most 1"
@@ -137,6 +142,7 @@ def test_slo_refusals_in_full() -> None:
         ({"rates": [1], "ramp_up_s": 0.5}, "ramp_up_s", 0.5),
         ({"rates": [1], "ramp_up_s": 86400}, "ramp_up_s", 86400.0),
         ({"rates": [1], "duration_s": 86400}, "duration_s", 86400.0),
+        ({"rates": [1], "duration_s": 0.5}, "duration_s", 0.5),
         ({"rates": [1], "max_concurrency": 1}, "max_concurrency", 1),
         ({"rates": [1], "requests": 1}, "requests", 1),
         ({"capacity_fractions": [10]}, "capacity_fractions", (10.0,)),
@@ -161,6 +167,20 @@ def test_bounds_that_are_accepted(load: dict[str, Any], field: str, value: objec
             {"rates": ["fast"]},
             "load.rates[0]: expected a request rate (requests/s) (a number), got a string "
             "'fast'. Write a number",
+        ),
+        (
+            {"rates": "1"},
+            "load.rates: expected a list of request rates, got a string '1'. Write [..., ...]",
+        ),
+        (
+            {"capacity_fractions": "0.5"},
+            "load.capacity_fractions: expected a list of fractions of the measured capacity, "
+            "got a string '0.5'. Write [..., ...]",
+        ),
+        (
+            {"capacity_fractions": [1], "capacity_concurrency": 0},
+            "load.capacity_concurrency: 0 is out of range for the closed-loop level whose "
+            "throughput is the capacity. Use an integer from 1 to 100,000",
         ),
         (
             {"rates": [1], "arrival": "bursty"},
