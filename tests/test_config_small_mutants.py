@@ -169,3 +169,247 @@ def test_which_file_is_read(tmp_path: Path) -> None:
     assert load_error(Path("/nonexistent"), elsewhere).startswith(f"{elsewhere}: runs: 0 is")
     elsewhere.write_text("runs = 4\n")
     assert load_config(Path("/nonexistent"), elsewhere).runs == 4
+
+
+# -- config.guardrails and config.history ------------------------------------------------------
+# Each text was read against the code's intent: key path, what is wrong, what to write.
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        pytest.param(
+            {"guardrails": ["x"]},
+            "guardrails: expected a table, got ['x']. Write it as a TOML table: [guardrails]",
+            id="g not table",
+        ),
+        pytest.param(
+            {"guardrails": {"fail": []}},
+            "guardrails.fail: unknown key. Did you mean 'fail_on'? Known keys here: "
+            "fail_on; remove or rename it",
+            id="g unknown key",
+        ),
+        pytest.param(
+            {"guardrails": {"zzz": []}},
+            "guardrails.zzz: unknown key. Known keys here: fail_on; remove or rename it",
+            id="g unknown key far",
+        ),
+        pytest.param(
+            {"guardrails": {"fail_on": "preemptions"}},
+            "guardrails.fail_on: expected a list of flag names, got 'preemptions'. "
+            'E.g. fail_on = ["preemptions"]',
+            id="g not list",
+        ),
+        pytest.param(
+            {"guardrails": {"fail_on": ["preemptions", "client"]}},
+            "guardrails.fail_on[1]: unknown guardrail flag 'client'. Did you mean "
+            "'client_late'? Choose from: preemptions, unexpected_cache_hits, "
+            "client_late",
+            id="g unknown flag",
+        ),
+        pytest.param(
+            {"guardrails": {"fail_on": ["zzz"]}},
+            "guardrails.fail_on[0]: unknown guardrail flag 'zzz'. Choose from: "
+            "preemptions, unexpected_cache_hits, client_late",
+            id="g unknown flag far",
+        ),
+        pytest.param(
+            {"guardrails": {"fail_on": [3]}},
+            "guardrails.fail_on[0]: unknown guardrail flag 3. Choose from: "
+            "preemptions, unexpected_cache_hits, client_late",
+            id="g flag int",
+        ),
+        pytest.param(
+            {"history": 3},
+            "history: expected a table, got 3. Write it as a TOML table: [history]",
+            id="h not table",
+        ),
+        pytest.param(
+            {"history": {"windows": 3}},
+            "history.windows: unknown key. Did you mean 'window'? Known keys here: "
+            "store, record, drift_guard, metrics, tolerance, max_pvalue, window, "
+            "min_points, ignore_fields, plots; remove or rename it",
+            id="h unknown",
+        ),
+        pytest.param(
+            {"history": {"zzz": 3}},
+            "history.zzz: unknown key. Known keys here: store, record, drift_guard, "
+            "metrics, tolerance, max_pvalue, window, min_points, ignore_fields, plots; "
+            "remove or rename it",
+            id="h unknown far",
+        ),
+        pytest.param(
+            {"history": {"store": ""}},
+            "history.store: expected a path or database URL (a string). Quote it",
+            id="h store empty",
+        ),
+        pytest.param(
+            {"history": {"store": 1}},
+            "history.store: expected a path or database URL (a string). Quote it",
+            id="h store int",
+        ),
+        pytest.param(
+            {"history": {"record": "no"}},
+            "history.record: expected true or false, got 'no'. Write record = true",
+            id="h record str",
+        ),
+        pytest.param(
+            {"history": {"plots": 1}},
+            "history.plots: expected true or false, got 1. Write plots = true",
+            id="h plots int",
+        ),
+        pytest.param(
+            {"history": {"metrics": []}},
+            'history.metrics: no metrics given. E.g. metrics = ["total_token_throughput"]',
+            id="h metrics empty",
+        ),
+        pytest.param(
+            {"history": {"metrics": "p99_e2el_ms"}},
+            "history.metrics: expected a list of metric names (strings), got "
+            '\'p99_e2el_ms\'. Write ["...", "..."]',
+            id="h metrics str",
+        ),
+        pytest.param(
+            {"history": {"metrics": [""]}},
+            "history.metrics: expected a list of metric names (strings), got ['']. "
+            'Write ["...", "..."]',
+            id="h metrics empty str",
+        ),
+        pytest.param(
+            {"history": {"metrics": ["p99_e2el_ms", "nope"]}},
+            "history.metrics[1]: metric 'nope' has no known direction (throughputs end "
+            "in 'throughput', latencies in '_ms'). Use a metric name of results.json, "
+            "e.g. total_token_throughput",
+            id="h metrics unknown",
+        ),
+        pytest.param(
+            {"history": {"tolerance": -0.1}},
+            "history.tolerance: expected a relative tolerance from 0 to 1, got -0.1. "
+            "Write a number in range",
+            id="h tolerance -0.1",
+        ),
+        pytest.param(
+            {"history": {"tolerance": True}},
+            "history.tolerance: expected a relative tolerance from 0 to 1, got True. "
+            "Write a number in range",
+            id="h tolerance bool",
+        ),
+        pytest.param(
+            {"history": {"max_pvalue": 0}},
+            "history.max_pvalue: expected a p-value from 1e-12 to 0.5, got 0. Write a "
+            "number in range",
+            id="h max_pvalue 0",
+        ),
+        pytest.param(
+            {"history": {"max_pvalue": 0.6}},
+            "history.max_pvalue: expected a p-value from 1e-12 to 0.5, got 0.6. Write "
+            "a number in range",
+            id="h max_pvalue 0.6",
+        ),
+        pytest.param(
+            {"history": {"window": 3}},
+            "history.window: expected sessions (a whole number from 4 to 100,000), got "
+            "3. Write an integer",
+            id="h window 3",
+        ),
+        pytest.param(
+            {"history": {"window": 100001}},
+            "history.window: expected sessions (a whole number from 4 to 100,000), got "
+            "100001. Write an integer",
+            id="h window 100001",
+        ),
+        pytest.param(
+            {"history": {"window": 5.0}},
+            "history.window: expected sessions (a whole number from 4 to 100,000), got "
+            "5.0. Write an integer",
+            id="h window float",
+        ),
+        pytest.param(
+            {"history": {"window": True}},
+            "history.window: expected sessions (a whole number from 4 to 100,000), got "
+            "True. Write an integer",
+            id="h window bool",
+        ),
+        pytest.param(
+            {"history": {"min_points": 2}},
+            "history.min_points: expected points (a whole number from 3 to 10,000), "
+            "got 2. Write an integer",
+            id="h min_points 2",
+        ),
+        pytest.param(
+            {"history": {"min_points": 10001}},
+            "history.min_points: expected points (a whole number from 3 to 10,000), "
+            "got 10001. Write an integer",
+            id="h min_points 10001",
+        ),
+        pytest.param(
+            {"history": {"ignore_fields": ["hostname", "gpu"]}},
+            "history.ignore_fields[1]: unknown fingerprint field 'gpu'. Known fields: "
+            "platform, accelerator_model, accelerator_count, driver, runtime_version, "
+            "vllm_version, torch_version, model_name, model_revision, weights_sha256, "
+            "launch_argv, launch_env, workload, plugin_version, host_cpu, os_platform, "
+            "hostname, cpu_layout",
+            id="h ignore unknown",
+        ),
+        pytest.param(
+            {"history": {"ignore_fields": "hostname"}},
+            "history.ignore_fields: expected a list of fingerprint fields (strings), "
+            'got \'hostname\'. Write ["...", "..."]',
+            id="h ignore str",
+        ),
+    ],
+)
+def test_section_refusals_in_full(doc: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"models": ["dense-gqa"], **doc}, source="llmperf.toml")
+    assert str(err.value) == f"llmperf.toml: {message}"
+
+
+def section(**doc: object) -> PerfConfig:
+    return parse_config({"models": ["dense-gqa"], **doc}, source="llmperf.toml")
+
+
+def test_guardrail_flags_in_order_once() -> None:
+    assert section().guardrails.fail_on == ()
+    assert section(guardrails={}).guardrails.fail_on == ()
+    g = section(guardrails={"fail_on": ["client_late", "preemptions", "client_late"]})
+    assert g.guardrails.fail_on == ("client_late", "preemptions")
+    every = ["preemptions", "unexpected_cache_hits", "client_late"]
+    assert section(guardrails={"fail_on": every}).guardrails.fail_on == tuple(every)
+
+
+def test_history_defaults_and_every_key() -> None:
+    assert vars(section().history) == {
+        "store": None,
+        "record": True,
+        "drift_guard": False,
+        "metrics": ("total_token_throughput", "p99_e2el_ms"),
+        "tolerance": 0.05,
+        "max_pvalue": 0.001,
+        "window": 60,
+        "min_points": 4,
+        "ignore_fields": (),
+        "plots": True,
+    }
+    table = {
+        "store": "sqlite:///h.db",
+        "record": False,
+        "drift_guard": True,
+        "metrics": ["p99_ttft_ms"],
+        "tolerance": 1,
+        "max_pvalue": 0.5,
+        "window": 100_000,
+        "min_points": 10_000,
+        "ignore_fields": ["hostname", "cpu_layout"],
+        "plots": False,
+    }
+    h = section(history=table).history
+    assert vars(h) == {
+        **table,
+        "metrics": ("p99_ttft_ms",),
+        "ignore_fields": ("hostname", "cpu_layout"),
+        "tolerance": 1.0,
+    }
+    low = section(history={"tolerance": 0, "max_pvalue": 1e-12, "window": 4, "min_points": 3})
+    assert (low.history.tolerance, low.history.max_pvalue) == (0.0, 1e-12)
+    assert (low.history.window, low.history.min_points) == (4, 3)
