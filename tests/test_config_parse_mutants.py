@@ -720,6 +720,44 @@ def test_refusals_in_full(
     assert error(**doc) == message
 
 
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            {"kind": "ray", "start_head": True, "head_port": 65536},
+            "models[0].launcher.head_port: 65536 is out of range for head_port. Use an integer "
+            "from 1 to 65,535",
+        ),
+        (
+            {"kind": "ray", "start_head": True, "num_cpus": 4097},
+            "models[0].launcher.num_cpus: 4097 is out of range for num_cpus. Use an integer "
+            "from 0 to 4,096",
+        ),
+        (
+            {"kind": "slurm", "cpus_per_task": 0},
+            "models[0].launcher.cpus_per_task: 0 is out of range for cpus_per_task. Use an "
+            "integer from 1 to 4,096",
+        ),
+    ],
+)
+def test_launcher_bounds_refused(table: dict[str, Any], message: str) -> None:
+    assert launcher_error(table) == message
+
+
+def test_launcher_bounds_accepted() -> None:
+    assert launcher({"kind": "slurm", "cpus_per_task": 1}).cpus_per_task == 1
+    low = launcher({"kind": "ray", "start_head": True, "local_workers": 0, "num_cpus": 4096})
+    assert (low.local_workers, low.num_cpus, low.start_head) == (0, 4096, True)
+    assert launcher({"kind": "ray", "start_head": False, "address": "h:1"}).start_head is False
+
+
+def test_a_workload_named_after_a_preset_takes_that_preset() -> None:
+    (w,) = cfg(models=[TINY], workloads=[{"name": "long-output", "output_tokens": 1}]).workloads
+    assert (w.name, w.preset, w.output_tokens) == ("long-output", "long-output", 1)
+    (x,) = cfg(models=[TINY], workloads=[{"name": "text", "input_tokens": 10_000_000}]).workloads
+    assert (x.name, x.input_tokens) == ("text", 10_000_000)
+
+
 def test_ray_address_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAY_ADDRESS", "head:6379")
     assert launcher({"kind": "ray"}) == LauncherConfig(kind="ray")
