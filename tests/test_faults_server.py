@@ -63,6 +63,7 @@ if mode == "crash":
           "configuration: head_dim=16")
     print("RuntimeError: Engine core initialization failed. See root cause above.")
     print("echo of the key:", os.environ.get("VLLM_API_KEY"), flush=True)
+    print("HF_HUB_OFFLINE:", os.environ.get("HF_HUB_OFFLINE"), flush=True)
     sys.exit(1)
 if mode in ("silent", "stubborn"):
     if mode == "stubborn":  # ignores SIGTERM and has a child in its group, like an engine
@@ -159,6 +160,31 @@ def test_root_cause_comes_from_this_launch_not_an_earlier_life(
     assert "exited unexpectedly" in log.read_text()
 
 
+def test_the_log_names_each_launch_and_a_local_model_folder_runs_offline(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each launch appends its (redacted) command line to the log, then the server's output;
+    a local folder runs with HF_HUB_OFFLINE=1 unless the caller set it."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    log = tmp_path / "server.log"
+    launcher = fake_launcher(tmp_path, "crash")
+    srv = VLLMServer(model_dir, launcher=launcher, log_path=log, api_key=PLANTED_KEY)
+    with pytest.raises(ServerError):
+        srv.start()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    with pytest.raises(ServerError):
+        srv.start()
+    lines = log.read_text().splitlines()
+    launches = [i for i, line in enumerate(lines) if line.startswith("# llmperf launch: ")]
+    assert len(launches) == 2 and launches[0] == 0
+    assert lines[0].removeprefix("# llmperf launch: ").startswith(launcher[0])
+    assert str(model_dir) in lines[0]
+    assert not any(PLANTED_KEY in lines[i] for i in launches)  # (the fake echoes it itself)
+    offline = [line for line in lines if line.startswith("HF_HUB_OFFLINE:")]
+    assert offline == ["HF_HUB_OFFLINE: 1", "HF_HUB_OFFLINE: 0"]
+    assert launches[1] > lines.index("HF_HUB_OFFLINE: 1")
+
+
 def test_stop_escalates_to_sigkill_and_reaps_the_whole_group(
     tmp_path: Path, model_dir: Path
 ) -> None:
@@ -229,6 +255,22 @@ def test_launch_command_that_is_not_executable(model_dir: Path, tmp_path: Path, 
         srv.start()
     assert str(exe) in str(info.value)
     assert srv.pid is None
+
+
+def test_a_launcher_the_kernel_cannot_run_is_named_and_nothing_is_left(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """An executable file whose interpreter is missing passes the pre-launch checks and fails
+    at the process start: the error names it, and the server is stopped and unregistered."""
+    exe = tmp_path / "bad-interpreter"
+    exe.write_text("#!/nonexistent/python\n")
+    exe.chmod(0o755)
+    srv = VLLMServer(model_dir, launcher=[str(exe), "serve"], log_path=tmp_path / "s.log")
+    with pytest.raises(ServerError, match=f"cannot launch '{exe}': No such file or directory"):
+        srv.start()
+    assert srv.pid is None
+    assert srv not in server_mod._LIVE  # stopped: nothing left for the exit-time cleanup
+    assert (tmp_path / "s.log").read_text().startswith(f"# llmperf launch: {exe} serve ")
 
 
 def test_missing_vllm_in_the_launchers_python(model_dir: Path) -> None:

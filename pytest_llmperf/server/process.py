@@ -3,7 +3,7 @@
 This module knows nothing of pytest (the plugin's fixtures are a few lines over it). It uses
 only the standard library, so importing it is cheap.
 
-Size (about 730 lines), stated: most of it is one class, ``VLLMServer``, whose start, readiness
+Size (about 750 lines), stated: most of it is one class, ``VLLMServer``, whose start, readiness
 wait, liveness, root-cause search in the log and stop paths share the process handle, the log
 and the reaper; the lifecycle is easier to check for "leaves nothing behind" in one place. The
 command lines come from ``launchers``, the plan from ``plan``, the side probes from
@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from pytest_llmperf.core.endpoint import Endpoint
 from pytest_llmperf.core.probe import http_get, served_version
@@ -475,6 +476,26 @@ class VLLMServer:
             return self
         self._preflight()
         self.port = self.requested_port or free_port(self.host)
+        log_fh = self._open_log()
+        prepared = self._prepare_launch(log_fh)
+        self._prepared = prepared
+        t0 = time.monotonic()
+        launch = self._redact(shlex.join(redact_argv(prepared.argv)))
+        log_fh.write(f"# llmperf launch: {launch}\n".encode())
+        log_fh.flush()
+        self._spawn(prepared, log_fh)
+        try:
+            self._wait_ready(t0)
+            self._check_version()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - t0
+        return self
+
+    def _open_log(self) -> BinaryIO:
+        """The server log, opened for appending (a temporary folder unless one was given);
+        this launch's output starts at ``_log_offset``."""
         if self._log_path is None:
             log_dir = Path(tempfile.mkdtemp(prefix="llmperf-vllm-"))
             self._log_path = log_dir / f"{self.served_model_name}-{self.port}.log"
@@ -487,12 +508,17 @@ class VLLMServer:
                 f"cannot write the server log {self._log_path}: {exc.strerror}; choose a "
                 "writable log directory"
             ) from None
+        return log_fh
+
+    def _prepare_launch(self, log_fh: BinaryIO) -> Prepared:
+        """The launcher's concrete launch (argv, environment, stop commands); a local model
+        folder runs with ``HF_HUB_OFFLINE=1`` unless the plan or the caller set it."""
         plan_env = dict(self.spec.env)
         if "HF_HUB_OFFLINE" not in plan_env and "HF_HUB_OFFLINE" not in os.environ:
             if Path(self.spec.model).expanduser().is_dir():
                 plan_env["HF_HUB_OFFLINE"] = "1"  # a local folder: nothing to download
         try:
-            prepared = self.launcher.prepare(
+            return self.launcher.prepare(
                 self.vllm_args(),
                 plan_env=plan_env,
                 secrets=self.secrets(),
@@ -502,11 +528,11 @@ class VLLMServer:
         except LauncherError as exc:
             log_fh.close()
             raise ServerError(f"cannot launch {self.served_model_name!r}: {exc}") from None
-        self._prepared = prepared
-        t0 = time.monotonic()
-        launch = self._redact(shlex.join(redact_argv(prepared.argv)))
-        log_fh.write(f"# llmperf launch: {launch}\n".encode())
-        log_fh.flush()
+
+    def _spawn(self, prepared: Prepared, log_fh: BinaryIO) -> None:
+        """Register the server for the exit-time cleanup, then start the reaper, the
+        launcher's services and the server process (in its own process group); on failure
+        stop whatever started."""
         self._log_fh = log_fh
         with _LIVE_LOCK:
             _LIVE.add(self)
@@ -526,17 +552,6 @@ class VLLMServer:
             self.stop()
             what = exc.strerror if isinstance(exc, OSError) else str(exc)
             raise ServerError(f"cannot launch {prepared.argv[0]!r}: {what}") from None
-        self._log_fh = log_fh
-        with _LIVE_LOCK:
-            _LIVE.add(self)
-        try:
-            self._wait_ready(t0)
-            self._check_version()
-        except BaseException:
-            self.stop()
-            raise
-        self.startup_seconds = time.monotonic() - t0
-        return self
 
     def _start_reaper(self, commands: Sequence[Sequence[str]]) -> None:
         """A watchdog in its own session that runs ``commands`` (stop the container / cancel
