@@ -350,3 +350,16 @@ def test_client_samples_skip_failed_requests_and_go_on() -> None:
 
     got = client_samples([rec(0, False), rec(1, True)])
     assert got == {"ttft": [0.25], "itl": [0.25, 0.25, 0.25], "e2el": [1.0]}
+
+
+def test_cdf_gap_is_the_largest_and_the_p99_excess_excepts_one_in_a_hundred_rounded_down() -> None:
+    # 150 requests, all at or under 10 ms on the server; the client saw 147 at 5 ms and three
+    # late ones. 1% of 150 is 1.5: one sample is excepted, so the p99 excess is the second
+    # largest's lateness; TTFT/E2E (not judged) report the excess over all as the frontend gap.
+    server = Histogram((0.01, math.inf), (150.0, 150.0), 1.0, 150.0)
+    client = [0.005] * 147 + [0.1, 0.2, 0.3]
+    w = witness_metric(client, server, 0.0, judged=False)
+    assert w["max_cdf_gap"] == pytest.approx(0.02)  # 147/150 against 150/150 at 10 ms
+    assert w["excess_ms"] == pytest.approx(290.0)
+    assert w["excess_p99_ms"] == pytest.approx(190.0)
+    assert w["frontend_gap_ms"] == w["excess_ms"] and not w["late"]

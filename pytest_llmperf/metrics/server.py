@@ -13,7 +13,7 @@
 Nothing here does I/O: the load generator scrapes, this module judges the text it got. The
 series sampled during a run (the server timeline) is ``metrics.timeline``'s.
 
-Why one module of ~490 lines: the parser, the guardrails and the witness share the same
+Why one module of ~500 lines: the parser, the guardrails and the witness share the same
 ``Scrape``/``Histogram`` records and metric-name constants, and each part is short. The
 witness (``_excess_ms``, ``witness_metric``, ``witness``, ``client_samples``: over a third of
 the file) is the seam to cut next, into ``metrics/witness.py``, when it grows again.
@@ -353,29 +353,44 @@ def witness_metric(
         "tolerance_ms": tolerance_ms,
     }
     if n_c == 0 or n_s <= 0:
-        out.update(quantiles={}, max_cdf_gap=None, excess_ms=None, excess_p99_ms=None)
-        out.update(
+        out.update(_no_witness(judged))
+        return out
+    out.update(_witness_figures(ordered, binned, server))
+    if not judged:
+        out.update(frontend_gap_ms=out["excess_ms"], late=False)
+        return out
+    comparable = matched if comparable is None else comparable
+    out.update(_late_verdict(server, tolerance_ms, out["excess_p99_ms"], comparable))
+    return out
+
+
+def _no_witness(judged: bool) -> dict[str, Any]:
+    """The figures of a metric one side has no samples of: none, and never late."""
+    return {
+        "quantiles": {},
+        "max_cdf_gap": None,
+        "excess_ms": None,
+        "excess_p99_ms": None,
+        **(
             {"client_late_ms": None, "allowance_ms": None, "late": False}
             if judged
             else {"frontend_gap_ms": None, "late": False}
-        )
-        return out
+        ),
+    }
+
+
+def _witness_figures(
+    ordered: Sequence[float], binned: Histogram, server: Histogram
+) -> dict[str, Any]:
+    """Quantiles side by side, the largest CDF gap over the edges, and the excess (all of the
+    client's samples, then ``LATE_FRACTION`` of them excepted); ``ordered`` is sorted."""
     gaps = [abs(binned.cdf(i) - server.cdf(i)) for i in range(len(server.edges))]
-    excess = _excess_ms(ordered, server, 0)
-    excess99 = _excess_ms(ordered, server, math.floor(LATE_FRACTION * n_c))
-    out.update(
-        quantiles=_witness_quantiles(ordered, binned, server),
-        max_cdf_gap=max(gaps) if gaps else None,
-        excess_ms=excess,
-        excess_p99_ms=excess99,
-    )
-    if not judged:
-        out.update(frontend_gap_ms=excess, late=False)
-        return out
-    out.update(
-        _late_verdict(server, tolerance_ms, excess99, matched if comparable is None else comparable)
-    )
-    return out
+    return {
+        "quantiles": _witness_quantiles(ordered, binned, server),
+        "max_cdf_gap": max(gaps) if gaps else None,
+        "excess_ms": _excess_ms(ordered, server, 0),
+        "excess_p99_ms": _excess_ms(ordered, server, math.floor(LATE_FRACTION * len(ordered))),
+    }
 
 
 def _late_verdict(
