@@ -76,6 +76,10 @@ def test_batched_chunk_gives_per_token_itl_not_per_chunk():
     assert s.latency["ttft"].median == pytest.approx(100.0)
     # TPOT = (E2E - TTFT) / (out - 1) = 40 ms / 4
     assert s.latency["tpot"].median == pytest.approx(10.0)
+    assert s.peak_output_throughput == 5  # a chunk counts its tokens, not one
+    # two tokens have one gap, so a TPOT; one token has none
+    two, one = rec(chunks=[(0.1, 1), (0.3, 1)]), rec(1, chunks=[(0.1, 1)])
+    assert summarize([two, one], duration_s=1.0).latency["tpot"].count == 1
 
 
 @given(st.lists(st.floats(0, 1e4, allow_nan=False), min_size=1, max_size=200))

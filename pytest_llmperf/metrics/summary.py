@@ -213,31 +213,9 @@ def summarize(
     ok = [r for r in recs if r.ok]
     errors = Counter(r.error_kind for r in recs if r.error_kind is not None)
 
-    ttft: list[float] = []
-    ttfct: list[float] = []
-    tpot: list[float] = []
-    itl: list[float] = []
-    ichunk: list[float] = []
-    e2el: list[float] = []
-    all_times: list[float] = []
-    all_toks: list[int] = []
-    in_tok = out_tok = chunks = 0
+    got = _Samples()
     for r in ok:
-        n_out = output_tokens(r)
-        in_tok += r.prompt_tokens or 0
-        out_tok += n_out
-        chunks += len(r.chunk_times)
-        e2el.append(r.e2e)
-        if r.ttft is not None:
-            ttft.append(r.ttft)
-            if n_out > 1:
-                tpot.append((r.e2e - r.ttft) / (n_out - 1))
-        if r.first_content is not None:
-            ttfct.append(r.first_content - r.start)
-        itl.extend(itl_per_token(r))
-        ichunk.extend(inter_chunk(r))
-        all_times.extend(r.chunk_times)
-        all_toks.extend(r.chunk_tokens)
+        got.add(r)
 
     n = len(recs)
     return RunSummary(
@@ -245,26 +223,62 @@ def summarize(
         num_requests=n,
         completed=len(ok),
         failed=n - len(ok),
-        total_input_tokens=in_tok,
-        total_output_tokens=out_tok,
+        total_input_tokens=got.in_tok,
+        total_output_tokens=got.out_tok,
         request_throughput=len(ok) / duration_s,
-        output_throughput=out_tok / duration_s,
-        total_token_throughput=(in_tok + out_tok) / duration_s,
-        peak_output_throughput=float(peak_window_tokens(all_times, all_toks)),
+        output_throughput=got.out_tok / duration_s,
+        total_token_throughput=(got.in_tok + got.out_tok) / duration_s,
+        peak_output_throughput=float(peak_window_tokens(got.all_times, got.all_toks)),
         success_rate=(len(ok) / n) if n else math.nan,
         errors=dict(sorted(errors.items())),
         latency={
-            "ttft": Stats.of_seconds(ttft),
-            "tpot": Stats.of_seconds(tpot),
-            "itl": Stats.of_seconds(itl),
-            "ichunk": Stats.of_seconds(ichunk),
-            "e2el": Stats.of_seconds(e2el),
-            "ttfct": Stats.of_seconds(ttfct),
+            "ttft": Stats.of_seconds(got.ttft),
+            "tpot": Stats.of_seconds(got.tpot),
+            "itl": Stats.of_seconds(got.itl),
+            "ichunk": Stats.of_seconds(got.ichunk),
+            "e2el": Stats.of_seconds(got.e2el),
+            "ttfct": Stats.of_seconds(got.ttfct),
         },
         queue_wait=Stats.of_seconds([r.queue_wait for r in recs]),
-        chunks=chunks,
+        chunks=got.chunks,
         extra=dict(extra or {}),
     )
+
+
+@dataclass
+class _Samples:
+    """What the successful requests contribute to a summary: latency samples (seconds),
+    every token-carrying chunk's time and token count, and the token totals."""
+
+    ttft: list[float] = field(default_factory=list)
+    ttfct: list[float] = field(default_factory=list)
+    tpot: list[float] = field(default_factory=list)
+    itl: list[float] = field(default_factory=list)
+    ichunk: list[float] = field(default_factory=list)
+    e2el: list[float] = field(default_factory=list)
+    all_times: list[float] = field(default_factory=list)
+    all_toks: list[int] = field(default_factory=list)
+    in_tok: int = 0
+    out_tok: int = 0
+    chunks: int = 0
+
+    def add(self, r: RequestRecord) -> None:
+        """One successful request's samples and tokens."""
+        n_out = output_tokens(r)
+        self.in_tok += r.prompt_tokens or 0
+        self.out_tok += n_out
+        self.chunks += len(r.chunk_times)
+        self.e2el.append(r.e2e)
+        if r.ttft is not None:
+            self.ttft.append(r.ttft)
+            if n_out > 1:
+                self.tpot.append((r.e2e - r.ttft) / (n_out - 1))
+        if r.first_content is not None:
+            self.ttfct.append(r.first_content - r.start)
+        self.itl.extend(itl_per_token(r))
+        self.ichunk.extend(inter_chunk(r))
+        self.all_times.extend(r.chunk_times)
+        self.all_toks.extend(r.chunk_tokens)
 
 
 def latency_samples_ms(records: Iterable[RequestRecord]) -> dict[str, np.ndarray]:
