@@ -68,6 +68,12 @@ declare -A TESTS=(
     [config/guardrails]="tests/test_server_metrics.py tests/test_config_small_mutants.py -k 'guardrails_config or small_mutants'"
     [config/history]="tests/test_history_cli.py tests/test_config_small_mutants.py -k 'history_table or small_mutants'"
     [config/parse]="tests/test_config.py tests/test_config_validate.py tests/test_vision_config.py tests/test_marker_args.py tests/test_workload_keys.py tests/test_load_modes.py tests/test_load_shapes.py tests/test_launch_config.py tests/test_ab_config.py tests/test_cpu_layout.py tests/test_min_duration.py tests/test_workers.py tests/test_config_parse_mutants.py tests/test_config_load_mutants.py -m 'not vllm' -k 'not open_loop_session and not goodput_gate_fails and not misses_its_schedule and not ramped_gamma_session and not option_help and not capacity_fraction_runs_at and not fuzz_structured and not fuzz_arbitrary and not pytester and not plans_two_nodes and not plans_four_containers and not plan_shows_both and not usage_error and not round_trip and not pinned_moves and not prompt_seeds and not loop_runs_until and not count_still_counts and not count_alone and not unsupported_shapes and not schedule_on_one_clock and not splits_the_concurrency and not one_process_path and not hung_server and not per_process_clock and not choose_workers and not split_jobs'"
+    # Detection runs fake vendor tools (real executables first on PATH): the module's only tests.
+    [plan/platforms]="tests/test_platforms.py"
+    # The profiles are read through the architecture and the launch plan; the example tests only
+    # (not the three 100-example property tests of test_launch_plan.py).
+    [plan/profiles]="tests/test_launch_plan.py tests/test_launch_plan_mutants.py tests/test_architectures.py -k 'not well_formed and not aiter_on_implies and not never_offload'"
+    [plan/architectures]="tests/test_architectures.py tests/test_launch_plan.py tests/test_launch_plan_mutants.py -k 'not well_formed and not aiter_on_implies and not never_offload'"
 )
 MODULES=("$@")
 [ ${#MODULES[@]} -eq 0 ] && MODULES=("${!TESTS[@]}")
