@@ -302,3 +302,10 @@ def test_summarize_runs_keeps_only_metrics_every_run_has_whatever_the_order() ->
     assert one["a"].n == 1 and one["a"].mean == 5.0
     with pytest.raises(ValueError, match=r"^no runs to summarise$"):
         summarize_runs([])
+
+
+def test_an_unknown_success_rate_is_failing() -> None:
+    """A level whose success rate is NaN (nothing was counted) cannot pass the success rule."""
+    res = classify_levels([LevelPoint(1, 100.0, 10.0, 1.0), LevelPoint(2, 190.0, 10.0, math.nan)])
+    assert [v.status for v in res.levels] == ["OK", "FAILING"]
+    assert res.levels[1].reasons == ("success nan% < 95%",)

@@ -88,32 +88,8 @@ def classify_levels(
     verdicts: list[LevelVerdict] = []
     prev: LevelPoint | None = None
     for p in pts:
-        reasons: dict[LevelStatus, str] = {}
-        if not p.success_rate >= min_success:
-            reasons["FAILING"] = f"success {p.success_rate * 100:.1f}% < {min_success * 100:.0f}%"
-        if base > 0 and p.p99_ms > degradation_factor * base:
-            reasons["DEGRADED"] = (
-                f"p99 {p.p99_ms:,.0f} ms > {degradation_factor:g}x baseline {base:,.0f} ms"
-            )
-        gain = None
-        if prev is not None and prev.throughput > 0:
-            gain = p.throughput / prev.throughput
-            if gain < saturation_gain:
-                reasons["SATURATED"] = (
-                    f"throughput x{gain:.3f} of c={prev.concurrency} < x{saturation_gain:g}"
-                )
-        status = next((s for s in SEVERITY if s in reasons), "OK")
         verdicts.append(
-            LevelVerdict(
-                p.concurrency,
-                p.throughput,
-                p.p99_ms,
-                p.success_rate,
-                status,
-                tuple(reasons[s] for s in SEVERITY if s in reasons),
-                gain,
-                tuple(s for s in SEVERITY if s in reasons),
-            )
+            _level_verdict(p, prev, base, saturation_gain, degradation_factor, min_success)
         )
         prev = p
     usable = [v for v in verdicts if v.status != "FAILING" and not math.isnan(v.throughput)]
@@ -128,6 +104,43 @@ def classify_levels(
         saturated_at=saturated_at,
         baseline_p99_ms=base,
         knee=knee,
+    )
+
+
+def _level_verdict(
+    p: LevelPoint,
+    prev: LevelPoint | None,
+    base: float,
+    saturation_gain: float,
+    degradation_factor: float,
+    min_success: float,
+) -> LevelVerdict:
+    """One level's verdict: every rule it breaks (with its reason, most severe first) against
+    the p99 baseline ``base`` and the level just before (``prev``, None for the first)."""
+    reasons: dict[LevelStatus, str] = {}
+    if not p.success_rate >= min_success:
+        reasons["FAILING"] = f"success {p.success_rate * 100:.1f}% < {min_success * 100:.0f}%"
+    if base > 0 and p.p99_ms > degradation_factor * base:
+        reasons["DEGRADED"] = (
+            f"p99 {p.p99_ms:,.0f} ms > {degradation_factor:g}x baseline {base:,.0f} ms"
+        )
+    gain = None
+    if prev is not None and prev.throughput > 0:
+        gain = p.throughput / prev.throughput
+        if gain < saturation_gain:
+            reasons["SATURATED"] = (
+                f"throughput x{gain:.3f} of c={prev.concurrency} < x{saturation_gain:g}"
+            )
+    status = next((s for s in SEVERITY if s in reasons), "OK")
+    return LevelVerdict(
+        p.concurrency,
+        p.throughput,
+        p.p99_ms,
+        p.success_rate,
+        status,
+        tuple(reasons[s] for s in SEVERITY if s in reasons),
+        gain,
+        tuple(s for s in SEVERITY if s in reasons),
     )
 
 
