@@ -267,23 +267,7 @@ def _paired_verdict(
         f"p_adj={p_adj:.3g} ({label}), CoV A {_pct(cov_a)}, B {_pct(cov_b)}, "
         f"block-ratio sd {_pct(s.sd)}"
     )
-    if outcome is Outcome.REGRESSION:
-        text += f": worse than the ±{_pct(tol)} tolerance and significant at alpha={alpha:g}"
-    elif outcome is Outcome.IMPROVEMENT:
-        text += (
-            f": better by more than ±{_pct(tol)}, significant at alpha={alpha:g} "
-            f"(p_adj={p_better_adj:.3g})"
-        )
-    elif outcome is Outcome.NO_CHANGE:
-        text += f": the whole CI lies inside ±{_pct(tol)}"
-    else:
-        text += f": cannot tell whether it changed by more than ±{_pct(tol)}"
-        if mdc > tol:
-            text += f"; at this n the smallest change detectable with 80% power is {_pct(mdc)}"
-        if need is not None and need > n:
-            text += f"; about {need} blocks would decide ±{_pct(tol)}"
-        elif need is None:
-            text += f"; even {MAX_RUNS} blocks would not detect ±{_pct(tol)}"
+    text += _outcome_text(outcome, tol, alpha, p_better_adj, mdc, need, n)
     return Verdict(
         case_id=case.case_id,
         metric=case.metric,
@@ -305,6 +289,36 @@ def _paired_verdict(
         p_improvement=s.p_better,
         p_improvement_adj=p_better_adj,
     )
+
+
+def _outcome_text(
+    outcome: Outcome,
+    tol: float,
+    alpha: float,
+    p_better_adj: float,
+    mdc: float,
+    need: int | None,
+    n: int,
+) -> str:
+    """The verdict's reason after its figures; an inconclusive one adds what would decide it
+    (the change detectable at this n, the blocks a decision at ``tol`` needs)."""
+    if outcome is Outcome.REGRESSION:
+        return f": worse than the ±{_pct(tol)} tolerance and significant at alpha={alpha:g}"
+    if outcome is Outcome.IMPROVEMENT:
+        return (
+            f": better by more than ±{_pct(tol)}, significant at alpha={alpha:g} "
+            f"(p_adj={p_better_adj:.3g})"
+        )
+    if outcome is Outcome.NO_CHANGE:
+        return f": the whole CI lies inside ±{_pct(tol)}"
+    text = f": cannot tell whether it changed by more than ±{_pct(tol)}"
+    if mdc > tol:
+        text += f"; at this n the smallest change detectable with 80% power is {_pct(mdc)}"
+    if need is not None and need > n:
+        text += f"; about {need} blocks would decide ±{_pct(tol)}"
+    elif need is None:
+        text += f"; even {MAX_RUNS} blocks would not detect ±{_pct(tol)}"
+    return text
 
 
 # ----------------------------------------------------------------------------- drift
