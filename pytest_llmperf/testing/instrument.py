@@ -21,6 +21,15 @@ a reasoning model's thinking, under the delta key ``think_key``: ``reasoning`` a
 answer ``content`` follows, so the first content token is due ``think * itl`` after the
 first). The tokenizer is one token per word (with its leading whitespace), plus BOS for
 completions, plus the chat template's two markers for chat.
+
+``_serve`` (about 170 lines, the child process's whole aiohttp app) and its ``generate``
+handler (about 100) are left long on purpose. ``generate`` is the instrument's timed loop: it
+sleeps to each chunk's due time, stamps ``instrument_send_t`` and writes, and its faults are cut
+in between those steps at exact chunk counts. The calibration of the client's timing error
+rests on that loop doing nothing else between stamp and write, and splitting it would put
+calls (and, for the faults, extra awaits) on the stamped path. ``_serve``'s other handlers are
+short closures over the same counters and stamp clock, which is why they live in one function:
+the child process imports aiohttp only there.
 """
 
 from __future__ import annotations
