@@ -892,3 +892,146 @@ def test_a_document_that_is_not_a_table() -> None:
     assert str(err.value) == (
         "llmperf.toml: expected a table, got a list. Write it as a TOML table ([...])"
     )
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        pytest.param(
+            dict(models=[{"name": "m", "path": ""}], workloads=W),
+            "models[0].path: expected a model directory (a non-empty string), got a "
+            "string ''. Quote it",
+            id="path empty",
+        ),
+        pytest.param(
+            dict(models=[{"name": "m", "tiny": "dense"}], workloads=W),
+            "models[0].tiny: unknown tiny architecture 'dense'. Did you mean "
+            "'dense-gqa'? Choose one of: dense-gqa, moe-gqa, moe-mla, vision, "
+            "vision-multi",
+            id="tiny unknown",
+        ),
+        pytest.param(
+            dict(models=[{**T, "env": {"A": 1}}], workloads=W),
+            "models[0].env.A: environment values must be strings, got an integer 1. "
+            'Quote the value, e.g. VLLM_CPU_KVCACHE_SPACE = "4"',
+            id="env value int",
+        ),
+        pytest.param(
+            dict(models=[{**T, "extra_args": "--x"}], workloads=W),
+            "models[0].extra_args: expected a list of arguments, got a string '--x'. "
+            "Write [..., ...]",
+            id="extra_args str",
+        ),
+        pytest.param(
+            dict(models=[{**T, "launch_prefix": "x"}], workloads=W),
+            "models[0].launch_prefix: expected a list of arguments, got a string 'x'. "
+            "Write [..., ...]",
+            id="launch_prefix str",
+        ),
+        pytest.param(
+            dict(models=[{**T, "workloads": "text"}], workloads=W),
+            "models[0].workloads: expected a list of workload names, got a string "
+            "'text'. Write [..., ...]",
+            id="model workloads str",
+        ),
+        pytest.param(
+            dict(models=[{"name": 3, "tiny": "dense-gqa"}], workloads=W),
+            "models[0].name: expected model name (a non-empty string), got an integer 3. Quote it",
+            id="model name int",
+        ),
+        pytest.param(
+            dict(models=[T], workloads=W, gates=[{"confidence": 1.5}]),
+            "gates[0].confidence: 1.5 is out of range for a confidence. Use a number "
+            "at least 0 and at most 1",
+            id="confidence 1.5",
+        ),
+        pytest.param(
+            dict(models=[T], workloads=W, gates=[{"workload": "a b"}]),
+            "gates[0].workload: workload name 'a b' cannot be used in a test id. Use "
+            "letters, digits, '.', '_' and '-', starting with a letter or digit",
+            id="gate workload name",
+        ),
+        pytest.param(
+            dict(models=[T], workloads=W, gates=[{"concurrency": [0]}]),
+            "gates[0].concurrency[0]: 0 is out of range for a concurrency level. Use "
+            "an integer from 1 to 100,000",
+            id="gate concurrency 0",
+        ),
+        pytest.param(
+            dict(models=[T], workloads=W, gates="x"),
+            "gates: expected a list of gate tables, got a string 'x'. Write [..., ...]",
+            id="gate tables str",
+        ),
+        pytest.param(
+            dict(models=[T], workloads=W, client={"cpu_layout": 3}),
+            "client.cpu_layout: expected a CPU layout (a non-empty string), got an "
+            "integer 3. Quote it",
+            id="cpu_layout int",
+        ),
+        pytest.param(
+            dict(models="dense-gqa", workloads=W),
+            "models: expected a list of models, got a string 'dense-gqa'. Write [..., ...]",
+            id="models str",
+        ),
+        pytest.param(
+            dict(models=[T], workloads="text"),
+            "workloads: expected a list of workloads, got a string 'text'. Write [..., ...]",
+            id="workloads str",
+        ),
+        pytest.param(
+            dict(models=[T], workloads=[{"preset": "txt"}]),
+            "workloads[0].preset: unknown workload preset 'txt'. Did you mean 'text'? "
+            "Choose one of: text, vision, vision-3-images, vision-5-images, "
+            "long-context-2k, long-context-4k, long-context-8k, long-output",
+            id="workload preset key",
+        ),
+        pytest.param(
+            dict(models=[T], workloads=[{"name": "text", "endpoint": 3}]),
+            "workloads[0].endpoint: expected endpoint (a non-empty string), got an "
+            "integer 3. Quote it",
+            id="workload endpoint",
+        ),
+        pytest.param(
+            dict(models=[T], workloads=W, baseline={"alpha": 2}),
+            "baseline.alpha: 2 is out of range for alpha (the gate's family-wise "
+            "false-alarm rate). Use a number above 0 and at most 0.5",
+            id="baseline bad",
+        ),
+        pytest.param(
+            dict(models=[T], workloads=W, suite_floor={"fraction": 0}),
+            "suite_floor.fraction: 0 is out of range for the suite floor fraction. Use "
+            "a number above 0 and at most 10",
+            id="suite_floor bad",
+        ),
+        pytest.param(
+            dict(models=[{**T, "concurrency": []}], workloads=W),
+            "models[0].concurrency: no concurrency levels given. List at least one, "
+            "e.g. [1, 16, 64]",
+            id="model concurrency",
+        ),
+        pytest.param(
+            dict(models=[T], workloads=W, concurrency="x"),
+            "concurrency: expected a concurrency level (an integer), got a string 'x'. "
+            "Write a whole number",
+            id="top concurrency",
+        ),
+        pytest.param(
+            dict(models=[T], workloads=W, multiplier=True),
+            "multiplier: expected the request multiplier (a number), got a boolean "
+            "True. Write a number",
+            id="multiplier bool",
+        ),
+    ],
+)
+def test_more_refusals_in_full(doc: dict[str, Any], message: str) -> None:
+    assert error(**doc) == message
+
+
+def test_the_default_source_and_one_run() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"runs": 0})
+    assert str(err.value) == (
+        "<config>: runs: 0 is out of range for runs per level. Use an integer from 1 to 1,000"
+    )
+    assert cfg(models=[T], workloads=W, runs=1).runs == 1
+    assert cfg(models=[T], workloads=W, runs=7).runs == 7
