@@ -1035,3 +1035,41 @@ def test_the_default_source_and_one_run() -> None:
     )
     assert cfg(models=[T], workloads=W, runs=1).runs == 1
     assert cfg(models=[T], workloads=W, runs=7).runs == 7
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        (
+            dict(models=[T], workloads=["text", "text"]),
+            "workloads[1]: duplicate workload name 'text'. Give each entry its own name",
+        ),
+        (
+            dict(models=[T], workloads=["vision", "vision-3-images"]),
+            "models[0]: model 'm' can serve none of the workloads (vision, vision-3-images). "
+            "Add a text workload or set this model's workloads",
+        ),
+        (
+            dict(models=[{**T, "launcher": {"kind": "kubernetes"}}], workloads=W),
+            "models[0].launcher.kind: unknown launcher kind 'kubernetes'. Choose one of: "
+            "local, prefix, docker, podman, slurm, ray",
+        ),
+        (
+            dict(models=[{**T, "launcher": {"kind": "docker", "image": "i", "network": "x"}}]),
+            "models[0].launcher.network: unknown network 'x'. Choose one of: host, publish",
+        ),
+    ],
+)
+def test_names_kinds_and_networks_refused_in_full(doc: dict[str, Any], message: str) -> None:
+    assert error(**{"workloads": W, **doc}) == message
+
+
+def test_models_without_workloads_get_the_presets_not_the_shipped_sizes() -> None:
+    from pytest_llmperf.config.defaults import DEFAULT_WORKLOADS
+
+    mine = cfg(models=[T, VISION]).workloads
+    assert [(w.name, w.input_tokens, w.output_tokens) for w in mine] == [
+        ("text", PRESETS["text"].input_tokens, PRESETS["text"].output_tokens),
+        ("vision", PRESETS["vision"].input_tokens, PRESETS["vision"].output_tokens),
+    ]
+    assert mine != DEFAULT_WORKLOADS  # the shipped default sizes its prompts for the CPU run
