@@ -1073,3 +1073,10 @@ def test_models_without_workloads_get_the_presets_not_the_shipped_sizes() -> Non
         ("vision", PRESETS["vision"].input_tokens, PRESETS["vision"].output_tokens),
     ]
     assert mine != DEFAULT_WORKLOADS  # the shipped default sizes its prompts for the CPU run
+
+
+def test_only_a_leading_v_is_dropped_from_a_version() -> None:
+    assert error(models=[{**T, "vllm_version": "X0.14.1"}], workloads=W) == (
+        "models[0].vllm_version: 'X0.14.1' is not a version number. Write it like "
+        'vllm_version = "0.14.1"'
+    )
