@@ -57,7 +57,7 @@ declare -A TESTS=(
     [verdicts/suite_index]="tests/test_suite_index.py tests/test_suite_index_messages.py"
     [config/suite_floor]="tests/test_suite_index.py tests/test_suite_floor_edges.py"
     [verdicts/paired]="tests/test_ab_paired.py tests/test_paired_planning.py"
-    [config/validate]="tests/test_config.py tests/test_config_validate.py"
+    [config/validate]="tests/test_config.py tests/test_config_validate.py tests/test_config_parse_mutants.py tests/test_config_load_mutants.py tests/test_config_small_mutants.py -k 'not fuzz_structured and not fuzz_arbitrary'"
     [core/redact]="tests/test_redact.py -k 'not plan_output'"
     # Config parsing: the pure tests that parse documents, without the pytester sessions and
     # instrument runs in the same files (9-23 s each) and the two hypothesis fuzzers over
