@@ -216,6 +216,13 @@ def parse_ab(
     if "model" not in t:
         at.fail("an A/B section needs the model its variants vary", f"add model = {models[0]!r}")
     model = _choice(t["model"], at.key("model"), tuple(models), what="model")
+    variants, a, b = _ab_variants(t, at)
+    out = _ab_options(t, at, workloads)
+    return ABConfig(model=model, variants=variants, a=a, b=b, **out)
+
+
+def _ab_variants(t: Mapping[str, Any], at: KeyPath) -> tuple[tuple[Variant, ...], str, str]:
+    """The ``[[ab.variants]]`` (two or more, distinct names) and the chosen A and B among them."""
     if "variants" not in t:
         at.fail(
             "an A/B section needs its variants",
@@ -234,6 +241,11 @@ def parse_ab(
     b = _choice(t.get("b", names[1]), at.key("b"), tuple(names), what="variant")
     if a == b:
         at.key("b").fail(f"a and b are both {a!r}", "name two different variants")
+    return variants, a, b
+
+
+def _ab_options(t: Mapping[str, Any], at: KeyPath, workloads: Sequence[str]) -> dict[str, Any]:
+    """The optional ``[ab]`` keys that are set, validated, as ``ABConfig`` keyword arguments."""
     out: dict[str, Any] = {}
     if "workload" in t:
         out["workload"] = _choice(
@@ -246,31 +258,13 @@ def parse_ab(
     if "blocks" in t:
         out["blocks"] = _choice(t["blocks"], at.key("blocks"), BLOCKS, what="block mode")
     if "metrics" in t:
-        mat = at.key("metrics")
-        out["metrics"] = tuple(
-            _choice(m, mat.index(i), AB_METRIC_CHOICES, what="metric")
-            for i, m in enumerate(_list(t["metrics"], mat, what="metrics"))
-        )
-        if not out["metrics"]:
-            mat.fail("no metrics", f"name at least one of {', '.join(AB_METRIC_CHOICES)}")
+        out["metrics"] = _ab_metrics(t["metrics"], at.key("metrics"))
     if "tolerance" in t:
         out["tolerance"] = _number(
             t["tolerance"], at.key("tolerance"), minimum=0.0, maximum=10.0, what="a fraction"
         )
     if "tolerances" in t:
-        tat = at.key("tolerances")
-        raw = t["tolerances"]
-        if not isinstance(raw, Mapping):
-            tat.fail(
-                f"expected a table, got {_kind(raw)}", "write tolerances = { p99_ttft_ms = 0.1 }"
-            )
-        out["tolerances"] = tuple(
-            (
-                _choice(k, tat.key(str(k)), AB_METRIC_CHOICES, what="metric"),
-                _number(v, tat.key(str(k)), minimum=0.0, maximum=10.0, what="a fraction"),
-            )
-            for k, v in raw.items()
-        )
+        out["tolerances"] = _ab_tolerances(t["tolerances"], at.key("tolerances"))
     if "alpha" in t:
         out["alpha"] = _number(
             t["alpha"], at.key("alpha"), minimum=0.0, maximum=0.5, what="alpha", open_min=True
@@ -282,7 +276,31 @@ def parse_ab(
                 f"expected true or false, got {_kind(t['matrix'])}", "write matrix = true"
             )
         out["matrix"] = t["matrix"]
-    return ABConfig(model=model, variants=variants, a=a, b=b, **out)
+    return out
+
+
+def _ab_metrics(raw: object, mat: KeyPath) -> tuple[str, ...]:
+    """``metrics = [...]``: one or more of the metrics an A/B can compare."""
+    metrics = tuple(
+        _choice(m, mat.index(i), AB_METRIC_CHOICES, what="metric")
+        for i, m in enumerate(_list(raw, mat, what="metrics"))
+    )
+    if not metrics:
+        mat.fail("no metrics", f"name at least one of {', '.join(AB_METRIC_CHOICES)}")
+    return metrics
+
+
+def _ab_tolerances(raw: object, tat: KeyPath) -> tuple[tuple[str, float], ...]:
+    """``tolerances = { metric = fraction }``: a per-metric tolerance, in the table's order."""
+    if not isinstance(raw, Mapping):
+        tat.fail(f"expected a table, got {_kind(raw)}", "write tolerances = { p99_ttft_ms = 0.1 }")
+    return tuple(
+        (
+            _choice(k, tat.key(str(k)), AB_METRIC_CHOICES, what="metric"),
+            _number(v, tat.key(str(k)), minimum=0.0, maximum=10.0, what="a fraction"),
+        )
+        for k, v in raw.items()
+    )
 
 
 def select(ab: ABConfig, names: Sequence[str], source: str = "--llmperf-ab") -> ABConfig:
