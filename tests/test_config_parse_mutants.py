@@ -1080,3 +1080,16 @@ def test_only_a_leading_v_is_dropped_from_a_version() -> None:
         "models[0].vllm_version: 'X0.14.1' is not a version number. Write it like "
         'vllm_version = "0.14.1"'
     )
+
+
+def test_an_environment_variable_without_a_name() -> None:
+    # before 2 December this was refused as "environment values must be strings, got a
+    # string 'x'", which pointed at the value
+    assert error(models=[{**T, "env": {"": "x"}}], workloads=W) == (
+        "models[0].env.: an environment variable needs a name, got ''. Name it, e.g. "
+        'VLLM_CPU_KVCACHE_SPACE = "4"'
+    )
+    assert error(models=[{**T, "env": {"A": "1", "B": 2}}], workloads=W) == (
+        "models[0].env.B: environment values must be strings, got an integer 2. Quote the "
+        'value, e.g. VLLM_CPU_KVCACHE_SPACE = "4"'
+    )

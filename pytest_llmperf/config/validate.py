@@ -65,8 +65,12 @@ def _env_table(value: object, at: KeyPath, *, example: str) -> dict[str, str]:
         at.fail(f"expected a table, got {_kind(value)}", 'write env = { NAME = "value" }')
     out: dict[str, str] = {}
     for k, v in value.items():
-        if not isinstance(k, str) or not k or not isinstance(v, str):
+        if not isinstance(k, str) or not k:
             at.key(str(k)).fail(
+                f"an environment variable needs a name, got {k!r}", f"name it, e.g. {example}"
+            )
+        if not isinstance(v, str):
+            at.key(k).fail(
                 f"environment values must be strings, got {_kind(v)} {v!r}",
                 f"quote the value, e.g. {example}",
             )
