@@ -72,7 +72,7 @@ declare -A TESTS=(
     [plan/platforms]="tests/test_platforms.py tests/test_platforms_edges.py"
     # The profiles are read through the architecture and the launch plan; the example tests only
     # (not the three 100-example property tests of test_launch_plan.py).
-    [plan/profiles]="tests/test_launch_plan.py tests/test_launch_plan_mutants.py tests/test_architectures.py -k 'not well_formed and not aiter_on_implies and not never_offload'"
+    [plan/profiles]="tests/test_launch_plan.py tests/test_launch_plan_mutants.py tests/test_architectures.py tests/test_profiles_mutants.py -k 'not well_formed and not aiter_on_implies and not never_offload'"
     [plan/architectures]="tests/test_architectures.py tests/test_launch_plan.py tests/test_launch_plan_mutants.py -k 'not well_formed and not aiter_on_implies and not never_offload'"
 )
 MODULES=("$@")
