@@ -21,10 +21,10 @@ import pytest
 from pytest_llmperf.plugin_options import add_options
 
 if TYPE_CHECKING:
-    from pytest_llmperf.config import PerfCase
+    from pytest_llmperf.config import PerfCase, PerfConfig
     from pytest_llmperf.history.session import HistorySession
     from pytest_llmperf.session.baselines import BaselineSession
-    from pytest_llmperf.session.engine import PerfEngine, ServerHandle
+    from pytest_llmperf.session.engine import EngineOptions, PerfEngine, ServerHandle
     from pytest_llmperf.verdicts.case_result import CaseResult
 
 SKIP_REASON = "perf test: run with --llmperf to measure (needs a vLLM server)"
@@ -126,54 +126,87 @@ def _engine(config: pytest.Config) -> PerfEngine:
     engine = config.stash.get(_ENGINE_KEY, None)
     if engine is not None:
         return engine
-    from pytest_llmperf.config import ConfigError, apply_overrides, load_config
+    from pytest_llmperf.config import ConfigError
     from pytest_llmperf.core.endpoint import resolve_api_key
+    from pytest_llmperf.session.engine import PerfEngine
+
+    rootdir = Path(config.rootpath)
+    try:
+        perf = _session_config(config, rootdir)
+        api_key = resolve_api_key(key_file=config.getoption("llmperf_api_key_file"))
+    except (ConfigError, ValueError) as exc:
+        raise pytest.UsageError(f"pytest-llmperf: {exc}") from None
+    _register_secrets(api_key, perf)
+    options = _engine_options(config, rootdir, perf, api_key)
+    _check_writable(options.report_dir)
+    engine = PerfEngine(perf, options)
+    config.stash[_ENGINE_KEY] = engine
+    return engine
+
+
+def _session_config(config: pytest.Config, rootdir: Path) -> PerfConfig:
+    """The config file (found from ``rootdir`` or ``--llmperf-config``) with the command
+    line's overrides, A/B choice and rates applied; a ``ConfigError`` or ``ValueError`` when
+    any of them is bad."""
+    from pytest_llmperf.config import apply_overrides, load_config
+    from pytest_llmperf.config.load import with_rates
+
+    explicit = config.getoption("llmperf_config")
+    perf = load_config(rootdir, Path(explicit) if explicit else None)
+    perf = apply_overrides(
+        perf,
+        models=_split_csv(config.getoption("llmperf_models")),
+        workloads=_split_csv(config.getoption("llmperf_workloads")),
+        concurrency=_concurrency_levels(config),
+        runs=config.getoption("llmperf_runs"),
+        multiplier=config.getoption("llmperf_multiplier"),
+    )
+    perf = _choose_ab(perf, _split_csv(config.getoption("llmperf_ab")))
+    rates = _split_csv(config.getoption("llmperf_rate"))
+    return with_rates(perf, rates, source="--llmperf-rate")
+
+
+def _concurrency_levels(config: pytest.Config) -> list[int] | None:
+    """``--llmperf-concurrency`` as integers (None when not given)."""
+    from pytest_llmperf.config import ConfigError
+
+    levels = _split_csv(config.getoption("llmperf_concurrency"))
+    if levels is None:
+        return None
+    try:
+        return [int(x) for x in levels]
+    except ValueError:
+        raise ConfigError(
+            "--llmperf-concurrency",
+            "",
+            f"{levels} are not all integers",
+            "give levels like 1,10,100",
+        ) from None
+
+
+def _register_secrets(api_key: str | None, perf: PerfConfig) -> None:
+    """Every secret this session knows of (the API key, the process's secret-looking
+    environment, each model's ``env``) is redacted from whatever it writes or prints."""
     from pytest_llmperf.core.redact import (
         register_env_secrets,
         register_process_secrets,
         register_secret,
     )
-    from pytest_llmperf.session.engine import EngineOptions, PerfEngine, default_report_dir
 
-    rootdir = Path(config.rootpath)
-    explicit = config.getoption("llmperf_config")
-    try:
-        perf = load_config(rootdir, Path(explicit) if explicit else None)
-        levels = _split_csv(config.getoption("llmperf_concurrency"))
-        concurrency: list[int] | None = None
-        if levels is not None:
-            try:
-                concurrency = [int(x) for x in levels]
-            except ValueError:
-                raise ConfigError(
-                    "--llmperf-concurrency",
-                    "",
-                    f"{levels} are not all integers",
-                    "give levels like 1,10,100",
-                ) from None
-        perf = apply_overrides(
-            perf,
-            models=_split_csv(config.getoption("llmperf_models")),
-            workloads=_split_csv(config.getoption("llmperf_workloads")),
-            concurrency=concurrency,
-            runs=config.getoption("llmperf_runs"),
-            multiplier=config.getoption("llmperf_multiplier"),
-        )
-        perf = _choose_ab(perf, _split_csv(config.getoption("llmperf_ab")))
-        from pytest_llmperf.config.load import with_rates
-
-        rates = _split_csv(config.getoption("llmperf_rate"))
-        perf = with_rates(perf, rates, source="--llmperf-rate")
-        api_key = resolve_api_key(key_file=config.getoption("llmperf_api_key_file"))
-    except (ConfigError, ValueError) as exc:
-        raise pytest.UsageError(f"pytest-llmperf: {exc}") from None
-    # Every secret this session knows of is redacted from whatever it writes or prints.
     register_secret(api_key)
     register_process_secrets()
     for model in perf.models:
         register_env_secrets(model.env)
+
+
+def _engine_options(
+    config: pytest.Config, rootdir: Path, perf: PerfConfig, api_key: str | None
+) -> EngineOptions:
+    """The engine's options from the ``--llmperf-*`` command line."""
+    from pytest_llmperf.session.engine import EngineOptions, default_report_dir
+
     launcher = config.getoption("llmperf_launcher")
-    options = EngineOptions(
+    return EngineOptions(
         rootdir=rootdir,
         report_dir=default_report_dir(rootdir, perf, config.getoption("llmperf_report_dir")),
         external_url=config.getoption("llmperf_endpoint"),
@@ -188,10 +221,6 @@ def _engine(config: pytest.Config) -> PerfEngine:
         request_timeout=config.getoption("llmperf_request_timeout"),
         strict_gates=bool(config.getoption("llmperf_strict")),
     )
-    _check_writable(options.report_dir)
-    engine = PerfEngine(perf, options)
-    config.stash[_ENGINE_KEY] = engine
-    return engine
 
 
 class PerfMatrix(pytest.Collector):
