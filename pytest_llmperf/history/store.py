@@ -36,7 +36,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from pytest_llmperf.history.model import HistoryError, SessionRecord
+from pytest_llmperf.history.model import CaseEntry, HistoryError, SessionRecord
 
 SCHEMA_VERSION: Final[int] = 1
 BUSY_TIMEOUT_S: Final[float] = 120.0
@@ -250,58 +250,69 @@ class HistoryStore:
                 self._put_fingerprints(
                     conn, {c.fingerprint.id(): c.fingerprint for c in session.cases}
                 )
-                sid = conn.execute(
-                    sessions.insert().values(
-                        uid=session.uid,
-                        started=session.started,
-                        finished=session.finished,
-                        suite=session.suite,
-                        commit_sha=session.commit,
-                        branch=session.branch,
-                        dirty=session.dirty,
-                        host=session.host,
-                        plugin_version=session.plugin_version,
-                        source=session.source,
-                        source_path=session.source_path,
-                        complete=session.complete,
-                        baseline_saved=session.baseline_saved,
-                        environment=_dump(session.environment),
-                        n_cases=len(session.cases),
-                        n_values=session.n_values,
-                    )
-                ).inserted_primary_key[0]
+                sid = self._insert_session(conn, session)
                 for c in session.cases:
-                    cid = conn.execute(
-                        cases.insert().values(
-                            session_id=sid,
-                            case_id=c.case_id,
-                            model=c.model,
-                            workload=c.workload,
-                            concurrency=c.concurrency,
-                            fingerprint_id=c.fingerprint.id(),
-                            partial_fingerprint=c.partial_fingerprint,
-                            passed=c.passed,
-                            status=c.status,
-                            client_bound=c.client_bound,
-                            verdict=c.verdict,
-                            verdicts=_dump(list(c.verdicts)),
-                            gates=_dump(list(c.gates)),
-                            n_runs=len(c.runs),
-                        )
-                    ).inserted_primary_key[0]
-                    rows = [
-                        {"case_row": cid, "run": i, "metric": k, "value": float(v)}
-                        for i, run in enumerate(c.runs)
-                        for k, v in sorted(run.items())
-                    ]
-                    if rows:
-                        conn.execute(run_values.insert(), rows)
+                    self._insert_case(conn, sid, c)
                 return Recorded(int(sid), stored=True)
         except sa.exc.SQLAlchemyError as exc:
             raise HistoryError(
                 f"could not record the session in the history store {self.display} "
                 f"(nothing of it was written): {exc}"
             ) from None
+
+    @staticmethod
+    def _insert_session(conn: Connection, session: SessionRecord) -> int:
+        """The session's row; its id."""
+        return conn.execute(
+            sessions.insert().values(
+                uid=session.uid,
+                started=session.started,
+                finished=session.finished,
+                suite=session.suite,
+                commit_sha=session.commit,
+                branch=session.branch,
+                dirty=session.dirty,
+                host=session.host,
+                plugin_version=session.plugin_version,
+                source=session.source,
+                source_path=session.source_path,
+                complete=session.complete,
+                baseline_saved=session.baseline_saved,
+                environment=_dump(session.environment),
+                n_cases=len(session.cases),
+                n_values=session.n_values,
+            )
+        ).inserted_primary_key[0]
+
+    @staticmethod
+    def _insert_case(conn: Connection, sid: int, c: CaseEntry) -> None:
+        """One case's row of session ``sid``, then every value of its runs (a row per run and
+        metric, metrics in name order)."""
+        cid = conn.execute(
+            cases.insert().values(
+                session_id=sid,
+                case_id=c.case_id,
+                model=c.model,
+                workload=c.workload,
+                concurrency=c.concurrency,
+                fingerprint_id=c.fingerprint.id(),
+                partial_fingerprint=c.partial_fingerprint,
+                passed=c.passed,
+                status=c.status,
+                client_bound=c.client_bound,
+                verdict=c.verdict,
+                verdicts=_dump(list(c.verdicts)),
+                gates=_dump(list(c.gates)),
+                n_runs=len(c.runs),
+            )
+        ).inserted_primary_key[0]
+        rows = [
+            {"case_row": cid, "run": i, "metric": k, "value": float(v)}
+            for i, run in enumerate(c.runs)
+            for k, v in sorted(run.items())
+        ]
+        if rows:
+            conn.execute(run_values.insert(), rows)
 
     def _put_fingerprints(self, conn: Connection, fps: Mapping[str, Any]) -> None:
         rows = [{"id": k, "data": _dump(fp.to_dict())} for k, fp in sorted(fps.items())]
