@@ -183,9 +183,35 @@ def build_series(
     key_of: dict[str, str] = {}
     for fid, fp in fingerprints.items():
         key_of[fid] = series_key_fingerprint(fp, ignore)
-    # (case_id, metric, key) -> session_id -> Point parts
-    grouped: dict[tuple[str, str, str], dict[int, list[Any]]] = {}
-    partial: dict[tuple[str, str, str], dict[int, list[Any]]] = {}
+    grouped, partial = _group_rows(rows, key_of, metrics)
+    full_fp = _join_partial(grouped, partial, fingerprints, key_of)
+    out = []
+    for (case_id, metric, key), sessions in sorted(grouped.items()):
+        try:
+            direction = direction_of(metric)
+        except ValueError:
+            continue
+        points = tuple(
+            Point(sid, started, commit, tuple(vals), "baseline" if saved else "")
+            for sid, (started, commit, vals, saved) in sorted(
+                sessions.items(), key=lambda kv: (kv[1][0], kv[0])
+            )
+        )
+        out.append(Series(case_id, metric, key, direction, points, full_fp.get(key, {})))
+    return out
+
+
+#: (case_id, metric, series key) -> session id -> [started, commit, values, baseline saved]
+_Grouped = dict[tuple[str, str, str], dict[int, list[Any]]]
+
+
+def _group_rows(
+    rows: Iterable[Mapping[str, Any]], key_of: Mapping[str, str], metrics: Sequence[str] | None
+) -> tuple[_Grouped, _Grouped]:
+    """The wanted metrics' values per case, metric and series key, per session: those of full
+    fingerprints (keyed by their series key) and those of partial ones (by their own id)."""
+    grouped: _Grouped = {}
+    partial: _Grouped = {}
     for r in rows:
         metric = r["metric"]
         if metrics is not None and metric not in metrics:
@@ -200,6 +226,18 @@ def build_series(
             r["session_id"], [r["started"], r["commit_sha"], [], bool(r.get("baseline_saved"))]
         )
         slot[2].append(float(r["value"]))
+    return grouped, partial
+
+
+def _join_partial(
+    grouped: _Grouped,
+    partial: _Grouped,
+    fingerprints: Mapping[str, Mapping[str, Any]],
+    key_of: Mapping[str, str],
+) -> dict[str, Mapping[str, Any]]:
+    """Move each partial series into ``grouped``: into the one full series of its case and
+    metric whose known fields agree, else as a series of its own. Returns the fingerprint of
+    every series key (a partial one's own where it stayed apart)."""
     full_fp = {key_of[f]: fingerprints[f] for f in fingerprints}
     for (case_id, metric, pfid), sessions in partial.items():
         known = {k: fingerprints[pfid].get(k) for k in PARTIAL_FIELDS}
@@ -215,17 +253,4 @@ def build_series(
         grouped.setdefault(target_key, {}).update(sessions)
         if len(matches) != 1:
             full_fp.setdefault(pfid, fingerprints[pfid])
-    out = []
-    for (case_id, metric, key), sessions in sorted(grouped.items()):
-        try:
-            direction = direction_of(metric)
-        except ValueError:
-            continue
-        points = tuple(
-            Point(sid, started, commit, tuple(vals), "baseline" if saved else "")
-            for sid, (started, commit, vals, saved) in sorted(
-                sessions.items(), key=lambda kv: (kv[1][0], kv[0])
-            )
-        )
-        out.append(Series(case_id, metric, key, direction, points, full_fp.get(key, {})))
-    return out
+    return full_fp
