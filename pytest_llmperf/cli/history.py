@@ -28,6 +28,14 @@ def _parser() -> argparse.ArgumentParser:
         "command", nargs="?", default="show", choices=("show", "import", "prune", "check")
     )
     p.add_argument("paths", nargs="*", help="import: results.json files, report folders, baselines")
+    _where_options(p)
+    _show_options(p)
+    _import_prune_options(p)
+    return p
+
+
+def _where_options(p: argparse.ArgumentParser) -> None:
+    """Which store, config and report folder (every command)."""
     p.add_argument("--store", default=None, metavar="PATH|URL", help="history store (see above)")
     p.add_argument(
         "--config",
@@ -41,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="report folder (default: the config's, .llmperf)",
     )
+
+
+def _show_options(p: argparse.ArgumentParser) -> None:
+    """``show``: which cases and metrics, the change-point test, the PNGs and JSON."""
     p.add_argument(
         "--case",
         action="append",
@@ -82,6 +94,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="also write the series and change points as JSON",
     )
+
+
+def _import_prune_options(p: argparse.ArgumentParser) -> None:
+    """``import``'s suite name and what ``prune`` deletes."""
     p.add_argument("--suite", default="default", help="import: suite name for results.json files")
     p.add_argument(
         "--before",
@@ -99,7 +115,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run", action="store_true", help="prune: say what would go, delete nothing"
     )
-    return p  # fmt: skip
 
 
 def _settings(args: argparse.Namespace) -> tuple[Any, Path, Path]:
