@@ -413,3 +413,161 @@ def test_history_defaults_and_every_key() -> None:
     low = section(history={"tolerance": 0, "max_pvalue": 1e-12, "window": 4, "min_points": 3})
     assert (low.history.tolerance, low.history.max_pvalue) == (0.0, 1e-12)
     assert (low.history.window, low.history.min_points) == (4, 3)
+
+
+# -- config.baseline ---------------------------------------------------------------------------
+# Each text was read against the code's intent: key path, what is wrong, what to write.
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        pytest.param(
+            {"alpha": 0},
+            "baseline.alpha: 0 is out of range for alpha (the gate's family-wise "
+            "false-alarm rate). Use a number above 0 and at most 0.5",
+            id="alpha 0",
+        ),
+        pytest.param(
+            {"alpha": 0.5},
+            "baseline.alpha: alpha 0.5 is a coin toss. Use a value below 0.5, e.g. 0.05",
+            id="alpha 0.5",
+        ),
+        pytest.param(
+            {"alpha": 0.6},
+            "baseline.alpha: 0.6 is out of range for alpha (the gate's family-wise "
+            "false-alarm rate). Use a number above 0 and at most 0.5",
+            id="alpha 0.6",
+        ),
+        pytest.param(
+            {"tolerance_percent": -1},
+            "baseline.tolerance_percent: -1 is out of range for tolerance (percent). "
+            "Use a number at least 0 and at most 1000",
+            id="tolerance -1",
+        ),
+        pytest.param(
+            {"tolerance_percent": 1001},
+            "baseline.tolerance_percent: 1001 is out of range for tolerance (percent). "
+            "Use a number at least 0 and at most 1000",
+            id="tolerance 1001",
+        ),
+        pytest.param(
+            {"metric_tolerance_percent": 5},
+            "baseline.metric_tolerance_percent: expected a table of metric = percent. "
+            "Write { p99_ttft_ms = 15 }",
+            id="mtp not table",
+        ),
+        pytest.param(
+            {"metric_tolerance_percent": {"latency": 5}},
+            "baseline.metric_tolerance_percent.latency: 'latency' is not a metric the "
+            "comparator knows the direction of. Use names like output_throughput or "
+            "p99_ttft_ms",
+            id="mtp bad name",
+        ),
+        pytest.param(
+            {"metric_tolerance_percent": {"p99_ttft_ms": 2000}},
+            "baseline.metric_tolerance_percent.p99_ttft_ms: 2000 is out of range for "
+            "tolerance (percent). Use a number at least 0 and at most 1000",
+            id="mtp bad pct",
+        ),
+        pytest.param(
+            {"metrics": []},
+            'baseline.metrics: no metric to gate. List at least one, e.g. ["output_throughput"]',
+            id="metrics empty",
+        ),
+        pytest.param(
+            {"metrics": ["output_throughput", "speed"]},
+            "baseline.metrics[1]: 'speed' is not a metric the comparator knows the "
+            "direction of. Use names like output_throughput, p99_ttft_ms, p99_itl_ms "
+            "or success_rate",
+            id="metrics bad",
+        ),
+        pytest.param(
+            {"metrics": "output_throughput"},
+            "baseline.metrics: expected a list of metric names, got a string "
+            "'output_throughput'. Write [..., ...]",
+            id="metrics str",
+        ),
+        pytest.param(
+            {"report_metrics": ["speed"]},
+            "baseline.report_metrics[0]: 'speed' is not a metric the comparator knows "
+            "the direction of. Use names like output_throughput, p99_ttft_ms, "
+            "p99_itl_ms or success_rate",
+            id="report bad",
+        ),
+        pytest.param(
+            {"strict": "yes"},
+            "baseline.strict: expected true or false, got 'yes'. Write strict = true",
+            id="strict str",
+        ),
+        pytest.param(
+            {"may_differ": ["hostname", "gpu"]},
+            "baseline.may_differ[1]: unknown fingerprint field 'gpu'. Choose one of: "
+            "platform, accelerator_model, accelerator_count, driver, runtime_version, "
+            "vllm_version, torch_version, model_name, model_revision, weights_sha256, "
+            "launch_argv, launch_env, workload, plugin_version, host_cpu, os_platform, "
+            "hostname, cpu_layout",
+            id="may_differ bad",
+        ),
+        pytest.param(
+            {"may_differ": "hostname"},
+            "baseline.may_differ: expected a list of fingerprint field names, got a "
+            "string 'hostname'. Write [..., ...]",
+            id="may_differ str",
+        ),
+        pytest.param(
+            {"variance": "welsh"},
+            "baseline.variance: unknown variance 'welsh'. Did you mean 'welch'? Choose "
+            "one of: moderated, welch",
+            id="variance bad",
+        ),
+        pytest.param(
+            {"tolerance": 5},
+            "baseline.tolerance: unknown key. Did you mean 'tolerance_percent'? Known "
+            "keys here: alpha, tolerance_percent, metric_tolerance_percent, metrics, "
+            "report_metrics, strict, may_differ, variance; remove or rename it",
+            id="unknown",
+        ),
+    ],
+)
+def test_baseline_refusals_in_full(table: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        section(baseline=table)
+    assert str(err.value) == f"llmperf.toml: {message}"
+
+
+def test_baseline_defaults_and_every_key() -> None:
+    assert vars(section().baseline) == {
+        "alpha": 0.05,
+        "tolerance": 0.05,
+        "metric_tolerance": {},
+        "metrics": ("output_throughput", "success_rate"),
+        "report_metrics": ("total_token_throughput", "p99_ttft_ms", "p99_itl_ms", "p99_e2el_ms"),
+        "strict": False,
+        "may_differ": (),
+        "variance": "moderated",
+    }
+    b = section(
+        baseline={
+            "alpha": 0.01,
+            "tolerance_percent": 1000,
+            "metric_tolerance_percent": {"p99_ttft_ms": 15, "output_throughput": 0},
+            "metrics": ["p99_itl_ms", "success_rate", "p99_itl_ms"],
+            "report_metrics": [],
+            "strict": True,
+            "may_differ": ["hostname", "cpu_layout"],
+            "variance": "welch",
+        }
+    ).baseline
+    assert vars(b) == {
+        "alpha": 0.01,
+        "tolerance": 10.0,
+        "metric_tolerance": {"p99_ttft_ms": 0.15, "output_throughput": 0.0},
+        "metrics": ("p99_itl_ms", "success_rate"),  # duplicates dropped, order kept
+        "report_metrics": (),
+        "strict": True,
+        "may_differ": ("hostname", "cpu_layout"),
+        "variance": "welch",
+    }
+    edge = section(baseline={"alpha": 0.4999, "tolerance_percent": 0}).baseline
+    assert (edge.alpha, edge.tolerance) == (0.4999, 0.0)
