@@ -213,7 +213,14 @@ def _parse_launcher(value: object, at: KeyPath) -> LauncherConfig:
         at.fail("a launcher needs a kind", f"set kind = one of {', '.join(_LAUNCHER_KEYS)}")
     kind = _choice(value["kind"], at.key("kind"), tuple(_LAUNCHER_KEYS), what="launcher kind")
     t = _table(value, at, ("kind", "config_path", *_LAUNCHER_KEYS[kind]))
-    out: dict[str, Any] = {"kind": kind}
+    out: dict[str, Any] = {"kind": kind, **_launcher_settings(t, at)}
+    _require_launcher_needs(kind, out, at)
+    return LauncherConfig(**out)
+
+
+def _launcher_settings(t: Mapping[str, Any], at: KeyPath) -> dict[str, Any]:
+    """The launcher's settings that are set, each validated by its type and bounds."""
+    out: dict[str, Any] = {}
     for key in ("image", "rootfs", "config_path", "partition", "nodelist", "time_limit"):
         if key in t:
             out[key] = _str(t[key], at.key(key), what=key.replace("_", " "))
@@ -240,6 +247,11 @@ def _parse_launcher(value: object, at: KeyPath) -> LauncherConfig:
                 f"expected true or false, got {_kind(t['start_head'])}", "write start_head = true"
             )
         out["start_head"] = t["start_head"]
+    return out
+
+
+def _require_launcher_needs(kind: str, out: Mapping[str, Any], at: KeyPath) -> None:
+    """What each kind cannot run without: a prefix command, an image, a Ray cluster, a head."""
     if kind == "prefix" and not out.get("command"):
         at.fail(
             "a prefix launcher needs command = [...]",
@@ -263,7 +275,6 @@ def _parse_launcher(value: object, at: KeyPath) -> LauncherConfig:
         at.key("local_workers").fail(
             "local workers join a head this launcher starts", "set start_head = true too"
         )
-    return LauncherConfig(**out)
 
 
 def _parse_version(value: object, at: KeyPath) -> str:
