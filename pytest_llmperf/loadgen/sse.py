@@ -15,11 +15,11 @@ scans; a stream without thinking costs one (a JSON key inside a string value is 
 ``parse_sse_full`` (about 75 lines) is left whole on purpose: it is on the measured path. The
 run's event loop calls it, through ``to_record`` and ``parse_sse``, once for each request as
 that request ends, while the other requests are still streaming on the same loop. It is the
-whole parse for a stream without continuous usage or with anything unusual, and the fast
-path calls it for a first event without usage (a chat stream's role chunk). Its loop runs once per SSE event and keeps the
-stream's state in locals (the previous completion count, whether usage deltas or text without
-usage were seen, the first content time). Helpers would pass that state back and forth on each
-event, on the loop whose promptness the client-health checks judge.
+whole parse for a stream without continuous usage or with anything unusual, and the fast path
+calls it for a first event without usage (a chat stream's role chunk). Its loop runs once per
+SSE event and keeps the stream's state in locals (the previous completion count, whether usage
+deltas or text without usage were seen, the first content time). Helpers would pass that state
+back and forth on each event, on the loop whose promptness the client-health checks judge.
 """
 
 from __future__ import annotations
