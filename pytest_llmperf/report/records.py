@@ -25,13 +25,12 @@ is generated; splitting them would spread one schema's source over several modul
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
+
+from pytest_llmperf.core.json_schema import schema_document, schema_file_text
 
 SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
 
@@ -402,18 +401,11 @@ _SCHEMA_HEAD = {
 
 def generated_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of ``results.json``, generated from the structs."""
-    (top, *_), defs = msgspec.json.schema_components(
-        [ResultsDocument, ServerAccount, PercentileRow], ref_template="#/$defs/{name}"
+    return schema_document(
+        [ResultsDocument, ServerAccount, PercentileRow], "ResultsDocument", _SCHEMA_HEAD
     )
-    assert top == _ref("ResultsDocument"), top
-    root = dict(defs.pop("ResultsDocument"))
-    root.pop("title", None)
-    for d in (root, *defs.values()):
-        if "description" in d:  # a docstring's line breaks are not paragraphs
-            d["description"] = re.sub(r"(?<!\n)\n(?!\n)", " ", d["description"])
-    return {**_SCHEMA_HEAD, **root, "$defs": dict(sorted(defs.items()))}
 
 
 def schema_text() -> str:
     """``generated_schema()`` as the shipped file's text."""
-    return json.dumps(generated_schema(), indent=2) + "\n"
+    return schema_file_text(generated_schema())

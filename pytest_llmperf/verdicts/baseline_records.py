@@ -21,7 +21,6 @@ time.
 
 from __future__ import annotations
 
-import json
 import re
 import types
 import typing
@@ -30,6 +29,8 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
+
+from pytest_llmperf.core.json_schema import schema_document, schema_file_text
 
 SCHEMA_FILE = Path(__file__).with_name("baseline.schema.json")
 T = TypeVar("T")
@@ -271,16 +272,9 @@ _SCHEMA_HEAD = {
 
 def generated_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a baseline file, generated from the structs."""
-    (top,), defs = msgspec.json.schema_components([BaselineDocument], ref_template="#/$defs/{name}")
-    assert top == {"$ref": "#/$defs/BaselineDocument"}, top
-    root = dict(defs.pop("BaselineDocument"))
-    root.pop("title", None)
-    for d in (root, *defs.values()):
-        if "description" in d:  # a docstring's line breaks are not paragraphs
-            d["description"] = re.sub(r"(?<!\n)\n(?!\n)", " ", d["description"])
-    return {**_SCHEMA_HEAD, **root, "$defs": dict(sorted(defs.items()))}
+    return schema_document([BaselineDocument], "BaselineDocument", _SCHEMA_HEAD)
 
 
 def schema_text() -> str:
     """``generated_schema()`` as the shipped file's text."""
-    return json.dumps(generated_schema(), indent=2) + "\n"
+    return schema_file_text(generated_schema())
