@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pytest_llmperf.history.changepoints import Point, build_series, detect
-from pytest_llmperf.history.drift import DRIFT, OK, SHORT, check_drift
+from pytest_llmperf.history.drift import DRIFT, OK, SHORT, check_drift, guard_points
 from pytest_llmperf.history.view import analyse, table_lines
 from pytest_llmperf.verdicts.fingerprint import Fingerprint
 
@@ -118,3 +118,47 @@ def test_imported_partial_fingerprint_joins_the_matching_series() -> None:
 def test_unknown_ignore_field_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown fingerprint field"):
         build_series([], {"x": Fingerprint(platform="cpu").to_dict()}, ignore=["gpu"])
+
+
+def _night(i: int, label: str = "") -> Point:
+    return Point(i, f"2026-11-{i:02d}T22:00:00Z", None, (float(i),), label)
+
+
+def test_the_guard_series_starts_at_the_blessed_baseline_with_its_runs_first() -> None:
+    prior = [_night(i) for i in range(1, 8)]
+    pts = guard_points(
+        prior, (9.0, 9.5), window=30, now="2026-12-01T22:00:00Z",
+        blessed_at="2026-11-04T22:00:00Z", blessed_values=[4.0, 4.1],
+    )  # fmt: skip
+    assert [(p.session_id, p.label, p.values) for p in pts] == [
+        (0, "baseline", (4.0, 4.1)),
+        (5, "", (5.0,)), (6, "", (6.0,)), (7, "", (7.0,)),
+        (-1, "tonight", (9.0, 9.5)),
+    ]  # fmt: skip
+    assert pts[0].started == "2026-11-04T22:00:00Z" and pts[-1].started == "2026-12-01T22:00:00Z"
+    # A blessed baseline without this metric: only the nights after it, no baseline point.
+    pts = guard_points(prior, (9.0,), window=30, now="n", blessed_at="2026-11-06T22:00:00Z")
+    assert [p.session_id for p in pts] == [7, -1]
+
+
+def test_without_a_blessed_baseline_the_series_starts_at_the_last_saved_one() -> None:
+    prior = [_night(1), _night(2, "baseline"), _night(3), _night(4, "baseline"), _night(5)]
+    pts = guard_points(prior, (6.0,), window=30, now="n")
+    assert [(p.session_id, p.label) for p in pts] == [(4, "baseline"), (5, ""), (-1, "tonight")]
+    # Never saved: every stored night.
+    pts = guard_points([_night(i) for i in range(1, 4)], (6.0,), window=30, now="n")
+    assert [p.session_id for p in pts] == [1, 2, 3, -1]
+
+
+def test_the_window_keeps_the_newest_nights_and_the_baseline_point() -> None:
+    prior = [_night(i) for i in range(1, 21)]
+    pts = guard_points(prior, (9.0,), window=5, now="n")
+    assert [p.session_id for p in pts] == [17, 18, 19, 20, -1]
+    pts = guard_points(
+        prior, (9.0,), window=5, now="n", blessed_at="2026-11-01T22:00:00Z", blessed_values=[1.0]
+    )
+    assert [p.session_id for p in pts] == [0, 18, 19, 20, -1]
+    # A window of one: tonight only (and the baseline's point, which is never dropped).
+    assert [p.session_id for p in guard_points(prior, (9.0,), window=1, now="n")] == [-1]
+    pts = guard_points(prior, (9.0,), window=1, now="n", blessed_at="", blessed_values=[1.0])
+    assert [p.session_id for p in pts] == [0, -1]

@@ -98,3 +98,36 @@ def check_drift(
         f"{change:+.1%} from the baseline's, inside the {tolerance:.0%} tolerance ({steps})"
     )
     return DriftVerdict(case_id, metric, direction, OK, change, cps, n, message)
+
+
+def guard_points(
+    prior: Sequence[Point],
+    tonight: tuple[float, ...],
+    *,
+    window: int,
+    now: str,
+    blessed_at: str | None = None,
+    blessed_values: Sequence[float] = (),
+) -> list[Point]:
+    """The series the guard judges for one metric: where it starts, then the stored nights,
+    then tonight (``now``) last, at most ``window`` points.
+
+    ``prior`` is the case's stored series under tonight's fingerprint, oldest first. With a
+    blessed baseline that holds the case (``blessed_at`` its creation time), the series starts
+    at the baseline: only nights after it count, and its raw runs (``blessed_values``, when it
+    has this metric) are the first point. Without one, it starts at the newest stored night that
+    saved a baseline (label ``"baseline"``), else it is simply the newest nights. The window
+    keeps the newest points; the baseline's own point is never dropped.
+    """
+    start: list[Point] = []
+    if blessed_at is not None:
+        prior = [p for p in prior if p.started > blessed_at]
+        if blessed_values:
+            start = [Point(0, blessed_at, None, tuple(blessed_values), "baseline")]
+    else:
+        saved = [i for i, p in enumerate(prior) if p.label == "baseline"]
+        if saved:
+            prior = prior[saved[-1] :]
+    keep = max(window - 1 - len(start), 0)
+    kept = list(prior[len(prior) - keep :] if len(prior) > keep else prior)
+    return [*start, *kept, Point(-1, now, None, tonight, "tonight")]

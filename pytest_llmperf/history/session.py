@@ -187,49 +187,30 @@ class HistorySession:
         else the last ``window`` sessions), tonight's runs last. Returns the DriftVerdicts
         (one per guarded metric)."""
         baseline = self.blessed(check)
-        from pytest_llmperf.history.changepoints import Point, build_series, series_key_fingerprint
-        from pytest_llmperf.history.drift import check_drift
+        from pytest_llmperf.history.drift import check_drift, guard_points
 
-        rows, fps = self._load_prior()
-        rows = [r for r in rows if r["case_id"] == case_id]
-        stored_as = self.redactor().fingerprint(fingerprint)  # as session_record stores it
-        key = series_key_fingerprint(stored_as.to_dict(), self.settings.ignore_fields)
-        series = {
-            s.metric: s
-            for s in build_series(
-                rows, fps, metrics=self.settings.metrics, ignore=self.settings.ignore_fields
-            )
-            if s.fingerprint_id == key
-        }
+        series = self._series_under(case_id, fingerprint)
+        blessed_at = None
+        blessed_case = None
+        if baseline is not None and case_id in baseline.cases:
+            blessed_at = iso(baseline.created) if baseline.created else ""
+            blessed_case = baseline.cases[case_id]
         out = []
         tonight = clean_runs(runs)
         for metric in self.settings.metrics:
             vals = tuple(r[metric] for r in tonight if metric in r)
-            if not vals:
+            direction = _guarded_direction(metric)
+            if not vals or direction is None:
                 continue
-            from pytest_llmperf.verdicts.baseline import metric_direction
-
-            try:
-                direction = metric_direction(metric)
-            except ValueError:
-                continue
-            if direction == "exact":
-                continue
-            prior = list(series[metric].points) if metric in series else []
-            start: list[Any] = []
-            if baseline is not None and case_id in baseline.cases:
-                created = iso(baseline.created) if baseline.created else ""
-                prior = [p for p in prior if p.started > created]
-                ref = baseline.cases[case_id].metrics.get(metric)
-                if ref is not None and ref.values:
-                    start = [Point(0, created, None, tuple(ref.values), "baseline")]
-            else:
-                saved = [i for i, p in enumerate(prior) if p.label == "baseline"]
-                if saved:
-                    prior = prior[saved[-1] :]
-            keep = max(self.settings.window - 1 - len(start), 0)
-            prior = prior[len(prior) - keep :] if len(prior) > keep else prior
-            points = [*start, *prior, Point(-1, iso(None), None, vals, "tonight")]
+            ref = blessed_case.metrics.get(metric) if blessed_case is not None else None
+            points = guard_points(
+                list(series[metric].points) if metric in series else [],
+                vals,
+                window=self.settings.window,
+                now=iso(None),
+                blessed_at=blessed_at,
+                blessed_values=ref.values if ref is not None else (),
+            )
             out.append(
                 check_drift(
                     case_id,
@@ -243,6 +224,23 @@ class HistorySession:
             )
         self.drift.extend(out)
         return out
+
+    def _series_under(self, case_id: str, fingerprint: Any) -> dict[str, Any]:
+        """The case's stored series (metric -> Series) under ``fingerprint`` as the store keys
+        it: redacted as ``session_record`` stores it, less the ignored fields."""
+        from pytest_llmperf.history.changepoints import build_series, series_key_fingerprint
+
+        rows, fps = self._load_prior()
+        rows = [r for r in rows if r["case_id"] == case_id]
+        stored_as = self.redactor().fingerprint(fingerprint)
+        key = series_key_fingerprint(stored_as.to_dict(), self.settings.ignore_fields)
+        return {
+            s.metric: s
+            for s in build_series(
+                rows, fps, metrics=self.settings.metrics, ignore=self.settings.ignore_fields
+            )
+            if s.fingerprint_id == key
+        }
 
     # -- session end ------------------------------------------------------------------------
     def session_record(
@@ -376,3 +374,15 @@ class HistorySession:
             )
             insert_section(Path(html_path), "History", body)
         return lines
+
+
+def _guarded_direction(metric: str) -> str | None:
+    """Which way is better for ``metric``, or None when the drift guard does not judge it (an
+    unknown metric, or an exact one such as the success rate)."""
+    from pytest_llmperf.verdicts.baseline import metric_direction
+
+    try:
+        direction = metric_direction(metric)
+    except ValueError:
+        return None
+    return None if direction == "exact" else direction
