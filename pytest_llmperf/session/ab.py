@@ -16,13 +16,13 @@ levels x metrics; A's own runs are checked for drift over the session.
 
 ``ab_order`` and ``ab_report`` are pure (``session.ab_plan``, re-exported here); ``run_ab``
 does the I/O through an engine (anything with ``server_for(spec)``, normally
-``session.engine.PerfEngine``) and ``loadgen.run_load``.
+``session.engine.PerfEngine``) and ``session.measure.send_run``.
 
 Size (about 780 lines), stated: after moving the pure half out, what remains is the I/O of one
 A/B session — ``run_ab`` checks its arguments, ``_ABBlocks`` measures (both servers, the block
 loop, exclusions and replacements, identity checks), ``_ab_result`` judges — and its config
-entry (``run_configured``). The next step is the run step shared with the engine (issue 17's
-``session/measure``).
+entry (``run_configured``). One run is ``session.measure.send_run``, the step the engine's
+cases send too, and whether it counts is ``session.measure.run_validity``.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from pytest_llmperf.session.ab_plan import (
     block_order,
     case_label,
 )
+from pytest_llmperf.session.measure import run_validity, send_run
 from pytest_llmperf.verdicts.compare import (
     DEFAULT_TOLERANCE,
     Outcome,
@@ -200,34 +201,6 @@ def block_seed(level: int, block: int, base: int = 0) -> int:
     (and other levels) fresh ones, so vLLM's prefix cache cannot serve a block from an earlier
     one."""
     return base * 1_000_003 + level * 10_007 + block + 1
-
-
-def run_validity(result: Any, engine: Any, thresholds: Any) -> tuple[str, ...]:
-    """Why a run cannot count (empty when it can): client-bound beyond the scheduling noise
-    the engine forgives where client and server share cores, or token counts that disagree."""
-    from pytest_llmperf.session.engine import scheduling_noise_only
-
-    reasons: list[str] = []
-    health = result.health
-    if health.client_bound:
-        metrics = result.summary.metrics()
-        judge = getattr(engine, "_only_scheduling_noise", None)
-        if callable(judge):
-            forgiven = bool(judge(health, thresholds, metrics))  # the engine's own rule
-        else:
-            shares = getattr(engine, "shares_cores_with_server", None)
-            shared = bool(shares()) if callable(shares) else False
-            forgiven = (
-                shared
-                and not getattr(health, "late_reads", False)
-                and scheduling_noise_only(health, thresholds, metrics)
-            )
-        if not forgiven:
-            reasons += ["client-bound: " + r for r in health.reasons] or ["client-bound"]
-    check = getattr(result, "token_check", None)
-    if check is not None and getattr(check, "status", "ok") == "mismatch":
-        reasons.append("token counts disagree: " + "; ".join(check.reasons))
-    return tuple(reasons)
 
 
 def _handle_server(handle: Any) -> Any:
@@ -504,8 +477,7 @@ class _ABBlocks:
         self, variant: Variant, level: int, block: int
     ) -> tuple[RunMetrics, tuple[str, ...]]:
         """One run of ``variant`` at ``level``: its metrics and why it is invalid (if it is)."""
-        from pytest_llmperf.core.cpu_layout import pinned
-        from pytest_llmperf.loadgen.run import LoadSpec, run_load
+        from pytest_llmperf.loadgen.run import LoadSpec
 
         handle = self.handles[variant]
         check = getattr(handle, "check_alive", None)
@@ -533,11 +505,15 @@ class _ABBlocks:
             name = f"ab-{self.labels[variant]}-c{level}-block{block + 1}.jsonl"
             records = self.records_dir / name
         workload = dataclasses.replace(self.base_workload, seed=block_seed(level, block, self.seed))
-        client_cpus = getattr(self.engine, "_client_cpus", None)
-        with pinned(client_cpus(handle) if callable(client_cpus) else None):
-            result = run_load(
-                handle.endpoint, workload, spec, records_path=records, thresholds=self.thresholds
-            )
+        client_cpus = getattr(self.engine, "client_cpus", None)  # an engine-like may lack it
+        result = send_run(
+            handle.endpoint,
+            workload,
+            spec,
+            client_cpus=client_cpus(handle) if callable(client_cpus) else None,
+            records_path=records,
+            thresholds=self.thresholds,
+        )
         return result.summary.metrics(), run_validity(result, self.engine, self.thresholds)
 
     def run_block(self, level: int, block: int) -> None:

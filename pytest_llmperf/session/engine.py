@@ -43,6 +43,7 @@ from pytest_llmperf.server.process import (
     ServerSpec,
     VLLMServer,
 )
+from pytest_llmperf.session.measure import scheduling_noise_only, send_run
 from pytest_llmperf.verdicts.case_result import CaseResult
 from pytest_llmperf.verdicts.gates import (
     evaluate_gates,
@@ -62,10 +63,6 @@ ProgressFn = Callable[[str], None]
 #: not fail the case; a stall past this limit still does, and the CPU-share limit (a busy
 #: client) is unchanged. A ``[client]`` table in the config overrides it.
 SHARED_CPU_LOOP_LAG_MS = 100.0
-#: ... and past that limit, a lag that is at most this fraction of the run's median
-#: end-to-end latency is still forgiven there (e.g. 85 ms against 43 s at concurrency 1,000),
-#: while one comparable to the latencies measured (145 ms against 157 ms) fails the case.
-SHARED_CPU_LAG_FRACTION = 0.1
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0"})
 #: A baseline fingerprint's launch command for a server this session did not launch.
 EXTERNAL_ARGV = ("<external endpoint: launch plan unknown>",)
@@ -95,23 +92,6 @@ def context_needed(workloads: Sequence[WorkloadRef], limit: int | None = None) -
     need += TEMPLATE_MARGIN
     rounded = -(-need // CONTEXT_GRANULE) * CONTEXT_GRANULE
     return limit if limit and need <= limit < rounded else rounded
-
-
-def scheduling_noise_only(health: Any, thresholds: Any, metrics: Mapping[str, float]) -> bool:
-    """Whether a client-bound flag is only the OS running an idle client late on cores it
-    shares with the server, by too little to matter: the client was not busy (under half a
-    core), kept to its schedule, and its event-loop lag p99 is at most
-    ``SHARED_CPU_LAG_FRACTION`` of the median end-to-end latency, so no latency the gates
-    judge moved by more than that. Pure; the caller decides whether cores are shared."""
-    share = health.cpu_s / health.wall_s if health.wall_s > 0 else 1.0
-    p50 = metrics.get("p50_e2el_ms", math.nan)
-    return (
-        share < 0.5
-        and share <= thresholds.cpu_fraction
-        and health.schedule_lag_p99_ms <= thresholds.schedule_lag_p99_ms
-        and math.isfinite(p50)
-        and health.loop_lag_p99_ms <= SHARED_CPU_LAG_FRACTION * p50
-    )
 
 
 def run_extras(case: PerfCase, slo: Any, result: Any) -> dict[str, Any]:
@@ -589,7 +569,7 @@ class PerfEngine:
             return None
         return layout
 
-    def _client_cpus(self, handle: ServerHandle) -> tuple[int, ...] | None:
+    def client_cpus(self, handle: ServerHandle) -> tuple[int, ...] | None:
         """The client's cores while it measures ``handle``'s server, if that one is pinned."""
         layout = self._layout_for(handle.server.spec) if handle.server is not None else None
         return layout.client if layout is not None else None
@@ -644,7 +624,7 @@ class PerfEngine:
         run = f" run {r + 1}" if case.runs > 1 else ""
         return [f"guardrail {f.name}{run}: {f.message}" for f in flags if f.fails]
 
-    def _only_scheduling_noise(
+    def forgives_scheduling_noise(
         self, health: Any, thresholds: Any, metrics: Mapping[str, float]
     ) -> bool:
         """``scheduling_noise_only`` for this session: only where client and server share
@@ -763,7 +743,6 @@ class PerfEngine:
         """Measure run ``r`` into ``acc``; ``False`` when no further run may be sent (the
         server hung, died or went away)."""
         from pytest_llmperf.loadgen.liveness import ServerHung
-        from pytest_llmperf.loadgen.run import run_load
         from pytest_llmperf.workload.prompts import ImageLimitError
 
         # Fresh prompts per (case, run): the same sequence every night, never one another
@@ -777,17 +756,17 @@ class PerfEngine:
         hung = False
         safe_id = case.id.replace("/", "_")
         try:
-            with pinned(self._client_cpus(handle)):
-                result = run_load(
-                    handle.endpoint,
-                    workload,
-                    spec,
-                    records_path=self.report_dir / "records" / f"{safe_id}-run{r + 1}.jsonl",
-                    progress=_run_progress(case, r, progress),
-                    thresholds=thresholds,
-                    requests=reqs,
-                    workers=self.config.client.workers or "auto",
-                )
+            result = send_run(
+                handle.endpoint,
+                workload,
+                spec,
+                client_cpus=self.client_cpus(handle),
+                records_path=self.report_dir / "records" / f"{safe_id}-run{r + 1}.jsonl",
+                progress=_run_progress(case, r, progress),
+                thresholds=thresholds,
+                requests=reqs,
+                workers=self.config.client.workers or "auto",
+            )
         except ImageLimitError as exc:  # the preflight, before any request was sent
             raise PerfFailure(f"{case.id}: {exc}") from None
         except ServerHung as exc:  # what was measured is kept; nothing more is sent to it
@@ -840,7 +819,7 @@ class PerfEngine:
         for k, v in result.summary.errors.items():
             acc.errors[k] = acc.errors.get(k, 0) + v
         if result.health.client_bound:
-            if self._only_scheduling_noise(result.health, thresholds, metrics):
+            if self.forgives_scheduling_noise(result.health, thresholds, metrics):
                 detail["client_note"] = (
                     "event-loop lag forgiven: the OS ran the client late on cores shared "
                     "with the server, by under 10% of the median end-to-end latency"
@@ -887,7 +866,7 @@ class PerfEngine:
             env["launch_argv"] = redact_argv(plan.plan.args)
             env["launch_env"] = redact_env(plan.plan.env)
         env["endpoint"] = handle.endpoint.base_url
-        cpus = self._client_cpus(handle)
+        cpus = self.client_cpus(handle)
         layout = self.cpu_layout() if cpus is not None else None
         env["cpu_layout"] = layout.describe() if layout is not None else "shared"
         if handle.server is not None and handle.server.startup_seconds is not None:

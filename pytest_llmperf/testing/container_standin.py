@@ -82,7 +82,9 @@ def _read_env_file(path: str) -> dict[str, str]:
     return env
 
 
-def run(args: list[str]) -> int:
+def _parse_run(args: list[str]) -> tuple[str | None, bool, dict[str, str], list[str]]:
+    """``docker run``'s arguments as ``(name, detach, env, command)``: the options it honours,
+    the ones it skips, and the command after the image (with ``--entrypoint`` in front)."""
     name = None
     detach = False
     entrypoint: str | None = None
@@ -117,8 +119,11 @@ def run(args: list[str]) -> int:
             break
         i += 1
     cmd = args[i:]
-    if entrypoint:
-        cmd = [entrypoint, *cmd]
+    return name, detach, env, [entrypoint, *cmd] if entrypoint else cmd
+
+
+def run(args: list[str]) -> int:
+    name, detach, env, cmd = _parse_run(args)
     if not cmd:
         print("container-standin: no command to run", file=sys.stderr)
         return 125
