@@ -733,7 +733,7 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if marker is None:
         return
     from pytest_llmperf.config import ConfigError
-    from pytest_llmperf.session.engine import case_from_marker
+    from pytest_llmperf.session.marker import case_from_marker
 
     try:
         spec = case_from_marker(engine.config, marker.kwargs).model
@@ -766,7 +766,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             marker = item.get_closest_marker("llmperf")
             if marker is not None:
                 from pytest_llmperf.config import ConfigError
-                from pytest_llmperf.session.engine import case_from_marker
+                from pytest_llmperf.session.marker import case_from_marker
 
                 try:
                     case = case_from_marker(engine.config, marker.kwargs)
@@ -803,7 +803,7 @@ def llmperf_engine(pytestconfig: pytest.Config) -> PerfEngine:
 def llmperf_server(request: pytest.FixtureRequest, llmperf_engine: PerfEngine) -> ServerHandle:
     """A ready server for the test's ``@pytest.mark.llmperf(model=...)``; the server itself is
     shared by every test of the session that needs the same launch plan."""
-    from pytest_llmperf.session.engine import case_from_marker
+    from pytest_llmperf.session.marker import case_from_marker
 
     marker = request.node.get_closest_marker("llmperf")
     case = case_from_marker(llmperf_engine.config, marker.kwargs if marker else {})
@@ -815,7 +815,7 @@ def llmperf_run(
     request: pytest.FixtureRequest, llmperf_engine: PerfEngine
 ) -> Iterator[Callable[..., Any]]:
     """Run the marker's case (keyword arguments override the marker's); gates fail the test."""
-    from pytest_llmperf.session.engine import case_from_marker
+    from pytest_llmperf.session.marker import case_from_marker
 
     marker = request.node.get_closest_marker("llmperf")
     base = dict(marker.kwargs) if marker else {}

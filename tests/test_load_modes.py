@@ -17,7 +17,7 @@ import pytest
 from pytest_llmperf.config import ConfigError, parse_config
 from pytest_llmperf.config.load import LoadModes, with_rates
 from pytest_llmperf.session.capacity import search_capacity
-from pytest_llmperf.session.engine import case_from_marker
+from pytest_llmperf.session.marker import case_from_marker
 
 BASE = {"models": [{"name": "dense-gqa", "tiny": "dense-gqa"}], "workloads": ["text"]}
 

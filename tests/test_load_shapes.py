@@ -16,7 +16,7 @@ from pytest_llmperf.config.load import with_rates
 from pytest_llmperf.core.records import RequestRecord
 from pytest_llmperf.loadgen.spec import LoadSpec
 from pytest_llmperf.metrics.goodput import schedule_figures
-from pytest_llmperf.session.engine import case_from_marker
+from pytest_llmperf.session.marker import case_from_marker
 
 BASE = {"models": [{"name": "dense-gqa", "tiny": "dense-gqa"}], "workloads": ["text"]}
 

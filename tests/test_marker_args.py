@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pytest_llmperf.config import ConfigError, parse_config
-from pytest_llmperf.session.engine import case_from_marker
+from pytest_llmperf.session.marker import case_from_marker
 
 
 def cfg() -> Any:

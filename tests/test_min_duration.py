@@ -63,7 +63,7 @@ def test_bad_durations_and_unsupported_shapes(inst: Instrument) -> None:
 def test_config_and_marker_keys() -> None:
     from pytest_llmperf.config import ConfigError
     from pytest_llmperf.config.parse import parse_config
-    from pytest_llmperf.session.engine import case_from_marker
+    from pytest_llmperf.session.marker import case_from_marker
 
     cfg = parse_config({"models": ["dense-gqa"], "min_duration_s": 30}, source="t.toml")
     assert {c.min_duration_s for c in cfg.cases()} == {30.0}

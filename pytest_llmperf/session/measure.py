@@ -21,8 +21,9 @@ from pytest_llmperf.core.cpu_layout import pinned
 from pytest_llmperf.core.endpoint import Endpoint
 
 #: Where client and server share cores, an event-loop lag past the client's limit that is at
-#: most this fraction of the run's median end-to-end latency is still forgiven (e.g. 85 ms against 43 s at concurrency 1,000),
-#: while one comparable to the latencies measured (145 ms against 157 ms) fails the case.
+#: most this fraction of the run's median end-to-end latency is still forgiven (e.g. 85 ms
+#: against 43 s at concurrency 1,000), while one comparable to the latencies measured (145 ms
+#: against 157 ms) fails the case.
 SHARED_CPU_LAG_FRACTION = 0.1
 
 
