@@ -19,6 +19,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import msgspec
+
 from pytest_llmperf.core.records import RequestRecord
 from pytest_llmperf.metrics.summary import itl_per_token, output_tokens
 
@@ -127,7 +129,8 @@ class ScheduleFigures:
     send_lag_p99_ms: float  # actual send - scheduled send (cap waits + loop lateness)
 
     def to_json(self) -> dict[str, float]:
-        return {f: getattr(self, f) for f in self.__slots__}  # type: ignore[attr-defined]
+        """Every field, in order (NaN and infinities kept: the run's ``detail.load``)."""
+        return msgspec.to_builtins(self)
 
 
 def _rate(times: Sequence[float]) -> float:

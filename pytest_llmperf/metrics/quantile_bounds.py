@@ -13,7 +13,10 @@ No upper bound exists when even the maximum is not enough: ``1 - q**n < confiden
 the binomial rule MLPerf's early stopping builds on. For ties (a discrete distribution) the
 bounds only get more conservative.
 
-numpy and scipy are imported lazily, so importing this module (gates do) stays light.
+numpy and scipy are imported lazily, so importing this module (gates do) stays light. Its JSON
+shapes, ``Bound`` (one bound as results.json and the reports hold it, NaN as null) and
+``PercentileRow`` (one latency's row of ``percentile_table``), are ``msgspec`` structs declared
+here; ``report.records`` references them in the results.json schema.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 if TYPE_CHECKING:
     import numpy as np
@@ -96,6 +102,40 @@ def min_samples_lower(q: float, confidence: float = DEFAULT_CONFIDENCE) -> int:
     return min_samples_upper(1.0 - q, confidence)
 
 
+class Bound(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A percentile's point estimate and distribution-free one-sided confidence bounds from
+    order statistics (metrics.quantile_bounds): upper/lower are the upper_k-th/lower_k-th
+    smallest of n samples; null where n is too small (enough false: fewer than min_n samples,
+    no upper bound exists)."""
+
+    q: Annotated[float, Meta(gt=0, lt=1)]
+    n: Annotated[int, Meta(ge=0)]
+    confidence: Annotated[float, Meta(ge=0.5, lt=1)]
+    point: float | None
+    lower: float | None
+    upper: float | None
+    lower_k: Annotated[int, Meta(ge=1)] | None
+    upper_k: Annotated[int, Meta(ge=1)] | None
+    min_n: Annotated[int, Meta(ge=1)]
+    enough: bool
+
+
+class PercentileRow(Struct, frozen=True, kw_only=True):
+    """One latency's pooled sample count, confidence, and a Bound per reported percentile."""
+
+    n: Annotated[int, Meta(ge=0)]
+    confidence: float
+    p50: Bound | UnsetType = UNSET
+    p90: Bound | UnsetType = UNSET
+    p95: Bound | UnsetType = UNSET
+    p99: Bound | UnsetType = UNSET
+
+
+def _finite(x: float) -> float | None:
+    """A number as JSON holds it: a float, NaN and infinities None."""
+    return float(x) if math.isfinite(x) else None
+
+
 @dataclass(frozen=True, slots=True)
 class QuantileBound:
     """The ``q``-quantile of ``n`` samples: the point estimate (linear interpolation, as
@@ -117,22 +157,24 @@ class QuantileBound:
         """Whether the samples support an upper bound (a ``p99 <= X`` claim) at all."""
         return self.upper_k is not None
 
-    def to_json(self) -> dict[str, Any]:
-        def num(x: float) -> float | None:
-            return x if math.isfinite(x) else None
+    def record(self) -> Bound:
+        """The bound as its JSON record (NaN and infinities as None)."""
+        return Bound(
+            q=self.q,
+            n=self.n,
+            confidence=self.confidence,
+            point=_finite(self.point),
+            lower=_finite(self.lower),
+            upper=_finite(self.upper),
+            lower_k=self.lower_k,
+            upper_k=self.upper_k,
+            min_n=self.min_n,
+            enough=self.enough,
+        )
 
-        return {
-            "q": self.q,
-            "n": self.n,
-            "confidence": self.confidence,
-            "point": num(self.point),
-            "lower": num(self.lower),
-            "upper": num(self.upper),
-            "lower_k": self.lower_k,
-            "upper_k": self.upper_k,
-            "min_n": self.min_n,
-            "enough": self.enough,
-        }
+    def to_json(self) -> dict[str, Any]:
+        """``record()`` as plain JSON data."""
+        return msgspec.to_builtins(self.record())
 
 
 def quantile_bound(
@@ -179,17 +221,19 @@ def percentile_table(
     samples: dict[str, Any], confidence: float = DEFAULT_CONFIDENCE
 ) -> dict[str, dict[str, Any]]:
     """Per latency: its sample count and, for each of ``REPORTED``, the point estimate and
-    bounds (``QuantileBound.to_json()``); what results.json and the reports read."""
+    bounds (``QuantileBound.to_json()``): a ``PercentileRow`` as plain JSON data; what
+    results.json and the reports read."""
     import numpy as np
 
     out: dict[str, dict[str, Any]] = {}
     for name, values in samples.items():
-        row: dict[str, Any] = {"n": int(np.asarray(values).size), "confidence": confidence}
+        bounds: dict[str, Bound] = {}
         for stat in REPORTED:
             q = quantile_of_stat(stat)
             assert q is not None
-            row[stat] = quantile_bound(values, q, confidence).to_json()
-        out[name] = row
+            bounds[stat] = quantile_bound(values, q, confidence).record()
+        row = PercentileRow(n=int(np.asarray(values).size), confidence=confidence, **bounds)
+        out[name] = msgspec.to_builtins(row)
     return out
 
 

@@ -10,6 +10,9 @@ Definitions follow ``vllm bench serve`` where it is right and depart where it is
 - ITL is per *token*: a chunk carrying k tokens after a gap d contributes k gaps of d/k, so
   batched chunks (vLLM under load, speculative decoding) do not inflate it. The raw gap between
   chunks is kept as its own metric, ``ichunk``.
+
+``RunSummary.to_json`` (a run's ``detail.summary`` in results.json) is built as the ``msgspec``
+struct ``RunSummaryRecord``, from which the results.json schema types it.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
+import msgspec
 import numpy as np
+from msgspec import Meta, Struct
 
 from pytest_llmperf.core.records import RequestRecord
 from pytest_llmperf.metrics.directions import Better, better
@@ -92,6 +97,48 @@ class Stats:
         )
 
 
+Ms = Annotated[
+    float | None,
+    Meta(description="Milliseconds; NaN (null in results.json) when there were no samples."),
+]
+
+
+class StatsMs(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A distribution summary in ms (``Stats`` without its count)."""
+
+    mean: Ms
+    median: Ms
+    std: Ms
+    p50: Ms
+    p90: Ms
+    p95: Ms
+    p99: Ms
+    p99_9: Ms
+
+
+class RunSummaryRecord(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One run's summary (metrics.summary.RunSummary): request and token counts, failures by
+    error kind, the flat metrics of results.json's run.metrics and the client's queue wait."""
+
+    duration_s: Annotated[float, Meta(gt=0, description="The measured window, seconds.")]
+    num_requests: Annotated[int, Meta(ge=0)]
+    completed: Annotated[int, Meta(ge=0)]
+    failed: Annotated[int, Meta(ge=0)]
+    total_input_tokens: Annotated[int, Meta(ge=0)]
+    total_output_tokens: Annotated[int, Meta(ge=0)]
+    errors: Annotated[dict[str, int], Meta(description="Failed requests by error kind.")]
+    chunks: Annotated[int, Meta(ge=0, description="Stream chunks of the successful requests.")]
+    metrics: Annotated[
+        dict[str, float | None],
+        Meta(description="RunSummary.metrics(): the names of run.metrics, before extras."),
+    ]
+    queue_wait_ms: Annotated[
+        StatsMs,
+        Meta(description="Client-side wait from the scheduled to the actual send, all requests."),
+    ]
+    extra: dict[str, Any]
+
+
 @dataclass(frozen=True, slots=True)
 class RunSummary:
     duration_s: float
@@ -146,20 +193,25 @@ class RunSummary:
                 out[f"p{word}_{m}_ms"] = getattr(st, key)
         return out
 
+    def record(self) -> RunSummaryRecord:
+        """The summary as its JSON record (NaN kept; results.json writes it as null)."""
+        return RunSummaryRecord(
+            duration_s=self.duration_s,
+            num_requests=self.num_requests,
+            completed=self.completed,
+            failed=self.failed,
+            total_input_tokens=self.total_input_tokens,
+            total_output_tokens=self.total_output_tokens,
+            errors=dict(self.errors),
+            chunks=self.chunks,
+            metrics=self.metrics(),
+            queue_wait_ms=StatsMs(**{s: getattr(self.queue_wait, s) for s in STATS}),
+            extra=dict(self.extra),
+        )
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "duration_s": self.duration_s,
-            "num_requests": self.num_requests,
-            "completed": self.completed,
-            "failed": self.failed,
-            "total_input_tokens": self.total_input_tokens,
-            "total_output_tokens": self.total_output_tokens,
-            "errors": dict(self.errors),
-            "chunks": self.chunks,
-            "metrics": self.metrics(),
-            "queue_wait_ms": {s: getattr(self.queue_wait, s) for s in STATS},
-            "extra": dict(self.extra),
-        }
+        """``record()`` as plain JSON data: a run's ``detail.summary``."""
+        return msgspec.to_builtins(self.record())
 
 
 def output_tokens(rec: RequestRecord) -> int:

@@ -31,6 +31,8 @@ from typing import Annotated, Any, Literal
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from pytest_llmperf.core.json_schema import schema_document, schema_file_text
+from pytest_llmperf.metrics.quantile_bounds import Bound, PercentileRow
+from pytest_llmperf.metrics.summary import RunSummaryRecord
 
 SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
 
@@ -60,24 +62,6 @@ class Tool(Struct, frozen=True, kw_only=True):
 
     name: Literal["pytest-llmperf"]
     version: str
-
-
-class Bound(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A percentile's point estimate and distribution-free one-sided confidence bounds from
-    order statistics (metrics.quantile_bounds): upper/lower are the upper_k-th/lower_k-th
-    smallest of n samples; null where n is too small (enough false: fewer than min_n samples,
-    no upper bound exists)."""
-
-    q: Annotated[float, Meta(gt=0, lt=1)]
-    n: Annotated[int, Meta(ge=0)]
-    confidence: Annotated[float, Meta(ge=0.5, lt=1)]
-    point: Number
-    lower: Number
-    upper: Number
-    lower_k: Annotated[int, Meta(ge=1)] | None
-    upper_k: Annotated[int, Meta(ge=1)] | None
-    min_n: Annotated[int, Meta(ge=1)]
-    enough: bool
 
 
 class Gate(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -152,10 +136,15 @@ class Run(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_de
         Annotated[
             dict[str, Any],
             Meta(
-                description="The run's full summary (RunSummary.to_json()), when recorded; "
-                "detail.server: vLLM's own /metrics account of the run (guardrails, witness, "
-                "flags; see docs/guardrails.md).",
-                extra_json_schema={"properties": {"server": _ref("ServerAccount")}},
+                description="The run's full account, when recorded; detail.summary: its "
+                "summary (RunSummary.to_json()); detail.server: vLLM's own /metrics account of "
+                "the run (guardrails, witness, flags; see docs/guardrails.md).",
+                extra_json_schema={
+                    "properties": {
+                        "summary": _ref("RunSummaryRecord"),
+                        "server": _ref("ServerAccount"),
+                    }
+                },
             ),
         ]
         | UnsetType
@@ -322,17 +311,6 @@ class ResultsDocument(Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 # --------------------------------------------------------------------------------------------
 
 
-class PercentileRow(Struct, frozen=True, kw_only=True):
-    """One latency's pooled sample count, confidence, and a Bound per reported percentile."""
-
-    n: Annotated[int, Meta(ge=0)]
-    confidence: float
-    p50: Bound | UnsetType = UNSET
-    p90: Bound | UnsetType = UNSET
-    p95: Bound | UnsetType = UNSET
-    p99: Bound | UnsetType = UNSET
-
-
 class Guardrails(Struct, frozen=True, kw_only=True):
     """Counter deltas and gauge peaks of vLLM's /metrics over one run."""
 
@@ -402,7 +380,9 @@ _SCHEMA_HEAD = {
 def generated_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of ``results.json``, generated from the structs."""
     return schema_document(
-        [ResultsDocument, ServerAccount, PercentileRow], "ResultsDocument", _SCHEMA_HEAD
+        [ResultsDocument, RunSummaryRecord, ServerAccount, PercentileRow],
+        "ResultsDocument",
+        _SCHEMA_HEAD,
     )
 
 

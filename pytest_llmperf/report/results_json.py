@@ -18,7 +18,7 @@ from msgspec import UNSET
 
 from pytest_llmperf import __version__
 from pytest_llmperf.core.atomic import write_text_atomic
-from pytest_llmperf.metrics.quantile_bounds import QuantileBound
+from pytest_llmperf.metrics.quantile_bounds import Bound, QuantileBound
 from pytest_llmperf.report import records
 from pytest_llmperf.report.layout import RESULTS_FILE, SCHEMA_VERSION
 from pytest_llmperf.verdicts.case_result import CaseResult, saturation_of, with_status
@@ -47,21 +47,6 @@ def _jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def _bound_record(b: QuantileBound) -> records.Bound:
-    return records.Bound(
-        q=b.q,
-        n=b.n,
-        confidence=b.confidence,
-        point=_num(b.point),
-        lower=_num(b.lower),
-        upper=_num(b.upper),
-        lower_k=b.lower_k,
-        upper_k=b.upper_k,
-        min_n=b.min_n,
-        enough=b.enough,
-    )
-
-
 def _gate_record(g: GateResult) -> records.Gate:
     return records.Gate(
         name=g.name,
@@ -72,7 +57,7 @@ def _gate_record(g: GateResult) -> records.Gate:
         passed=g.passed,
         margin_pct=_num(g.margin_pct),
         verdict=g.verdict,
-        bound=_bound_record(g.bound) if g.bound is not None else None,
+        bound=g.bound.record() if g.bound is not None else None,
     )
 
 
@@ -303,7 +288,7 @@ def _gate_back(g: records.Gate) -> GateResult:
     )
 
 
-def _bound_back(b: records.Bound | None) -> QuantileBound | None:
+def _bound_back(b: Bound | None) -> QuantileBound | None:
     """A gate's ``bound`` from results.json (nulls back to NaN)."""
     if b is None:
         return None
