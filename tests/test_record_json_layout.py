@@ -10,7 +10,12 @@ import math
 
 from pytest_llmperf.metrics.goodput import ScheduleFigures
 from pytest_llmperf.metrics.quantile_bounds import QuantileBound, percentile_table
+from pytest_llmperf.metrics.server import KV_USAGE, RUNNING, WAITING
 from pytest_llmperf.metrics.summary import STATS, summarize
+from pytest_llmperf.metrics.timeline import GENERATION, Timeline
+from pytest_llmperf.report.results_json import results_document
+from pytest_llmperf.verdicts.guardrails import GuardrailFlag
+from pytest_llmperf.verdicts.suite_index import SuiteIndex
 from tests.test_metrics import rec
 
 
@@ -51,3 +56,35 @@ def test_quantile_bound_keys_in_order_and_a_percentile_row() -> None:
     row = percentile_table({"ttft": [1.0, 2.0, 3.0]}, 0.9)["ttft"]
     assert list(row) == ["n", "confidence", "p50", "p90", "p95", "p99"]
     assert (row["n"], row["confidence"], row["p50"]["point"]) == (3, 0.9, 2.0)
+
+
+def test_timeline_columns_in_order() -> None:
+    tl = Timeline()
+    tl.add(1.0, {RUNNING: 2.0, GENERATION: 10.0})
+    tl.add(1.5, {RUNNING: 3.0, WAITING: 1.0, KV_USAGE[0]: 0.123456, GENERATION: 30.0})
+    assert json.dumps(tl.to_json(1.0, 0.5)) == (
+        '{"interval_s": 0.5, "t_s": [0.0, 0.5], "running": [2.0, 3.0], "waiting": [null, 1.0], '
+        '"kv_cache_usage": [null, 0.1235], "generation_tokens_per_s": [null, 40.0]}'
+    )
+
+
+def test_a_guardrail_flag_is_its_fields_in_order() -> None:
+    flag = GuardrailFlag("preemptions", "vLLM preempted 3 requests", True)
+    assert json.dumps(flag.to_json()) == (
+        '{"name": "preemptions", "message": "vLLM preempted 3 requests", "fails": true}'
+    )
+    assert flag == GuardrailFlag("preemptions", "vLLM preempted 3 requests", True)
+
+
+def test_suite_index_keeps_an_infinite_index_and_results_json_writes_it_as_null() -> None:
+    s = SuiteIndex(
+        "PASS", math.inf, 0.85, 1, (("c1", 2.0),), (("m", 2.0),), (("c2", "why"),), "msg"
+    )
+    assert json.dumps(s.to_json()) == (
+        '{"metric": "output_throughput", "verdict": "PASS", "index": Infinity, "fraction": 0.85, '
+        '"min_cases": 1, "cases": [{"case_id": "c1", "ratio": 2.0}], "per_model": {"m": 2.0}, '
+        '"uncounted": [{"case_id": "c2", "why": "why"}], "message": "msg"}'
+    )
+    doc = results_document([], environment={}, complete=True, suite=s)
+    assert doc["suite_index"] == {**s.to_json(), "index": None}
+    assert list(doc["suite_index"]) == list(s.to_json())

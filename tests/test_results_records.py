@@ -155,3 +155,27 @@ def test_the_server_section_of_a_run_is_checked(tmp_path: Path) -> None:
         bad["cases"][0]["runs"][0]["detail"]["server"][part][key] = value
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema(), cls=jsonschema.Draft202012Validator)
+
+
+def test_the_summary_of_a_run_is_checked(tmp_path: Path) -> None:
+    """``detail.summary`` (``RunSummary.to_json()``) is held to ``RunSummaryRecord``'s schema,
+    its NaN (a run without latency samples) written as null."""
+    from test_metrics import rec
+
+    from pytest_llmperf.metrics.summary import summarize
+    from pytest_llmperf.verdicts.case_result import CaseResult
+
+    summary = summarize([rec(0), rec(1, error="timeout")], duration_s=2.0).to_json()
+    empty = summarize([rec(0, error="timeout")], duration_s=1.0).to_json()
+    case = make_cases(runs=2)[0]
+    case = CaseResult(**{**vars(case), "details": ({"summary": summary}, {"summary": empty})})
+    path = write_results(tmp_path, [case], environment=ENV)
+    doc = json.loads(path.read_text())
+    jsonschema.validate(doc, schema(), cls=jsonschema.Draft202012Validator)
+    assert doc["cases"][0]["runs"][1]["detail"]["summary"]["queue_wait_ms"]["mean"] == 0.0
+    assert doc["cases"][0]["runs"][1]["detail"]["summary"]["metrics"]["mean_ttft_ms"] is None
+    for key, value in (("completed", "2"), ("queue_wait_ms", {"mean": 1.0}), ("surprise", 1)):
+        bad = json.loads(path.read_text())
+        bad["cases"][0]["runs"][0]["detail"]["summary"][key] = value
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema(), cls=jsonschema.Draft202012Validator)

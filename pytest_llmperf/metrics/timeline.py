@@ -5,17 +5,21 @@ from ``/metrics`` at a fixed interval during the run (pure; the load generator's
 Per sample: the time since the measured phase started, running and waiting requests (summed
 over engines), the KV-cache fill (the max over engines, 0-1) and the cumulative
 ``vllm:generation_tokens_total``. ``Timeline.to_json`` stores it column by column (compact:
-one list per series, times in ms precision), with generation tokens/s as the counter's delta
-over each interval (``None`` for the first sample, which has no interval before it), so
-``sum(rate_i * (t_i - t_{i-1}))`` is exactly the tokens the server counted between the
-first and last sample.
+one list per series, times in ms precision; the ``msgspec`` struct ``TimelineRecord``, which
+the results.json schema references for ``detail.server.timeline``), with generation tokens/s
+as the counter's delta over each interval (``None`` for the first sample, which has no
+interval before it), so ``sum(rate_i * (t_i - t_{i-1}))`` is exactly the tokens the server
+counted between the first and last sample.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Annotated, Any, Final
+
+import msgspec
+from msgspec import Meta, Struct
 
 from pytest_llmperf.metrics.server import GAUGES, KV_USAGE, RUNNING, WAITING, Scrape, gauge_values
 
@@ -36,6 +40,20 @@ def sample_values(scrape: Scrape) -> dict[str, float]:
     if total is not None:
         out[GENERATION] = total
     return out
+
+
+class TimelineRecord(Struct, frozen=True, kw_only=True):
+    """vLLM's gauges sampled during the run (metrics/timeline.py): per sample the seconds since
+    the run started, running and waiting requests, KV-cache usage (0-1) and generation tokens/s
+    (the counter's delta over the interval before it; null for the first sample). Columns of
+    equal length."""
+
+    interval_s: Annotated[float, Meta(gt=0)]
+    t_s: list[float]
+    running: list[float | None]
+    waiting: list[float | None]
+    kv_cache_usage: list[float | None]
+    generation_tokens_per_s: list[float | None]
 
 
 @dataclass
@@ -71,14 +89,15 @@ class Timeline:
                 continue
             delta = v[GENERATION] - prev[1][GENERATION]
             rates.append(None if delta < 0 else round(delta / (t - prev[0]), 2))  # < 0: restart
-        return {
-            "interval_s": interval_s,
-            "t_s": ts,
-            "running": col(RUNNING, 1),
-            "waiting": col(WAITING, 1),
-            "kv_cache_usage": col(KV_USAGE, 4),
-            "generation_tokens_per_s": rates,
-        }
+        record = TimelineRecord(
+            interval_s=interval_s,
+            t_s=ts,
+            running=col(RUNNING, 1),
+            waiting=col(WAITING, 1),
+            kv_cache_usage=col(KV_USAGE, 4),
+            generation_tokens_per_s=rates,
+        )
+        return msgspec.to_builtins(record)
 
 
 def integrate(series: Mapping[str, Any], key: str = "generation_tokens_per_s") -> float:

@@ -12,13 +12,16 @@ or a missing key is reported with its path, e.g. ``$.cases[0].concurrency``). Th
 one.) Numbers are ``float | None``: the file has no NaN, an unknown number is null.
 
 Free-form parts stay plain JSON objects: the session and case ``environment`` (a fingerprint),
-each run's ``detail`` (``RunSummary.to_json()`` verbatim) and the case's ``percentiles``
-(``metrics.quantile_bounds.percentile_table``). Their schemas still come from structs here
-(``ServerAccount`` for ``detail.server``, ``PercentileRow``), referenced from the fields.
+each run's ``detail`` and the case's ``percentiles`` (``metrics.quantile_bounds.percentile_table``).
+Their schemas still come from structs, referenced from the fields: ``ServerAccount`` (here) for
+``detail.server``, ``RunSummaryRecord`` (``metrics.summary``) for ``detail.summary``,
+``PercentileRow`` (``metrics.quantile_bounds``). A record owned by a lower layer is declared
+there once and imported here: ``Bound``, ``PercentileRow``, ``RunSummaryRecord``,
+``TimelineRecord`` (metrics), ``GuardrailFlag``, ``SuiteIndexRecord`` (verdicts).
 
 This module imports ``msgspec``; the pytest entry point never imports it at import time.
 
-Size (about 420 lines), stated: it is one file format's whole type, eighteen small structs
+Size (about 350 lines), stated: it is one file format's whole type, eleven small structs
 (mostly field declarations with their ``Meta`` descriptions, no logic) from which the one schema
 is generated; splitting them would spread one schema's source over several modules.
 """
@@ -33,6 +36,9 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from pytest_llmperf.core.json_schema import schema_document, schema_file_text
 from pytest_llmperf.metrics.quantile_bounds import Bound, PercentileRow
 from pytest_llmperf.metrics.summary import RunSummaryRecord
+from pytest_llmperf.metrics.timeline import TimelineRecord
+from pytest_llmperf.verdicts.guardrails import GuardrailFlag
+from pytest_llmperf.verdicts.suite_index import SuiteIndexRecord
 
 SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
 
@@ -236,36 +242,6 @@ class Series(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     levels: list[Level]
 
 
-class SuiteCase(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One counted case of the suite index: its output tok/s over its reference."""
-
-    case_id: str
-    ratio: float
-
-
-class SuiteUncounted(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A case the suite index did not count, and why (no reference, no measurement)."""
-
-    case_id: str
-    why: str
-
-
-class SuiteIndexRecord(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The geometric mean over the session's cases of output tok/s / the config's reference,
-    judged against the suite floor: PASS at or above ``fraction``, FAIL below, NOT GATED with
-    fewer than ``min_cases`` counted cases."""
-
-    metric: str
-    verdict: Literal["PASS", "FAIL", "NOT GATED"]
-    index: Number
-    fraction: float
-    min_cases: Annotated[int, Meta(ge=1)]
-    cases: list[SuiteCase]
-    per_model: dict[str, float]
-    uncounted: list[SuiteUncounted]
-    message: str
-
-
 class ResultsDocument(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Every measured case of a pytest-llmperf session. Rewritten atomically after each case;
     'complete' is false until the session ends, so a file left by an interrupted session holds
@@ -333,28 +309,6 @@ class Witness(Struct, frozen=True, kw_only=True):
     late: list[str]
 
 
-class Timeline(Struct, frozen=True, kw_only=True):
-    """vLLM's gauges sampled during the run (metrics/timeline.py): per sample the seconds since
-    the run started, running and waiting requests, KV-cache usage (0-1) and generation tokens/s
-    (the counter's delta over the interval before it; null for the first sample). Columns of
-    equal length."""
-
-    interval_s: Annotated[float, Meta(gt=0)]
-    t_s: list[float]
-    running: list[Number]
-    waiting: list[Number]
-    kv_cache_usage: list[Number]
-    generation_tokens_per_s: list[Number]
-
-
-class GuardrailFlag(Struct, frozen=True, kw_only=True):
-    """A guardrail verdict on the run."""
-
-    name: str
-    message: str
-    fails: bool
-
-
 class ServerAccount(Struct, frozen=True, kw_only=True):
     """vLLM's /metrics over one run: guardrails (counter deltas and gauge peaks), timeline (the
     gauges sampled during it), witness (its latency histograms against the client's samples),
@@ -362,7 +316,7 @@ class ServerAccount(Struct, frozen=True, kw_only=True):
 
     guardrails: Guardrails
     witness: Witness
-    timeline: Timeline | UnsetType = UNSET
+    timeline: TimelineRecord | UnsetType = UNSET
     flags: list[GuardrailFlag] | UnsetType = UNSET
 
 

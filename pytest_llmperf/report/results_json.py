@@ -24,7 +24,7 @@ from pytest_llmperf.report.layout import RESULTS_FILE, SCHEMA_VERSION
 from pytest_llmperf.verdicts.case_result import CaseResult, saturation_of, with_status
 from pytest_llmperf.verdicts.gates import GateResult
 from pytest_llmperf.verdicts.saturation import MetricStats, SaturationResult
-from pytest_llmperf.verdicts.suite_index import INDEX_METRIC, SuiteIndex
+from pytest_llmperf.verdicts.suite_index import SuiteIndex, SuiteIndexRecord
 
 
 def _num(x: float | None) -> float | None:
@@ -163,18 +163,9 @@ def results_record(
     )
 
 
-def _suite_record(s: SuiteIndex) -> records.SuiteIndexRecord:
-    return records.SuiteIndexRecord(
-        metric=INDEX_METRIC,
-        verdict=s.verdict,
-        index=_num(s.index),
-        fraction=s.fraction,
-        min_cases=s.min_cases,
-        cases=[records.SuiteCase(case_id=cid, ratio=r) for cid, r in s.ratios],
-        per_model=dict(s.per_model),
-        uncounted=[records.SuiteUncounted(case_id=cid, why=why) for cid, why in s.uncounted],
-        message=s.message,
-    )
+def _suite_record(s: SuiteIndex) -> SuiteIndexRecord:
+    """The index's record with a non-finite index as null (``results_document`` returns it)."""
+    return msgspec.structs.replace(s.record(), index=_num(s.index))
 
 
 def results_document(

@@ -12,26 +12,31 @@ A run's ``detail.server`` (``metrics.server.guardrails`` + ``witness``) is judge
   starts after its API server admitted and parsed the request, so the client's excess there
   (``witness.frontend_gap_ms``) is mostly the server being slow to admit; it is reported only.
 
-Each flag is a warning unless the user lists it in ``[guardrails] fail_on``.
+Each flag is a warning unless the user lists it in ``[guardrails] fail_on``. A flag is a
+``msgspec`` struct, the record of ``detail.server.flags`` in results.json (its schema there).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
+
+import msgspec
+from msgspec import Struct
 
 FLAGS: Final[tuple[str, ...]] = ("preemptions", "unexpected_cache_hits", "client_late")
 
 
-@dataclass(frozen=True)
-class GuardrailFlag:
+class GuardrailFlag(Struct, frozen=True):
+    """A guardrail verdict on the run."""
+
     name: str
     message: str
     fails: bool
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "message": self.message, "fails": self.fails}
+        """The flag as plain JSON data: its fields in order."""
+        return msgspec.to_builtins(self)
 
 
 def judge(

@@ -10,7 +10,9 @@ sessions and 1.057-1.187 in three loaded ones, while a server held to 70% of its
 of the server (or of vLLM) looks like, and leaves case-level noise to the per-case floors.
 
 Pure: the judge reads ``CaseResult`` means and a reference table; the pytest item that fails the
-session on it lives in the plugin, the field it writes in ``report.results_json``.
+session on it lives in the plugin. Its record, ``SuiteIndexRecord`` (a ``msgspec`` struct, with
+``SuiteCase`` and ``SuiteUncounted``), is results.json's ``suite_index`` (``report.results_json``
+writes a non-finite index there as null) and ``SuiteIndex.to_json`` (the index as it is).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+from msgspec import Meta, Struct
 
 from pytest_llmperf.verdicts.case_result import CaseResult
 
@@ -50,6 +55,36 @@ class SuiteFloor:
             raise ValueError(f"suite floor references must be positive numbers: {bad[:3]}")
 
 
+class SuiteCase(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One counted case of the suite index: its output tok/s over its reference."""
+
+    case_id: str
+    ratio: float
+
+
+class SuiteUncounted(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A case the suite index did not count, and why (no reference, no measurement)."""
+
+    case_id: str
+    why: str
+
+
+class SuiteIndexRecord(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The geometric mean over the session's cases of output tok/s / the config's reference,
+    judged against the suite floor: PASS at or above ``fraction``, FAIL below, NOT GATED with
+    fewer than ``min_cases`` counted cases."""
+
+    metric: str
+    verdict: Literal["PASS", "FAIL", "NOT GATED"]
+    index: float | None
+    fraction: float
+    min_cases: Annotated[int, Meta(ge=1)]
+    cases: list[SuiteCase]
+    per_model: dict[str, float]
+    uncounted: list[SuiteUncounted]
+    message: str
+
+
 @dataclass(frozen=True, slots=True)
 class SuiteIndex:
     """The judged index. ``ratios``: each counted case's measured/reference, in case order;
@@ -68,18 +103,23 @@ class SuiteIndex:
     def failed(self) -> bool:
         return self.verdict == "FAIL"
 
+    def record(self) -> SuiteIndexRecord:
+        """The judged index as its record (the index as it is, infinite included)."""
+        return SuiteIndexRecord(
+            metric=INDEX_METRIC,
+            verdict=self.verdict,
+            index=self.index,
+            fraction=self.fraction,
+            min_cases=self.min_cases,
+            cases=[SuiteCase(case_id=cid, ratio=r) for cid, r in self.ratios],
+            per_model=dict(self.per_model),
+            uncounted=[SuiteUncounted(case_id=cid, why=why) for cid, why in self.uncounted],
+            message=self.message,
+        )
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "metric": INDEX_METRIC,
-            "verdict": self.verdict,
-            "index": self.index,
-            "fraction": self.fraction,
-            "min_cases": self.min_cases,
-            "cases": [{"case_id": cid, "ratio": r} for cid, r in self.ratios],
-            "per_model": {m: r for m, r in self.per_model},
-            "uncounted": [{"case_id": cid, "why": why} for cid, why in self.uncounted],
-            "message": self.message,
-        }
+        """``record()`` as plain JSON data."""
+        return msgspec.to_builtins(self.record())
 
 
 def _geomean(values: Sequence[float]) -> float:
