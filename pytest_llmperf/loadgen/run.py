@@ -53,8 +53,8 @@ from pytest_llmperf.loadgen.spec import (
 from pytest_llmperf.loadgen.sse import to_record
 from pytest_llmperf.loadgen.tokens import check_tokens
 from pytest_llmperf.loadgen.transport import (
-    READ_BUFSIZE,
     RawClient,
+    client_session,
     httptools_available,
     request_target,
     send_aiohttp,
@@ -347,14 +347,7 @@ async def _run_measured(
 ) -> RunResult:
     worker_cpu: list[float] = []
     worker_rss: list[float] = []
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=None)
-    async with aiohttp.ClientSession(
-        connector=connector,
-        read_bufsize=READ_BUFSIZE,
-        auto_decompress=False,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        timeout=aiohttp.ClientTimeout(total=None),
-    ) as session:
+    async with client_session() as session:
         watchdog = Watchdog(session, endpoint, LivenessPolicy.for_request_timeout(spec.timeout_s))
         if requests is None:
 

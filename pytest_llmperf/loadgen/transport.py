@@ -15,6 +15,21 @@ from pytest_llmperf.core.records import ErrorKind
 READ_BUFSIZE: Final[int] = 4 * 1024 * 1024
 
 
+def client_session() -> aiohttp.ClientSession:
+    """The aiohttp session a measured run (and each worker process) sends through: no limit on
+    connections, DNS resolved once, bytes as they came (no decompression), no cookies, no total
+    timeout (each request carries its own), and a ``READ_BUFSIZE`` read buffer. Call it inside
+    the run's event loop."""
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=None)
+    return aiohttp.ClientSession(
+        connector=connector,
+        read_bufsize=READ_BUFSIZE,
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=None),
+    )
+
+
 @dataclass(slots=True)
 class RawResponse:
     status: int | None = None

@@ -205,11 +205,9 @@ def _worker_main(conn: Connection) -> None:  # pragma: no cover - runs in the ch
 
 
 async def _worker_async(conn: Connection, job: WorkerJob) -> None:  # pragma: no cover
-    import aiohttp
-
     from pytest_llmperf.loadgen.resources import cpu_seconds, peak_rss_mb, raise_nofile
     from pytest_llmperf.loadgen.run import _loop_lag_ticker, _Runner
-    from pytest_llmperf.loadgen.transport import READ_BUFSIZE, RawClient, httptools_available
+    from pytest_llmperf.loadgen.transport import RawClient, client_session, httptools_available
 
     raise_nofile(job.spec.max_in_flight)
     loop = asyncio.get_running_loop()
@@ -240,14 +238,7 @@ async def _worker_async(conn: Connection, job: WorkerJob) -> None:  # pragma: no
 
     use_raw = job.http_client == "raw" or (job.http_client == "auto" and httptools_available())
     raw_client = RawClient(job.endpoint.base_url, job.endpoint.headers()) if use_raw else None
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=None)
-    async with aiohttp.ClientSession(
-        connector=connector,
-        read_bufsize=READ_BUFSIZE,
-        auto_decompress=False,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        timeout=aiohttp.ClientTimeout(total=None),
-    ) as session:
+    async with client_session() as session:
         runner = _Runner(session, job.endpoint, job.spec, None, None, job.keep_raw, raw_client)
         threading.Thread(target=control, name="llmperf-worker-control", daemon=True).start()
         conn.send(("armed",))

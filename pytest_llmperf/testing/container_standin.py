@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from pytest_llmperf.server.process import group_alive
+
 _VALUED = {
     "-v",
     "--volume",
@@ -57,16 +59,6 @@ def state_dir() -> Path:
 
 def _record(name: str) -> Path:
     return state_dir() / f"{name}.json"
-
-
-def _alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _read_env_file(path: str) -> dict[str, str]:
@@ -131,7 +123,7 @@ def run(args: list[str]) -> int:
         name = f"standin-{os.getpid()}"
     if _record(name).exists():
         old = json.loads(_record(name).read_text())
-        if _alive(old["pgid"]):
+        if group_alive(old["pgid"]):
             print(f'container-standin: the name "{name}" is already in use', file=sys.stderr)
             return 125
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdin=subprocess.DEVNULL)
@@ -175,9 +167,9 @@ def stop(args: list[str]) -> int:
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + grace
-        while _alive(pgid) and time.monotonic() < deadline:
+        while group_alive(pgid) and time.monotonic() < deadline:
             time.sleep(0.1)  # no event exists for "a whole process group has exited"
-        if _alive(pgid):
+        if group_alive(pgid):
             try:
                 os.killpg(pgid, signal.SIGKILL)
             except ProcessLookupError:
@@ -195,7 +187,7 @@ def rm(args: list[str]) -> int:
             rc = 0 if force else 125
             continue
         pgid = json.loads(rec.read_text())["pgid"]
-        if _alive(pgid):
+        if group_alive(pgid):
             if not force:
                 print(f"container-standin: {name} is running; stop it or use -f", file=sys.stderr)
                 rc = 125
@@ -211,7 +203,7 @@ def rm(args: list[str]) -> int:
 
 def ps(_args: list[str]) -> int:
     for rec in sorted(state_dir().glob("*.json")):
-        if _alive(json.loads(rec.read_text())["pgid"]):
+        if group_alive(json.loads(rec.read_text())["pgid"]):
             print(rec.stem)
     return 0
 
