@@ -195,6 +195,24 @@ def test_record_rejects_unknown_error_kind_and_fields():
         RequestRecord.from_json(data)
 
 
+def test_record_from_json_coerces_chunks_and_names_every_unknown_field():
+    written = rec(chunks=[(1, 1), (2, 2)]).to_json()
+    assert type(written["chunk_times"]) is list and type(written["chunk_tokens"]) is list
+    data = written | {"chunk_tokens": [1.0, 2.0]}
+    back = RequestRecord.from_json(data)
+    assert back.chunk_times == (1.0, 2.0) and back.chunk_tokens == (1, 2)
+    assert [type(t) for t in back.chunk_times] == [float, float]
+    assert [type(n) for n in back.chunk_tokens] == [int, int]
+    assert isinstance(back.chunk_times, tuple) and isinstance(back.chunk_tokens, tuple)
+    with pytest.raises(ValueError, match=r"unknown RequestRecord fields: \['aa', 'zz'\]"):
+        RequestRecord.from_json(data | {"zz": 1, "aa": 2})
+    bare = {k: v for k, v in data.items() if k not in ("chunk_times", "chunk_tokens")}
+    empty = RequestRecord.from_json(bare | {"first_token": None, "completion_tokens": 0})
+    assert empty.chunk_times == () and empty.chunk_tokens == ()
+    with pytest.raises(ValueError, match="1 chunk token counts"):
+        RequestRecord.from_json(data | {"chunk_tokens": [1]})
+
+
 def test_stats_names_cover_all():
     assert STATS == ("mean", "median", "std", "p50", "p90", "p95", "p99", "p99_9")
 

@@ -8,7 +8,7 @@ timestamps and token deltas so metrics can be recomputed later.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Final, Literal, get_args
 
 ErrorKind = Literal[
@@ -86,18 +86,22 @@ class RequestRecord:
         return self.end - self.start
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The record as records.jsonl keeps it: every field, chunks as lists."""
+        import msgspec  # here, not at module level: core/ is loaded when the plugin starts
+
+        data: dict[str, Any] = msgspec.to_builtins(self)
         data["chunk_times"] = list(self.chunk_times)
         data["chunk_tokens"] = list(self.chunk_tokens)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RequestRecord:
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
+        """A record back from ``to_json``'s dict (older records may lack later fields; missing
+        chunk lists are empty). Unknown fields are refused by name; chunk times become float
+        tuples, token counts int tuples, and a value of the wrong type is refused."""
+        import msgspec
+
+        unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown RequestRecord fields: {sorted(unknown)}")
-        kwargs = dict(data)
-        kwargs["chunk_times"] = tuple(float(t) for t in data.get("chunk_times", ()))
-        kwargs["chunk_tokens"] = tuple(int(n) for n in data.get("chunk_tokens", ()))
-        return cls(**kwargs)
+        return msgspec.convert({"chunk_times": (), "chunk_tokens": (), **data}, cls, strict=False)
