@@ -81,12 +81,29 @@ class CpuLayout:
         return f"server {format_cpu_list(self.server)} / client {format_cpu_list(self.client)}"
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "server_cpus": list(self.server),
-            "client_cpus": list(self.client),
-            "vllm_cpu_omp_threads_bind": self.omp_threads_bind,
-            "source": self.source,
-        }
+        """The layout as results.json's ``environment.cpu_layout`` records it
+        (``CpuLayoutRecord``)."""
+        import msgspec  # here, not at module level: core/ is loaded when the plugin starts
+
+        record = CpuLayoutRecord(
+            server_cpus=list(self.server),
+            client_cpus=list(self.client),
+            vllm_cpu_omp_threads_bind=self.omp_threads_bind,
+            source=self.source,
+        )
+        out: dict[str, object] = msgspec.to_builtins(record)
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class CpuLayoutRecord:
+    """A ``CpuLayout`` as JSON: the CPU lists, the OpenMP bind value the server was given, and
+    the setting it came from (``auto`` or the user's ``"SERVER/CLIENT"``)."""
+
+    server_cpus: list[int]
+    client_cpus: list[int]
+    vllm_cpu_omp_threads_bind: str
+    source: str
 
 
 def validate_setting(setting: str) -> str:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, cast
+
+import msgspec
 
 from pytest_llmperf.core.records import RequestRecord
 from pytest_llmperf.metrics.summary import RunSummary
@@ -135,7 +137,7 @@ class ClientHealth:
     workers_reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in self.__slots__}  # type: ignore[attr-defined]
+        return cast("dict[str, Any]", msgspec.to_builtins(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +160,7 @@ class TokenCheck:
             raise TokenCountMismatch("token counts disagree: " + "; ".join(self.reasons))
 
     def to_json(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in self.__slots__}  # type: ignore[attr-defined]
+        return cast("dict[str, Any]", msgspec.to_builtins(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +185,8 @@ class RunResult:
     def to_json(self) -> dict[str, Any]:
         """Everything but the per-request records (those go to the JSON-lines file)."""
         return {
-            "workload": asdict(self.workload),
-            "spec": asdict(self.spec),
+            "workload": msgspec.to_builtins(self.workload),
+            "spec": msgspec.to_builtins(self.spec),
             "summary": self.summary.to_json(),
             "vllm_bench": self.summary.to_vllm_bench_json(),
             "client_health": self.health.to_json(),

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,8 @@ class CapacityResult:
     note: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["steps"] = [asdict(s) for s in self.steps]
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        out["steps"] = list(out["steps"])
         return out
 
     def lines(self) -> list[str]:
