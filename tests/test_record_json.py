@@ -4,15 +4,21 @@ field, key order and value types included (users diff these files), and their sc
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
+from test_report import ENV, make_cases
 
 from pytest_llmperf.core.cpu_layout import CpuLayout
 from pytest_llmperf.core.records import RequestRecord
 from pytest_llmperf.loadgen.spec import ClientHealth, LoadSpec, RunResult, TokenCheck
 from pytest_llmperf.metrics.summary import summarize
+from pytest_llmperf.report import schema, write_results
 from pytest_llmperf.session.capacity import CapacityResult, Step
+from pytest_llmperf.verdicts.case_result import CaseResult
 from pytest_llmperf.workload.presets import Workload
 
 HEALTH = ClientHealth(
@@ -85,3 +91,21 @@ def test_capacity_json_lists_every_step() -> None:
         ("note", "n"),
     ]
     assert type(doc["steps"]) is list
+
+
+def test_the_client_and_token_check_of_a_run_are_checked(tmp_path: Path) -> None:
+    """``detail.client`` and ``detail.token_check`` are held to their records' schemas."""
+    detail = {"client": HEALTH.to_json(), "token_check": CHECK.to_json()}
+    case = CaseResult(**{**vars(make_cases(runs=1)[0]), "details": (detail,)})
+    path = write_results(tmp_path, [case], environment=ENV)
+    jsonschema.validate(json.loads(path.read_text()), schema(), cls=jsonschema.Draft202012Validator)
+    for part, key, value in (
+        ("client", "client_bound", "yes"),
+        ("client", "workers", 1.5),
+        ("token_check", "status", "fine"),
+        ("token_check", "metrics_prompt_delta", "3"),
+    ):
+        bad = json.loads(path.read_text())
+        bad["cases"][0]["runs"][0]["detail"][part][key] = value
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema(), cls=jsonschema.Draft202012Validator)

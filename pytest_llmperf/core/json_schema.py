@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -21,6 +21,8 @@ def schema_document(types: Sequence[Any], root: str, head: Mapping[str, str]) ->
 
     The other ``types`` are kept in ``$defs`` for references from free-form fields; a
     docstring's single line breaks become spaces (they are not paragraphs); defs are sorted.
+    The document is plain JSON values, as its file reads back (a dataclass field's tuple
+    default, e.g. ``ClientHealth.reasons``, becomes a list).
     """
     (top, *_), defs = msgspec.json.schema_components(types, ref_template="#/$defs/{name}")
     assert top == {"$ref": f"#/$defs/{root}"}, top
@@ -29,7 +31,8 @@ def schema_document(types: Sequence[Any], root: str, head: Mapping[str, str]) ->
     for d in (body, *defs.values()):
         if "description" in d:
             d["description"] = re.sub(r"(?<!\n)\n(?!\n)", " ", d["description"])
-    return {**head, **body, "$defs": dict(sorted(defs.items()))}
+    document = {**head, **body, "$defs": dict(sorted(defs.items()))}
+    return cast("dict[str, Any]", json.loads(json.dumps(document)))
 
 
 def schema_file_text(document: Mapping[str, Any]) -> str:

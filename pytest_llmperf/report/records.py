@@ -15,9 +15,11 @@ Free-form parts stay plain JSON objects: the session and case ``environment`` (a
 each run's ``detail`` and the case's ``percentiles`` (``metrics.quantile_bounds.percentile_table``).
 Their schemas still come from structs, referenced from the fields: ``ServerAccount`` (here) for
 ``detail.server``, ``RunSummaryRecord`` (``metrics.summary``) for ``detail.summary``,
-``PercentileRow`` (``metrics.quantile_bounds``). A record owned by a lower layer is declared
-there once and imported here: ``Bound``, ``PercentileRow``, ``RunSummaryRecord``,
-``TimelineRecord`` (metrics), ``GuardrailFlag``, ``SuiteIndexRecord`` (verdicts).
+``ClientHealth`` and ``TokenCheck`` (``loadgen.spec``) for ``detail.client`` and
+``detail.token_check``, ``PercentileRow`` (``metrics.quantile_bounds``). A record owned by a lower
+layer is declared there once and imported here: ``Bound``, ``PercentileRow``,
+``RunSummaryRecord``, ``TimelineRecord`` (metrics), ``ClientHealth``, ``TokenCheck`` (loadgen),
+``GuardrailFlag``, ``SuiteIndexRecord`` (verdicts).
 
 This module imports ``msgspec``; the pytest entry point never imports it at import time.
 
@@ -34,6 +36,7 @@ from typing import Annotated, Any, Literal
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from pytest_llmperf.core.json_schema import schema_document, schema_file_text
+from pytest_llmperf.loadgen.spec import ClientHealth, TokenCheck
 from pytest_llmperf.metrics.quantile_bounds import Bound, PercentileRow
 from pytest_llmperf.metrics.summary import RunSummaryRecord
 from pytest_llmperf.metrics.timeline import TimelineRecord
@@ -144,11 +147,15 @@ class Run(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_de
             Meta(
                 description="The run's full account, when recorded; detail.summary: its "
                 "summary (RunSummary.to_json()); detail.server: vLLM's own /metrics account of "
-                "the run (guardrails, witness, flags; see docs/guardrails.md).",
+                "the run (guardrails, witness, flags; see docs/guardrails.md); detail.client: the "
+                "load generator's own health (ClientHealth); detail.token_check: the three-way "
+                "token count check (TokenCheck).",
                 extra_json_schema={
                     "properties": {
                         "summary": _ref("RunSummaryRecord"),
                         "server": _ref("ServerAccount"),
+                        "client": _ref("ClientHealth"),
+                        "token_check": _ref("TokenCheck"),
                     }
                 },
             ),
@@ -334,7 +341,7 @@ _SCHEMA_HEAD = {
 def generated_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of ``results.json``, generated from the structs."""
     return schema_document(
-        [ResultsDocument, RunSummaryRecord, ServerAccount, PercentileRow],
+        [ResultsDocument, RunSummaryRecord, ServerAccount, PercentileRow, ClientHealth, TokenCheck],
         "ResultsDocument",
         _SCHEMA_HEAD,
     )
