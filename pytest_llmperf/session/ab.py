@@ -321,27 +321,21 @@ def run_ab(
     requests_for: Callable[[int], int] | None = None,
 ) -> ABResult:
     """Measure ``case`` (a ``config.PerfCase``: workload, concurrency, requests, warm-up) on
-    two servers, ``variant_a`` and ``variant_b`` (``config.ModelSpec``s of the same model with
-    different launch prefixes, flags, environments or vLLM versions), in blocks, and compare
-    B with A paired by block.
+    ``variant_a`` and ``variant_b`` (``config.ModelSpec``s of one model with other launch
+    prefixes, flags, environments or vLLM versions) in blocks; compare B with A by block.
 
-    ``runs`` is the number of valid blocks wanted per level. A block with an invalid run
-    (client-bound, token counts disagreeing) is excluded and reported, and an extra block is
-    measured in its place, at most ``extra_blocks`` per level (default ``runs``). Levels left
-    with fewer valid blocks say so (``ABResult.too_few()``); with fewer than two their
-    verdicts are INCONCLUSIVE.
-
-    ``blocks="interleaved"``: both servers start first and stay up; per level the blocks run
-    A B, B A, …. ``blocks="fresh"``: each block starts both servers afresh (the engine's
-    ``release``) and runs every level once. Every run first sends the case's warm-up requests
-    (unmeasured). A and B of a block send the same prompts (``block_seed``).
-    ``levels`` default to the case's concurrency; ``requests`` to ``max(case.requests,
-    level)`` (or ``requests_for(level)``). ``declared_versions`` ("A"/"B" -> version) are the
-    vLLM versions the user says each variant runs, checked against the servers' /version.
-    Before measuring, ``check_identity`` refuses two variants whose servers differ
-    in something neither declared (``undeclared_differences``). A server that dies raises
-    ``server.ServerError`` from its liveness check.
-    """
+    ``runs`` valid blocks are wanted per level; an invalid block (client-bound, token counts
+    disagreeing) is excluded, reported and replaced, at most ``extra_blocks`` times per level
+    (default ``runs``); a level left short says so (``ABResult.too_few()``), with under two
+    blocks its verdicts are INCONCLUSIVE. ``blocks`` (docs/upgrade-validation.md, "What runs"):
+    "interleaved" (both servers up throughout, per level A B, B A, …) or "fresh" (both started
+    afresh, by the engine's ``release``, for every block, which runs every level once). Every
+    run first sends the case's warm-up requests (unmeasured); A and B of a block send the same
+    prompts (``block_seed``). ``levels`` default to the case's concurrency, ``requests`` to
+    ``max(case.requests, level)`` (or ``requests_for(level)``). ``declared_versions`` ("A"/"B"
+    -> the vLLM version the user says each runs) are checked against the servers' /version;
+    ``check_identity`` refuses, before measuring, servers that differ in what neither variant
+    declared (``undeclared_differences``); a server that dies raises ``server.ServerError``."""
     want = _check_ab_arguments(
         engine, case, variant_a, variant_b, runs, levels=levels, balanced=balanced, blocks=blocks
     )
