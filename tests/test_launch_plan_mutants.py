@@ -334,6 +334,21 @@ def test_plan_json_has_its_keys_and_the_portable_command() -> None:
     assert doc["decisions"][0] == p.decisions[0].to_json()
 
 
+def test_plan_json_keeps_its_key_order_and_plain_lists() -> None:
+    """Users diff ``plan --json``: the keys come in this order, and the in-memory document
+    holds lists and dicts (what ``json.loads`` gives back), never the plan's tuples."""
+    p = cpu_plan(served_model_name="tiny")
+    doc = p.to_json()
+    assert list(doc) == [
+        "architecture", "platform", "vllm_version", "profile", "argv", "command", "env",
+        "decisions",
+    ]  # fmt: skip
+    assert list(doc["architecture"])[:2] == ["family", "model_type"]
+    assert doc == json.loads(json.dumps(doc))  # a tuple anywhere would compare unequal
+    assert type(doc["argv"]) is list and type(doc["decisions"]) is list
+    assert list(doc["decisions"][0]) == ["rule", "outcome", "reason"]
+
+
 # -- AITER on ROCm: the heads-per-GPU shapes its MLA kernels accept ---------------------------
 
 

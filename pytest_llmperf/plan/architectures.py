@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+import msgspec
 
 AttentionKind = Literal["mha", "gqa", "mla", "sparse-mla"]
 
@@ -90,7 +92,8 @@ class Architecture:
         return " + ".join(parts) + ", " + heads
 
     def to_json(self) -> dict[str, Any]:
-        return {"family": self.family, **asdict(self)}
+        """The fields, after the computed ``family`` (what ``plan --json`` prints)."""
+        return {"family": self.family, **msgspec.to_builtins(self)}
 
 
 def load_config(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:

@@ -18,8 +18,9 @@ import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+import msgspec
 from packaging.version import Version
 
 from pytest_llmperf.plan import rules
@@ -128,7 +129,7 @@ class Decision:
     reason: str
 
     def to_json(self) -> dict[str, str]:
-        return {"rule": self.rule, "outcome": self.outcome, "reason": self.reason}
+        return cast("dict[str, str]", msgspec.to_builtins(self))
 
 
 @dataclass(frozen=True)
@@ -153,16 +154,32 @@ class LaunchPlan:
         return f"{env} {shlex.join(self.command(launcher))}".strip()
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "architecture": self.architecture.to_json(),
-            "platform": self.platform,
-            "vllm_version": self.vllm_version,
-            "profile": self.profile,
-            "argv": list(self.args),
-            "command": self.command(),
-            "env": dict(self.env),
-            "decisions": [d.to_json() for d in self.decisions],
-        }
+        """What ``plan --json`` prints: a :class:`LaunchPlanRecord`."""
+        record = LaunchPlanRecord(
+            architecture=self.architecture.to_json(),
+            platform=self.platform,
+            vllm_version=self.vllm_version,
+            profile=self.profile,
+            argv=list(self.args),
+            command=self.command(),
+            env=dict(self.env),
+            decisions=list(self.decisions),
+        )
+        return cast("dict[str, Any]", msgspec.to_builtins(record))
+
+
+class LaunchPlanRecord(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The JSON of a :class:`LaunchPlan` (``plan --json``): the architecture with its family,
+    the vLLM arguments as ``argv`` and as the portable ``command``, the decisions."""
+
+    architecture: dict[str, Any]
+    platform: str
+    vllm_version: str
+    profile: str | None
+    argv: list[str]
+    command: list[str]
+    env: dict[str, str]
+    decisions: list[Decision]
 
 
 @dataclass
