@@ -49,6 +49,8 @@ def test_a_stale_baseline_schema_is_caught(
     monkeypatch.setattr(generate_schema, "BASELINE_SCHEMA_FILE", stale)
     monkeypatch.setattr(generate_schema, "SCHEMA_FILE", tmp_path / "report.schema.json")
     (tmp_path / "report.schema.json").write_text(generate_schema.schema_text())
+    monkeypatch.setattr(generate_schema, "AB_SCHEMA_FILE", tmp_path / "ab.schema.json")
+    (tmp_path / "ab.schema.json").write_text(generate_schema.ab_records.schema_text())
     assert generate_schema.main(["--check"]) == 1
     assert f"{stale} is stale" in capsys.readouterr().err
     assert generate_schema.main([]) == 0

@@ -36,6 +36,9 @@ def test_a_stale_schema_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     other = tmp_path / "baseline.schema.json"
     other.write_text(generate_schema.baseline_records.schema_text())
     monkeypatch.setattr(generate_schema, "BASELINE_SCHEMA_FILE", other)
+    ab = tmp_path / "ab.schema.json"  # and the shipped ab.json schema
+    ab.write_text(generate_schema.ab_records.schema_text())
+    monkeypatch.setattr(generate_schema, "AB_SCHEMA_FILE", ab)
     assert generate_schema.main(["--check"]) == 1
     assert generate_schema.main([]) == 0
     assert stale.read_text() == schema_text()

@@ -1,7 +1,8 @@
 """A/B outputs: ab.json, the B/A-per-level plot with CIs, and the report.html section.
 
-Input is what ``ABResult.to_json()`` returns (plain dicts), so this layer needs nothing from
-the session layer above it. matplotlib is imported lazily.
+Input is what ``ABResult.to_json()`` returns (plain dicts shaped as ``report.ab_records``'
+``ABComparison``; ``report/ab.schema.json`` is generated from those structs), so this layer needs
+nothing from the session layer above it. matplotlib is imported lazily.
 """
 
 from __future__ import annotations

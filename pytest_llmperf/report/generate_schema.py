@@ -1,6 +1,7 @@
 """Rewrite (or ``--check``) the shipped JSON Schemas from the records they describe:
-``report/report.schema.json`` (``report.records``, results.json) and
-``verdicts/baseline.schema.json`` (``verdicts.baseline_records``, baselines/*.json).
+``report/report.schema.json`` (``report.records``, results.json),
+``verdicts/baseline.schema.json`` (``verdicts.baseline_records``, baselines/*.json) and
+``report/ab.schema.json`` (``report.ab_records``, ab.json).
 
 python -m pytest_llmperf.report.generate_schema          # rewrite them
 python -m pytest_llmperf.report.generate_schema --check  # exit 1 if one is stale
@@ -12,15 +13,21 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from pytest_llmperf.report import ab_records
 from pytest_llmperf.report.records import SCHEMA_FILE, schema_text
 from pytest_llmperf.verdicts import baseline_records
 
 BASELINE_SCHEMA_FILE = baseline_records.SCHEMA_FILE
+AB_SCHEMA_FILE = ab_records.AB_SCHEMA_FILE
 
 
 def _schemas() -> list[tuple[Path, Callable[[], str]]]:
     """Looked up at call time, so a test can point a file elsewhere."""
-    return [(SCHEMA_FILE, schema_text), (BASELINE_SCHEMA_FILE, baseline_records.schema_text)]
+    return [
+        (SCHEMA_FILE, schema_text),
+        (BASELINE_SCHEMA_FILE, baseline_records.schema_text),
+        (AB_SCHEMA_FILE, ab_records.schema_text),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 from pytest_llmperf.core.probe import served_version
 from pytest_llmperf.session.ab_plan import (
@@ -133,28 +133,34 @@ class ABResult:
         raise KeyError(f"no verdict for {metric} at c={level}")
 
     def to_json(self) -> dict[str, Any]:
-        """The ab.json record of this comparison (one entry per case and metric)."""
+        """The ab.json record of this comparison (``report.ab_records.ABComparison``, one
+        verdict per case and metric) as plain JSON values."""
+        import msgspec
+
+        from pytest_llmperf.report import ab_records as rec
+
         levels = sorted({s.level for s in self.order})
-        return {
-            "name": self.name,
-            "a": self.label_a,
-            "b": self.label_b,
-            "blocks": self.blocks,
-            "blocks_wanted": self.blocks_wanted,
-            "levels": levels,
-            "order": [list(s) for s in self.order],
-            "verdicts": [_verdict_json(v) for v in self.verdicts],
-            "excluded": [dataclasses.asdict(e) for e in self.excluded],
-            "too_few_valid_blocks": {str(k): v for k, v in self.too_few().items()},
-            "drift": [dataclasses.asdict(d) for d in self.drift],
-            "differences": {k: [_plain(a), _plain(b)] for k, (a, b) in self.differences.items()},
-            "identity": {k: dict(v) for k, v in self.identity.items()},
-            "runs": {
-                "a": {str(lv): [dict(r) for r in self.a_runs.get(lv, ())] for lv in levels},
-                "b": {str(lv): [dict(r) for r in self.b_runs.get(lv, ())] for lv in levels},
-            },
-            "notes": list(self.notes),
-        }
+        record = rec.ABComparison(
+            name=self.name,
+            a=self.label_a,
+            b=self.label_b,
+            blocks=self.blocks,
+            blocks_wanted=self.blocks_wanted,
+            levels=levels,
+            order=[rec.ABStepRecord(*s) for s in self.order],
+            verdicts=list(self.verdicts),
+            excluded=[rec.ABExcludedRun(**dataclasses.asdict(e)) for e in self.excluded],
+            too_few_valid_blocks={str(k): v for k, v in self.too_few().items()},
+            drift=list(self.drift),
+            differences={k: [_plain(a), _plain(b)] for k, (a, b) in self.differences.items()},
+            identity={k: rec.ABIdentity(**v) for k, v in self.identity.items()},
+            runs=rec.ABRuns(
+                a={str(lv): [dict(r) for r in self.a_runs.get(lv, ())] for lv in levels},
+                b={str(lv): [dict(r) for r in self.b_runs.get(lv, ())] for lv in levels},
+            ),
+            notes=list(self.notes),
+        )
+        return cast("dict[str, Any]", msgspec.to_builtins(record))
 
 
 def _plain(x: Any) -> Any:
@@ -163,12 +169,6 @@ def _plain(x: Any) -> Any:
     if isinstance(x, tuple | list):
         return [_plain(v) for v in x]
     return x
-
-
-def _verdict_json(v: Verdict) -> dict[str, Any]:
-    out = {f.name: getattr(v, f.name) for f in dataclasses.fields(v)}
-    out["verdict"] = str(v.verdict)
-    return out
 
 
 SPEC_FIELDS: Final[tuple[str, ...]] = (
