@@ -4,12 +4,12 @@ first on PATH, so the subprocess path (timeouts, exit codes, parsing) runs for r
 from __future__ import annotations
 
 import json
-import os
 import stat
 import time
 from pathlib import Path
 
 import pytest
+from platform_fixtures import bindir_fixture  # noqa: F401 (the ``bindir`` fixture)
 
 from pytest_llmperf.plan import platforms
 from pytest_llmperf.plan.platforms import Accelerators, detect_accelerators, host_cpu_model
@@ -35,24 +35,6 @@ def _tool(bindir: Path, name: str, script: str) -> None:
     path = bindir / name
     path.write_text("#!/bin/sh\n" + script, encoding="utf-8")
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-
-
-@pytest.fixture
-def bindir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A PATH with only our fake tools (plus /bin for sh and cat), and no env overrides."""
-    d = tmp_path / "bin"
-    d.mkdir()
-    monkeypatch.setenv("PATH", f"{d}{os.pathsep}/usr/bin{os.pathsep}/bin")
-    for var in (
-        "LLMPERF_PLATFORM",
-        "LLMPERF_ACCELERATOR_COUNT",
-        "CUDA_VISIBLE_DEVICES",
-        "HIP_VISIBLE_DEVICES",
-        "ROCR_VISIBLE_DEVICES",
-    ):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(platforms, "ROCM_VERSION_FILES", (str(tmp_path / "rocm-version"),))
-    return d
 
 
 def _nvidia(bindir: Path, rows: list[str]) -> None:

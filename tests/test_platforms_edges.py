@@ -12,6 +12,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from platform_fixtures import bindir_fixture  # noqa: F401 (the ``bindir`` fixture)
 
 from pytest_llmperf.plan import platforms
 from pytest_llmperf.plan.platforms import Accelerators, detect_accelerators, host_cpu_model
@@ -26,23 +27,6 @@ def _strict(bindir: Path, name: str, answers: dict[str, str]) -> None:
     path = bindir / name
     path.write_text(f'#!/bin/sh\ncase "$*" in\n{cases}  *) exit 2;;\nesac\n', encoding="utf-8")
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-
-
-@pytest.fixture
-def bindir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    d = tmp_path / "bin"
-    d.mkdir()
-    monkeypatch.setenv("PATH", f"{d}{os.pathsep}/usr/bin{os.pathsep}/bin")
-    for var in (
-        "LLMPERF_PLATFORM",
-        "LLMPERF_ACCELERATOR_COUNT",
-        "CUDA_VISIBLE_DEVICES",
-        "HIP_VISIBLE_DEVICES",
-        "ROCR_VISIBLE_DEVICES",
-    ):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(platforms, "ROCM_VERSION_FILES", (str(tmp_path / "rocm-version"),))
-    return d
 
 
 def _nvidia(bindir: Path, rows: list[str]) -> None:
@@ -190,3 +174,26 @@ def test_the_default_is_this_hosts_proc_cpuinfo(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(platforms._platform, "processor", lambda: "not from cpuinfo")
     expected = next((n for n in names if n), "not from cpuinfo")
     assert host_cpu_model() == expected
+
+
+OVERRIDES = (
+    "LLMPERF_PLATFORM",
+    "LLMPERF_ACCELERATOR_COUNT",
+    "CUDA_VISIBLE_DEVICES",
+    "HIP_VISIBLE_DEVICES",
+    "ROCR_VISIBLE_DEVICES",
+)
+
+
+def test_the_bindir_fixture_leaves_detection_only_the_fake_tools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """``bindir`` (tests/platform_fixtures.py) even on a machine that sets the overrides: none left,
+    its folder first on PATH, no ROCm version file but the test's own."""
+    for var in OVERRIDES:
+        monkeypatch.setenv(var, "1")
+    d = request.getfixturevalue("bindir")
+    assert [v for v in OVERRIDES if v in os.environ] == []
+    assert os.environ["PATH"].split(os.pathsep) == [str(d), "/usr/bin", "/bin"]
+    assert platforms.ROCM_VERSION_FILES == (str(tmp_path / "rocm-version"),)
+    assert detect_accelerators().platform == "cpu"
